@@ -1,0 +1,41 @@
+"""tfnas: Neural Architecture Search for Keras and TensorFlow.
+
+A search space is a KerasTuner `HyperModel` that declares its decisions with
+`choose_op`, `choose_inputs` and `repeat`; a search strategy is a KerasTuner
+`Oracle`; `NASTuner` trains every candidate with `model.fit`.
+
+Submodules are imported on first use, so `import tfnas` is cheap until a
+TensorFlow-backed name is touched.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Architecture": "tfnas.architecture",
+    "choose_op": "tfnas.decisions",
+    "choose_inputs": "tfnas.decisions",
+    "repeat": "tfnas.decisions",
+    "NASTuner": "tfnas.tuner",
+    "CandidateFailed": "tfnas.tuner",
+    "load_data": "tfnas.data",
+    "rebuild": "tfnas.export",
+    "spaces": "tfnas.spaces",
+    "oracles": "tfnas.oracles",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tfnas' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    value = module if module.__name__ == f"tfnas.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,194 @@
+"""The `tfnas` command line: `tfnas search`."""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+DEFAULT_DIRECTORY = "tfnas_projects"
+SEARCH_CONFIG_FILE = "tfnas_search.json"
+# Arguments that define a search: resuming with other values would mix
+# incomparable trials in one project.
+IDENTITY_ARGUMENTS = ("space", "strategy", "dataset", "epochs", "batch_size",
+                      "seed", "objective")
+EXIT_BAD_ARGUMENTS = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def build_parser():
+    from tfnas import oracles, spaces
+
+    parser = argparse.ArgumentParser(
+        prog="tfnas",
+        description="Neural Architecture Search for Keras and TensorFlow.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    search = commands.add_parser(
+        "search",
+        help="run an architecture search",
+        description=(
+            "Search a space of architectures on a dataset, print one line per "
+            "finished trial, then evaluate the best architecture on the test "
+            "split and export it. Re-running the same command resumes an "
+            "interrupted search without losing or repeating finished trials."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    search.add_argument("--space", default="chain", choices=sorted(spaces.SPACES),
+                        help="built-in search space")
+    search.add_argument("--strategy", default="random", choices=sorted(oracles.ORACLES),
+                        help="search strategy (oracle)")
+    search.add_argument("--dataset", default="digits",
+                        help="'digits' (scikit-learn's embedded 8x8 digits) or "
+                             "'tfds:NAME' for a tensorflow-datasets dataset")
+    search.add_argument("--data-dir", default=None,
+                        help="tensorflow-datasets data directory")
+    search.add_argument("--max-trials", type=_positive_int, default=10,
+                        help="number of architectures to evaluate; may be raised "
+                             "when resuming")
+    search.add_argument("--epochs", type=_positive_int, default=5,
+                        help="training epochs per trial")
+    search.add_argument("--batch-size", type=_positive_int, default=32,
+                        help="training batch size")
+    search.add_argument("--directory", default=DEFAULT_DIRECTORY,
+                        help="directory holding search projects")
+    search.add_argument("--project-name", default=None,
+                        help="project name (default: SPACE-STRATEGY-DATASET)")
+    search.add_argument("--seed", type=int, default=0,
+                        help="seed of the data split, the strategy and weight "
+                             "initialization")
+    search.add_argument("--objective", default="val_accuracy",
+                        help="metric to maximize (accuracy-like) or minimize "
+                             "(loss-like)")
+    search.add_argument("--overwrite", action="store_true",
+                        help="delete an existing project of the same name and start "
+                             "over (default: resume it)")
+    return parser
+
+
+def _project_name(args):
+    if args.project_name:
+        return args.project_name
+    dataset = args.dataset.replace(":", "-").replace("/", "-")
+    return f"{args.space}-{args.strategy}-{dataset}"
+
+
+def _check_resumable(project_dir, args):
+    """Records the search's arguments; refuses to resume a different search."""
+    path = os.path.join(project_dir, SEARCH_CONFIG_FILE)
+    identity = {name: getattr(args, name) for name in IDENTITY_ARGUMENTS}
+    if os.path.exists(path) and not args.overwrite:
+        with open(path) as file:
+            recorded = json.load(file)
+        changed = {k: (recorded.get(k), v) for k, v in identity.items()
+                   if recorded.get(k) != v}
+        if changed:
+            details = ", ".join(f"{k}: {old!r} -> {new!r}"
+                                for k, (old, new) in changed.items())
+            raise SystemExit(
+                f"tfnas: error: the project {project_dir} was searched with other "
+                f"arguments ({details}). Pass --overwrite to start over, or "
+                "--project-name to start a new project."
+            )
+    return path, identity
+
+
+def _write_json(path, value):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w") as file:
+        json.dump(value, file, indent=2, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def run_search(args):
+    started = time.perf_counter()
+    import keras
+
+    from tfnas import data as data_module
+    from tfnas import spaces
+    from tfnas.architecture import Architecture
+    from tfnas.tuner import NASTuner
+
+    project_name = _project_name(args)
+    project_dir = os.path.join(args.directory, project_name)
+    config_path, identity = _check_resumable(project_dir, args)
+
+    keras.utils.set_random_seed(args.seed)
+    data = data_module.load_data(args.dataset, batch_size=args.batch_size,
+                                 seed=args.seed, data_dir=args.data_dir)
+    space = spaces.get(args.space, data.input_shape, data.num_classes)
+    tuner = NASTuner(
+        space,
+        oracle=args.strategy,
+        objective=args.objective,
+        max_trials=args.max_trials,
+        seed=args.seed,
+        directory=args.directory,
+        project_name=project_name,
+        overwrite=args.overwrite,
+    )
+    _write_json(config_path, identity)
+    done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+    print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
+          f"{args.max_trials} trials of {args.epochs} epochs "
+          f"({done} already completed) in {project_dir}", flush=True)
+
+    tuner.search(data.train, validation_data=data.validation,
+                 epochs=args.epochs, verbose=0)
+
+    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    failed = tuner.get_failed_trials()
+    if not best:
+        print(f"No trial completed ({len(failed)} failed); see "
+              f"`results_summary` or {project_dir}.", file=sys.stderr)
+        return 1
+    trial = best[0]
+    model = tuner.load_model(trial)
+    test = model.evaluate(data.test, verbose=0, return_dict=True)
+    written = tuner.export_best(os.path.join(project_dir, "best"))
+    architecture = Architecture.from_trial(trial)
+
+    print()
+    print(f"Best architecture (trial {trial.trial_id}, "
+          f"{args.objective}={trial.score:.4f}):")
+    print(f"  {architecture.to_json()}")
+    print(f"Test accuracy of the best architecture: {test['accuracy']:.4f}")
+    if failed:
+        print(f"Failed trials: {len(failed)} (reasons above)")
+    print(f"Exported SavedModel: {written['saved_model']}")
+    print(f"Exported Keras model: {written['keras']}")
+    print(f"Architecture JSON: {written['architecture']}")
+    print(f"Wall time: {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "search":
+            return run_search(args)
+    except KeyboardInterrupt:
+        print("\nInterrupted. Finished trials are saved; run the same command "
+              "again to resume.", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except ValueError as error:
+        print(f"tfnas: error: {error}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
+    return EXIT_BAD_ARGUMENTS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

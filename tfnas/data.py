@@ -1,0 +1,173 @@
+"""Datasets for searches: the embedded digits data and tensorflow-datasets.
+
+Both return a `SearchData`: train, validation and test splits as batched
+`tf.data.Dataset`s of `(image, label)` pairs, plus the input shape and the
+number of classes a search space needs.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+DIGITS = "digits"
+TFDS_PREFIX = "tfds:"
+
+
+@dataclasses.dataclass
+class SearchData:
+    """The splits of a classification dataset, ready for `tuner.search`."""
+
+    name: str
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    input_shape: tuple
+    num_classes: int
+
+
+def digits_arrays(seed=0):
+    """scikit-learn's 8x8 handwritten digits, split 60/20/20, stratified.
+
+    The split depends only on `seed`, so every run of a search with the same
+    seed sees the same examples.
+
+    Returns:
+        A dict with keys "train", "validation" and "test", each an
+        `(images, labels)` pair: float32 images of shape (n, 8, 8, 1) scaled
+        to [0, 1] and int32 labels.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype("float32")[..., np.newaxis]
+    labels = digits.target.astype("int32")
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        images, labels, test_size=0.2, random_state=seed, stratify=labels
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=0.25, random_state=seed, stratify=y_rest
+    )
+    return {
+        "train": (x_train, y_train),
+        "validation": (x_val, y_val),
+        "test": (x_test, y_test),
+    }
+
+
+def _batched(dataset, batch_size, shuffle_seed=None):
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_digits_data(batch_size=32, seed=0):
+    """The digits dataset as a `SearchData`."""
+    splits = digits_arrays(seed)
+    datasets = {
+        split: _batched(
+            tf.data.Dataset.from_tensor_slices(arrays),
+            batch_size,
+            shuffle_seed=seed if split == "train" else None,
+        )
+        for split, arrays in splits.items()
+    }
+    return SearchData(
+        name=DIGITS,
+        input_shape=splits["train"][0].shape[1:],
+        num_classes=10,
+        **datasets,
+    )
+
+
+def _to_float(image, label):
+    if image.dtype.is_integer:
+        image = tf.cast(image, tf.float32) / 255.0
+    return image, label
+
+
+def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True):
+    """A tensorflow-datasets classification dataset as a `SearchData`.
+
+    Uses the dataset's "validation" split when it has one, else the last 10%
+    of "train"; its "test" split when it has one, else the last 10% of
+    "train" too. Integer images are scaled to [0, 1].
+
+    Args:
+        name: The TFDS name, e.g. "cifar10" or "mnist:3.0.1".
+        batch_size: Batch size of the returned datasets.
+        seed: Seed of the training-set shuffle.
+        data_dir: Where TFDS keeps its data (TFDS's default when None).
+        download: Whether TFDS may download and prepare the data.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if download:
+        builder.download_and_prepare()
+    info = builder.info
+    if not info.supervised_keys:
+        raise ValueError(
+            f"Dataset `{name}` has no supervised (input, label) keys, so it "
+            "cannot be used for a classification search. Received a dataset "
+            f"with features: {list(info.features.keys())}"
+        )
+    input_key, label_key = info.supervised_keys
+    label_feature = info.features[label_key]
+    if not hasattr(label_feature, "num_classes"):
+        raise ValueError(
+            f"Dataset `{name}`: expected the label feature `{label_key}` to be a "
+            f"ClassLabel. Received: {type(label_feature).__name__}"
+        )
+    splits = set(info.splits.keys())
+    if "train" not in splits:
+        raise ValueError(
+            f"Dataset `{name}` has no 'train' split. Received splits: {sorted(splits)}"
+        )
+    held_out = []
+    if "validation" not in splits:
+        held_out.append("validation")
+    if "test" not in splits:
+        held_out.append("test")
+    train_percent = 100 - 10 * len(held_out)
+    split_names = {"train": f"train[:{train_percent}%]"}
+    for index, split in enumerate(held_out):
+        start = train_percent + 10 * index
+        split_names[split] = f"train[{start}%:{start + 10}%]"
+    for split in ("validation", "test"):
+        split_names.setdefault(split, split)
+
+    datasets = {}
+    for split, tfds_split in split_names.items():
+        dataset = builder.as_dataset(split=tfds_split, as_supervised=True)
+        dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        datasets[split] = _batched(
+            dataset, batch_size, shuffle_seed=seed if split == "train" else None
+        )
+    return SearchData(
+        name=TFDS_PREFIX + name,
+        input_shape=tuple(info.features[input_key].shape),
+        num_classes=int(label_feature.num_classes),
+        **datasets,
+    )
+
+
+def load_data(dataset=DIGITS, batch_size=32, seed=0, data_dir=None):
+    """Loads `"digits"` or `"tfds:NAME"` as a `SearchData`."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            "Received an invalid value for `batch_size`, expected a positive "
+            f"integer. Received: batch_size={batch_size!r}"
+        )
+    if dataset == DIGITS:
+        return load_digits_data(batch_size=batch_size, seed=seed)
+    if isinstance(dataset, str) and dataset.startswith(TFDS_PREFIX):
+        name = dataset[len(TFDS_PREFIX):]
+        if not name:
+            raise ValueError("Received an empty TFDS name: dataset='tfds:'")
+        return load_tfds_data(name, batch_size=batch_size, seed=seed, data_dir=data_dir)
+    raise ValueError(
+        "Received an invalid value for `dataset`, expected 'digits' or "
+        f"'tfds:NAME' (e.g. 'tfds:cifar10'). Received: dataset={dataset!r}"
+    )

@@ -1,0 +1,51 @@
+"""One-line, human-readable descriptions of trials."""
+
+import keras_tuner as kt
+
+from tfnas.architecture import Architecture
+
+COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
+
+
+def failure_reason(trial):
+    """The last line of a failed trial's error message ("Error: reason")."""
+    if not trial.message:
+        return "unknown reason"
+    lines = [line.strip() for line in trial.message.strip().splitlines()]
+    reason = next((line for line in reversed(lines) if line), "unknown reason")
+    # KerasTuner records "module.path.ErrorClass: message"; keep the class name.
+    head, sep, tail = reason.partition(": ")
+    if sep and "." in head and " " not in head:
+        reason = f"{head.rsplit('.', 1)[-1]}: {tail}"
+    return reason
+
+
+def _metric(trial, name):
+    if trial.metrics.exists(name):
+        return trial.metrics.get_last_value(name)
+    return None
+
+
+def _human(number):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(number) >= scale:
+            return f"{number / scale:.1f}{unit}"
+    return f"{number:.0f}"
+
+
+def trial_line(trial, objective_name, max_architecture_length=100):
+    """A line such as `[trial 03] val_accuracy=0.9611 params=12.3k ... | arch`."""
+    architecture = Architecture.from_trial(trial).summary(max_architecture_length)
+    if trial.status != COMPLETED:
+        return f"[trial {trial.trial_id}] {trial.status}: {failure_reason(trial)} | {architecture}"
+    parts = [f"{objective_name}={trial.score:.4f}" if trial.score is not None else ""]
+    for name, label, fmt in (
+        ("params", "params", _human),
+        ("flops", "flops", _human),
+        ("latency_ms", "latency", lambda v: f"{v:.2f}ms"),
+        ("train_time_s", "time", lambda v: f"{v:.1f}s"),
+    ):
+        value = _metric(trial, name)
+        if value is not None:
+            parts.append(f"{label}={fmt(value)}")
+    return f"[trial {trial.trial_id}] {' '.join(p for p in parts if p)} | {architecture}"

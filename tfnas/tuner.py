@@ -1,0 +1,333 @@
+"""`NASTuner`: trains candidates with `model.fit` and records their costs.
+
+The tuner is the only place in tfnas that trains. Everything else proposes
+architectures (oracles), declares them (spaces) or reads the results
+(reports, export).
+"""
+
+import json
+import math
+import time
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import tensorflow as tf
+
+from tfnas import estimation
+from tfnas import oracles as oracles_module
+from tfnas import progress
+from tfnas.architecture import Architecture
+
+COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
+
+
+class CandidateFailed(kt.errors.FailedTrialError):
+    """A candidate could not be built or trained; the search goes on."""
+
+
+def default_distribution_strategy():
+    """MirroredStrategy over all GPUs when there are two or more, else None.
+
+    None means TensorFlow's default strategy (one device).
+    """
+    if len(tf.config.list_logical_devices("GPU")) >= 2:
+        return tf.distribute.MirroredStrategy()
+    return None
+
+
+def _has_labels(data):
+    """False when `data` is a dataset that certainly yields no labels."""
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        return isinstance(spec, (tuple, list)) and len(spec) >= 2
+    return True
+
+
+class NASTuner(kt.Tuner):
+    """A KerasTuner tuner for architecture search.
+
+    Used exactly like KerasTuner's tuners: `search(...)`, `get_best_models`,
+    `get_best_hyperparameters`, `results_summary`. Every candidate is trained
+    with `model.fit` under a `tf.distribute` strategy, and each trial records,
+    next to the objective, these metrics:
+
+    - `params`: parameter count;
+    - `flops`: floating-point operations of one forward pass on one example;
+    - `latency_ms`: median inference time of one batch after warm-up;
+    - `train_time_s`: wall-clock time of `model.fit`.
+
+    A candidate that fails to build, whose loss becomes NaN, or that runs out
+    of memory is recorded as FAILED with its reason, and the search goes on.
+
+    Args:
+        hypermodel: The search space, a `keras_tuner.HyperModel` (e.g. one of
+            `tfnas.spaces`) or a function `build(hp) -> keras.Model`.
+        oracle: The search strategy: a name from `tfnas.oracles.ORACLES` or a
+            `keras_tuner.Oracle` instance. Defaults to "random".
+        objective: Metric to optimize, when `oracle` is a name. Defaults to
+            "val_accuracy".
+        max_trials: Number of trials, when `oracle` is a name. Defaults to 10.
+        seed: Seed of the strategy, when `oracle` is a name.
+        distribution_strategy: A `tf.distribute.Strategy` for training each
+            candidate. Defaults to MirroredStrategy over all GPUs when there
+            are two or more, else the default strategy.
+        measure_latency: Whether to time inference of each candidate.
+        latency_batch_size: Batch size of the latency measurement.
+        latency_repeats: Number of timed batches (the median is reported).
+        count_flops: Whether to count FLOPs with TensorFlow's profiler.
+        progress: Whether to print one line per finished trial (replacing
+            KerasTuner's multi-line trial display).
+        max_consecutive_failed_trials: Stop the search after this many
+            consecutive failed trials, when `oracle` is a name.
+        **kwargs: Other `keras_tuner.Tuner` arguments: `directory`,
+            `project_name`, `overwrite`, `executions_per_trial`, ...
+    """
+
+    def __init__(
+        self,
+        hypermodel,
+        oracle="random",
+        objective=None,
+        max_trials=None,
+        seed=None,
+        distribution_strategy="auto",
+        measure_latency=True,
+        latency_batch_size=1,
+        latency_repeats=10,
+        count_flops=True,
+        progress=True,
+        max_consecutive_failed_trials=None,
+        **kwargs,
+    ):
+        oracle_args = {
+            "objective": objective,
+            "max_trials": max_trials,
+            "seed": seed,
+            "max_consecutive_failed_trials": max_consecutive_failed_trials,
+        }
+        if isinstance(oracle, str):
+            if max_trials is not None and (
+                isinstance(max_trials, bool)
+                or not isinstance(max_trials, int)
+                or max_trials < 1
+            ):
+                raise ValueError(
+                    "Received an invalid value for `max_trials`, expected a "
+                    f"positive integer. Received: max_trials={max_trials!r}"
+                )
+            oracle = oracles_module.get(
+                oracle,
+                objective=objective or "val_accuracy",
+                max_trials=max_trials or 10,
+                seed=seed,
+                max_consecutive_failed_trials=max_consecutive_failed_trials or 3,
+            )
+        elif isinstance(oracle, kt.Oracle):
+            given = [name for name, value in oracle_args.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"Received `oracle` as an Oracle instance together with "
+                    f"{given}: set these on the oracle instead."
+                )
+        else:
+            raise TypeError(
+                "Received an invalid value for `oracle`, expected a strategy "
+                f"name from {sorted(oracles_module.ORACLES)} or a "
+                f"keras_tuner.Oracle. Received: oracle={oracle!r}"
+            )
+        if latency_repeats < 1 or latency_batch_size < 1:
+            raise ValueError(
+                "Expected positive `latency_repeats` and `latency_batch_size`. "
+                f"Received: latency_repeats={latency_repeats}, "
+                f"latency_batch_size={latency_batch_size}"
+            )
+        if distribution_strategy == "auto":
+            distribution_strategy = default_distribution_strategy()
+        super().__init__(
+            oracle=oracle,
+            hypermodel=hypermodel,
+            distribution_strategy=distribution_strategy,
+            **kwargs,
+        )
+        self.measure_latency = measure_latency
+        self.latency_batch_size = latency_batch_size
+        self.latency_repeats = latency_repeats
+        self.count_flops = count_flops
+        self.progress = progress
+
+    # Searching.
+
+    def search(self, *fit_args, **fit_kwargs):
+        """Runs the search; arguments are those of `model.fit`.
+
+        Raises:
+            ValueError: before any training, when the training or validation
+                data yields no labels, or the objective is a validation
+                metric and no validation data is given.
+        """
+        x = fit_args[0] if fit_args else fit_kwargs.get("x")
+        y = fit_args[1] if len(fit_args) > 1 else fit_kwargs.get("y")
+        if x is None:
+            raise ValueError("Received no training data: pass `x` (and `y`).")
+        if isinstance(x, tf.data.Dataset):
+            if not _has_labels(x):
+                raise ValueError(
+                    "Expected the training dataset to yield (inputs, labels) "
+                    f"pairs. Received a dataset of: {x.element_spec}"
+                )
+        elif y is None and not isinstance(x, keras.utils.PyDataset):
+            raise ValueError(
+                "Received training inputs without labels: pass `y`, or a "
+                "tf.data.Dataset of (inputs, labels) pairs."
+            )
+        validation = fit_kwargs.get("validation_data")
+        if validation is not None and not _has_labels(validation):
+            raise ValueError(
+                "Expected `validation_data` to yield (inputs, labels) pairs. "
+                f"Received a dataset of: {validation.element_spec}"
+            )
+        objective_names = [obj.name for obj in self._objectives()]
+        if (
+            any(name.startswith("val_") for name in objective_names)
+            and validation is None
+            and not fit_kwargs.get("validation_split")
+        ):
+            raise ValueError(
+                f"The objective {objective_names} is a validation metric, but "
+                "`validation_data` and `validation_split` are missing."
+            )
+        return super().search(*fit_args, **fit_kwargs)
+
+    def _objectives(self):
+        objective = self.oracle.objective
+        return getattr(objective, "objectives", None) or [objective]
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        if self.progress:
+            self.oracle.verbose = 0  # our one-line reports replace its display
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self.progress:
+            finished = self.oracle.get_trial(trial.trial_id)
+            print(progress.trial_line(finished, self.oracle.objective.name), flush=True)
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        try:
+            model = self._try_build(hp)
+        except (kt.errors.FatalError, kt.errors.FailedTrialError):
+            raise
+        except Exception as error:
+            raise CandidateFailed(
+                f"building the architecture raised {type(error).__name__}: {error}"
+            ) from error
+
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [
+            keras.callbacks.TerminateOnNaN()
+        ]
+        start = time.perf_counter()
+        try:
+            results = self.hypermodel.fit(hp, model, *args, **kwargs)
+        except (tf.errors.ResourceExhaustedError, MemoryError) as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise CandidateFailed(f"out of memory while training: {message}") from error
+        train_time = time.perf_counter() - start
+
+        metrics = self._results_to_metrics(results)
+        metrics.update(self._costs(model))
+        metrics["train_time_s"] = train_time
+        with open(self._get_build_config_fname(trial.trial_id), "w") as file:
+            json.dump(model.get_build_config(), file)
+        return metrics
+
+    def _results_to_metrics(self, results):
+        """Metrics of the best epoch of a History (or a user's fit result)."""
+        if isinstance(results, (int, float, np.floating)):
+            results = {self.oracle.objective.name: float(results)}
+        if isinstance(results, dict):
+            metrics = {name: float(value) for name, value in results.items()}
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise CandidateFailed(f"training diverged: non-finite metrics {metrics}")
+            return metrics
+        if not isinstance(results, keras.callbacks.History):
+            raise kt.errors.FatalTypeError(
+                "Expected HyperModel.fit() to return a History, a dict or a "
+                f"float. Received: {type(results).__name__}"
+            )
+        history = results.history
+        for epoch, loss in enumerate(history.get("loss", [])):
+            if not math.isfinite(loss):
+                raise CandidateFailed(
+                    f"training diverged: the loss became {loss} in epoch {epoch + 1}"
+                )
+        name = self.oracle.objective.name
+        if name not in history:
+            raise kt.errors.FatalValueError(
+                f"The objective `{name}` is not among the metrics that "
+                f"training logged: {sorted(history)}"
+            )
+        values = np.asarray(history[name], dtype=float)
+        best = int(np.nanargmax(values) if self.oracle.objective.direction == "max"
+                   else np.nanargmin(values))
+        return {metric: float(series[best]) for metric, series in history.items()
+                if len(series) == len(values)}
+
+    def _costs(self, model):
+        costs = {"params": float(estimation.count_params(model))}
+        if self.count_flops:
+            flops = estimation.count_flops(model)
+            if flops is not None:
+                costs["flops"] = float(flops)
+        if self.measure_latency:
+            latency = estimation.measure_latency(
+                model,
+                batch_size=self.latency_batch_size,
+                repeats=self.latency_repeats,
+            )
+            if latency is not None:
+                costs["latency_ms"] = latency
+        return costs
+
+    # Results.
+
+    def get_best_architectures(self, num_architectures=1):
+        """The `Architecture`s of the best completed trials, best first."""
+        return [
+            Architecture.from_trial(trial)
+            for trial in self.oracle.get_best_trials(num_architectures)
+            if trial.status == COMPLETED
+        ]
+
+    def get_failed_trials(self):
+        """Trials that ended without a result, in start order."""
+        return [
+            trial
+            for trial in self.oracle.trials.values()
+            if trial.status not in (COMPLETED, "RUNNING", "IDLE")
+        ]
+
+    def results_summary(self, num_trials=10):
+        """Prints the best trials, one line each, then the failed ones."""
+        objective = self.oracle.objective
+        completed = [
+            t for t in self.oracle.get_best_trials(num_trials) if t.status == COMPLETED
+        ]
+        print(f"Results summary for {self.project_dir}")
+        print(f"Objective: {objective.name} ({objective.direction})")
+        print(f"Best {len(completed)} trials:")
+        for trial in completed:
+            print("  " + progress.trial_line(trial, objective.name))
+        failed = self.get_failed_trials()
+        if failed:
+            print(f"Failed trials ({len(failed)}):")
+            for trial in failed:
+                print("  " + progress.trial_line(trial, objective.name))
+
+    def export_best(self, path, formats=("saved_model", "keras")):
+        """Exports the best model and its architecture; see `tfnas.export`."""
+        from tfnas import export
+
+        return export.export_best(self, path, formats=formats)
