@@ -109,10 +109,13 @@ class CandidateBuilder(DecisionBuilder):
 
     def repeat(self, hp, name, block, x, depths, default):
         depth = hp.Choice(name, depths, default=default)
-        for index in range(depth):
+        for index in range(max(depths)):
             # Decisions of repetition `index` exist only for depths beyond it.
+            # Entering the scopes of unused repetitions too lets KerasTuner
+            # record them as inactive, then activate and discover them.
             with hp.conditional_scope(name, [d for d in depths if d > index]):
-                x = block(index, x)
+                if index < depth:
+                    x = block(index, x)
         return x
 
 

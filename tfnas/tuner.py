@@ -8,6 +8,7 @@ architectures (oracles), declares them (spaces) or reads the results
 import json
 import math
 import time
+import warnings
 
 import keras
 import keras_tuner as kt
@@ -24,6 +25,15 @@ COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
 
 class CandidateFailed(kt.errors.FailedTrialError):
     """A candidate could not be built or trained; the search goes on."""
+
+
+_OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
+
+
+def _out_of_memory(stage, error):
+    lines = [line for line in str(error).splitlines() if "OOM" in line]
+    detail = lines[0].strip() if lines else type(error).__name__
+    return f"out of memory while {stage}: {detail[:300]}"
 
 
 def default_distribution_strategy():
@@ -220,6 +230,8 @@ class NASTuner(kt.Tuner):
             model = self._try_build(hp)
         except (kt.errors.FatalError, kt.errors.FailedTrialError):
             raise
+        except _OUT_OF_MEMORY as error:
+            raise CandidateFailed(_out_of_memory("building", error)) from error
         except Exception as error:
             raise CandidateFailed(
                 f"building the architecture raised {type(error).__name__}: {error}"
@@ -231,9 +243,8 @@ class NASTuner(kt.Tuner):
         start = time.perf_counter()
         try:
             results = self.hypermodel.fit(hp, model, *args, **kwargs)
-        except (tf.errors.ResourceExhaustedError, MemoryError) as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise CandidateFailed(f"out of memory while training: {message}") from error
+        except _OUT_OF_MEMORY as error:
+            raise CandidateFailed(_out_of_memory("training", error)) from error
         train_time = time.perf_counter() - start
 
         metrics = self._results_to_metrics(results)
@@ -290,6 +301,13 @@ class NASTuner(kt.Tuner):
             if latency is not None:
                 costs["latency_ms"] = latency
         return costs
+
+    def load_model(self, trial):
+        # KerasTuner's checkpoints hold optimizer slots that a freshly built
+        # model has not created; only the weights matter for a loaded model.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return super().load_model(trial)
 
     # Results.
 

@@ -1,5 +1,7 @@
 """A chain-structured convolutional space (macro search, no skips)."""
 
+import functools
+
 import keras
 import keras_tuner as kt
 
@@ -77,30 +79,28 @@ class ChainSpace(kt.HyperModel):
         self.operations = list(operations)
         self.learning_rate = float(learning_rate)
 
-    def _candidates(self, hp, index):
-        op_name = f"layer_{index}/op"
-        conv_ops = [op for op in self.operations if op in ops.CONV_OPS]
-
-        def conv(kind):
-            def factory():
-                with hp.conditional_scope(op_name, conv_ops):
-                    filters = hp.Choice(f"layer_{index}/filters", self.filters)
-                return ops.conv_bn_relu(kind, filters)
-
-            return factory
-
-        return {
-            op: conv(op) if op in ops.CONV_OPS else (lambda op=op: ops.pool(op))
-            for op in self.operations
-        }
+    def _operation(self, hp, index, op):
+        """Layer `index` with operation `op`; its filters are a decision
+        that is active only when the chosen operation is a convolution."""
+        conv_ops = [name for name in self.operations if name in ops.CONV_OPS]
+        if op not in ops.CONV_OPS:
+            if conv_ops:  # Record the scope so KerasTuner can discover it.
+                with hp.conditional_scope(f"layer_{index}/op", conv_ops):
+                    pass
+            return ops.pool(op)
+        with hp.conditional_scope(f"layer_{index}/op", conv_ops):
+            filters = hp.Choice(f"layer_{index}/filters", self.filters)
+        return ops.conv_bn_relu(op, filters)
 
     def build(self, hp):
         inputs = keras.Input(self.input_shape)
 
         def layer(index, x):
-            return decisions.choose_op(
-                hp, f"layer_{index}/op", self._candidates(hp, index)
-            )(x)
+            candidates = {
+                op: functools.partial(self._operation, hp, index, op)
+                for op in self.operations
+            }
+            return decisions.choose_op(hp, f"layer_{index}/op", candidates)(x)
 
         x = decisions.repeat(
             hp,

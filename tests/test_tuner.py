@@ -1,0 +1,186 @@
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfnas
+from tfnas.spaces import ChainSpace
+
+COST_METRICS = ("params", "flops", "latency_ms", "train_time_s")
+
+
+def small_space():
+    return ChainSpace((8, 8, 1), 10, max_layers=2, filters=(8, 16))
+
+
+def completed(tuner):
+    return [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+
+
+def test_search_on_digits_records_costs_and_reloads(tmp_path, digits, capsys):
+    tuner = tfnas.NASTuner(small_space(), max_trials=3, seed=0, directory=tmp_path,
+                           project_name="p")
+    tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
+    trials = completed(tuner)
+    assert len(trials) == 3
+    assert len({tfnas.Architecture.from_trial(t).hash for t in trials}) == 3
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[trial")]
+    assert len(lines) == 3 and all("val_accuracy=" in line and "params=" in line for line in lines)
+
+    for trial in trials:
+        for name in COST_METRICS:
+            assert trial.metrics.get_last_value(name) > 0, name
+        assert 0.0 <= trial.score <= 1.0
+
+    best_model = tuner.get_best_models(1)[0]
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    assert best_trial.metrics.get_last_value("params") == best_model.count_params()
+    evaluated = best_model.evaluate(digits.validation, verbose=0, return_dict=True)
+    assert evaluated["accuracy"] == pytest.approx(best_trial.score, abs=1e-4)
+
+    architectures = tuner.get_best_architectures(3)
+    scores = [t.score for t in tuner.oracle.get_best_trials(3)]
+    assert scores == sorted(scores, reverse=True)
+    assert architectures[0] == tfnas.Architecture.from_hyperparameters(
+        tuner.get_best_hyperparameters(1)[0]
+    )
+    rebuilt = small_space().build(architectures[0].to_hyperparameters())
+    assert rebuilt.count_params() == best_model.count_params()
+
+    # A new tuner on the same directory reloads the results, runs nothing.
+    again = tfnas.NASTuner(small_space(), max_trials=3, seed=0, directory=tmp_path,
+                           project_name="p")
+    assert {t.trial_id: t.score for t in completed(again)} == {
+        t.trial_id: t.score for t in trials
+    }
+    again.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
+    assert len(again.oracle.trials) == 3
+    assert again.get_best_architectures(1) == architectures[:1]
+
+
+class FlakySpace(kt.HyperModel):
+    """Three variants: one trains, one raises at build, one diverges."""
+
+    def build(self, hp):
+        variant = hp.Choice("variant", ["ok", "raise", "nan"])
+        if variant == "raise":
+            raise ValueError("kernel size 7 does not fit an 8x8 input")
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Flatten()(inputs)
+        if variant == "nan":
+            x = keras.layers.Rescaling(float("nan"))(x)
+        outputs = keras.layers.Dense(10, activation="softmax")(x)
+        model = keras.Model(inputs, outputs)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+def test_failed_candidates_are_recorded_with_reasons(tmp_path, digits, capsys):
+    tuner = tfnas.NASTuner(FlakySpace(), max_trials=3, seed=0, directory=tmp_path)
+    tuner.search(digits.train, validation_data=digits.validation, epochs=2, verbose=0)
+    by_variant = {
+        t.hyperparameters.get("variant"): t for t in tuner.oracle.trials.values()
+    }
+    assert sorted(by_variant) == ["nan", "ok", "raise"]
+    assert by_variant["ok"].status == "COMPLETED"
+    assert by_variant["raise"].status == "FAILED"
+    assert by_variant["nan"].status == "FAILED"
+    assert "building the architecture raised ValueError: kernel size 7" in (
+        by_variant["raise"].message
+    )
+    assert "training diverged: the loss became nan in epoch 1" in by_variant["nan"].message
+    assert len(tuner.get_failed_trials()) == 2
+
+    capsys.readouterr()
+    tuner.results_summary()
+    summary = capsys.readouterr().out
+    assert "Failed trials (2):" in summary
+    assert "CandidateFailed: building the architecture raised ValueError" in summary
+    assert "CandidateFailed: training diverged" in summary
+
+
+class MemoryHungrySpace(kt.HyperModel):
+    """Upsamples 8x8 digits to 131072x131072: terabytes of activations."""
+
+    def build(self, hp):
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.UpSampling2D(size=2 ** hp.Choice("log_scale", [14]))(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+def test_out_of_memory_is_a_recorded_failure(tmp_path, digits):
+    tuner = tfnas.NASTuner(MemoryHungrySpace(), max_trials=1, directory=tmp_path,
+                           measure_latency=False, count_flops=False)
+    tuner.search(digits.train.take(1), validation_data=digits.validation.take(1),
+                 epochs=1, verbose=0)
+    (trial,) = tuner.oracle.trials.values()
+    assert trial.status == "FAILED"
+    assert "out of memory while training" in trial.message
+
+
+def test_bad_arguments_fail_before_training(tmp_path, digits):
+    space = small_space()
+    with pytest.raises(ValueError, match="expected one of \\['random'\\]. Received: strategy='bogus'"):
+        tfnas.NASTuner(space, oracle="bogus", directory=tmp_path)
+    with pytest.raises(ValueError, match="`max_trials`.*Received: max_trials=0"):
+        tfnas.NASTuner(space, max_trials=0, directory=tmp_path)
+    with pytest.raises(ValueError, match="set these on the oracle"):
+        tfnas.NASTuner(
+            space,
+            oracle=kt.oracles.RandomSearchOracle("val_accuracy", max_trials=2),
+            max_trials=3,
+            directory=tmp_path,
+        )
+    with pytest.raises(TypeError, match="`oracle`"):
+        tfnas.NASTuner(space, oracle=42, directory=tmp_path)
+
+    tuner = tfnas.NASTuner(space, max_trials=2, directory=tmp_path, project_name="q")
+    images_only = digits.train.map(lambda x, y: x)
+    with pytest.raises(ValueError, match="yield \\(inputs, labels\\) pairs"):
+        tuner.search(images_only, validation_data=digits.validation, epochs=1)
+    with pytest.raises(ValueError, match="`validation_data` to yield"):
+        tuner.search(digits.train, validation_data=digits.validation.map(lambda x, y: x))
+    with pytest.raises(ValueError, match="without labels"):
+        tuner.search(np.zeros((4, 8, 8, 1)), validation_data=digits.validation)
+    with pytest.raises(ValueError, match="validation metric"):
+        tuner.search(digits.train, epochs=1)
+    assert tuner.oracle.trials == {}
+
+
+class ReplicaCountingSpace(kt.HyperModel):
+    """The chain space, recording the replica count its models train with."""
+
+    def __init__(self):
+        super().__init__()
+        self.space = small_space()
+        self.replicas = []
+
+    def build(self, hp):
+        return self.space.build(hp)
+
+    def fit(self, hp, model, *args, **kwargs):
+        self.replicas.append(model.distribute_strategy.num_replicas_in_sync)
+        return model.fit(*args, **kwargs)
+
+
+def test_trials_train_under_mirrored_strategy_with_two_replicas(tmp_path, digits):
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "conftest splits the CPU into two logical devices"
+    strategy = tf.distribute.MirroredStrategy(devices)
+    space = ReplicaCountingSpace()
+    tuner = tfnas.NASTuner(space, max_trials=1, directory=tmp_path,
+                           distribution_strategy=strategy)
+    tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
+    assert space.replicas == [2]
+    (trial,) = completed(tuner)
+    assert trial.score > 0.1  # better than chance on 10 classes
+    assert trial.metrics.get_last_value("flops") > 0
+    assert tuner.get_best_models(1)[0].distribute_strategy.num_replicas_in_sync == 2
+
+
+def test_default_strategy_is_single_device_without_gpus():
+    assert tfnas.tuner.default_distribution_strategy() is None
