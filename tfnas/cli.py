@@ -96,8 +96,8 @@ def _check_resumable(project_dir, args):
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}"
                                 for k, (old, new) in changed.items())
-            raise SystemExit(
-                f"tfnas: error: the project {project_dir} was searched with other "
+            raise ValueError(
+                f"the project {project_dir} was searched with other "
                 f"arguments ({details}). Pass --overwrite to start over, or "
                 "--project-name to start a new project."
             )

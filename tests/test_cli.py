@@ -1,0 +1,110 @@
+"""The `tfnas` command, run as a user runs it: in a real subprocess."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+TRIAL_LINE = re.compile(r"^\[trial (\d+)\] (\S+)")
+
+
+def tfnas_command(*args):
+    return [sys.executable, "-m", "tfnas", *args]
+
+
+def run(*args, timeout=300):
+    return subprocess.run(
+        tfnas_command(*args), capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def trial_lines(output):
+    return [m.groups() for m in map(TRIAL_LINE.match, output.splitlines()) if m]
+
+
+def test_help_documents_every_option():
+    result = run("search", "--help")
+    assert result.returncode == 0
+    for option in ("--space", "--strategy", "--dataset", "--data-dir", "--max-trials",
+                   "--epochs", "--batch-size", "--directory", "--project-name",
+                   "--seed", "--objective", "--overwrite"):
+        assert option in result.stdout, option
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-trials", "0"], "expected a positive integer"),
+        (["--dataset", "cifar10"], "'digits' or 'tfds:NAME'"),
+        (["--space", "nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_bad_arguments_exit_with_a_clear_error(tmp_path, args, message):
+    result = run("search", "--directory", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing was trained or written
+
+
+def test_search_runs_to_completion_and_exports(tmp_path):
+    result = run("search", "--max-trials", "2", "--epochs", "1",
+                 "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = trial_lines(result.stdout)
+    assert [trial_id for trial_id, _ in lines] == ["0", "1"]
+    assert all(status.startswith("val_accuracy=") for _, status in lines)
+    assert re.search(r"Test accuracy of the best architecture: 0\.\d{4}", result.stdout)
+    project = tmp_path / "chain-random-digits"
+    record = json.loads((project / "best" / "architecture.json").read_text())
+    assert record["space"]["name"] == "chain" and "num_layers" in record["architecture"]
+    assert (project / "best" / "saved_model" / "saved_model.pb").exists()
+    assert (project / "best" / "model.keras").exists()
+
+    # The same command with other search arguments refuses to mix projects.
+    changed = run("search", "--max-trials", "2", "--epochs", "3",
+                  "--directory", str(tmp_path))
+    assert changed.returncode == 2
+    assert "epochs: 1 -> 3" in changed.stderr and "--overwrite" in changed.stderr
+
+
+def _completed_scores(project):
+    scores = {}
+    for trial_file in project.glob("trial_*/trial.json"):
+        trial = json.loads(trial_file.read_text())
+        if trial["status"] == "COMPLETED":
+            scores[trial["trial_id"]] = trial["score"]
+    return scores
+
+
+def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path):
+    args = ["search", "--max-trials", "4", "--epochs", "4", "--directory", str(tmp_path)]
+    process = subprocess.Popen(
+        tfnas_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    first_lines = []
+    for line in process.stdout:
+        if TRIAL_LINE.match(line):
+            first_lines.append(line)
+            process.send_signal(signal.SIGINT)  # Ctrl-C during the next trial
+            break
+    remaining_out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "run the same command again to resume" in err
+    project = tmp_path / "chain-random-digits"
+    before = _completed_scores(project)
+    assert 1 <= len(before) < 4
+
+    resumed = run(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"({len(before)} already completed)" in resumed.stdout
+    rerun_ids = {trial_id for trial_id, _ in trial_lines(resumed.stdout)}
+    assert not rerun_ids & set(before), "a completed trial was run again"
+    after = _completed_scores(project)
+    assert len(after) == 4
+    assert {k: after[k] for k in before} == before
