@@ -54,10 +54,10 @@ def build_parser():
                              "'tfds:NAME' for a tensorflow-datasets dataset")
     search.add_argument("--data-dir", default=None,
                         help="tensorflow-datasets data directory")
-    search.add_argument("--max-trials", type=_positive_int, default=10,
+    search.add_argument("--max-trials", type=_positive_int, default=15,
                         help="number of architectures to evaluate; may be raised "
                              "when resuming")
-    search.add_argument("--epochs", type=_positive_int, default=5,
+    search.add_argument("--epochs", type=_positive_int, default=8,
                         help="training epochs per trial")
     search.add_argument("--batch-size", type=_positive_int, default=32,
                         help="training batch size")
@@ -145,8 +145,9 @@ def run_search(args):
           f"{args.max_trials} trials of {args.epochs} epochs "
           f"({done} already completed) in {project_dir}", flush=True)
 
+    # shuffle=False: the training dataset shuffles itself every epoch.
     tuner.search(data.train, validation_data=data.validation,
-                 epochs=args.epochs, verbose=0)
+                 epochs=args.epochs, verbose=0, shuffle=False)
 
     best = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
     failed = tuner.get_failed_trials()

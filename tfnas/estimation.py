@@ -59,7 +59,13 @@ def count_flops(model):
         frozen, _ = convert_variables_to_constants_v2_as_graph(concrete)
         builder = tf.compat.v1.profiler.ProfileOptionBuilder
         options = builder(builder.float_operation()).with_empty_output().build()
-        profile = tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
+        tf_logger = tf.get_logger()
+        level = tf_logger.level
+        tf_logger.setLevel("ERROR")  # the v1 profiler logs deprecation notices
+        try:
+            profile = tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
+        finally:
+            tf_logger.setLevel(level)
         return int(profile.total_float_ops)
     except Exception as error:  # Profiling is best effort; training is not.
         logger.warning("Could not count FLOPs of %s: %s", model.name, error)

@@ -1,0 +1,21 @@
+"""The examples keep working: each runs for real with one short trial."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("script", ["quickstart.py", "custom_space.py"])
+def test_example_runs(script, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--max-trials", "2", "--epochs", "1",
+         "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Results summary" in result.stdout
+    assert "val_accuracy=" in result.stdout
