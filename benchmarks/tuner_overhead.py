@@ -28,9 +28,12 @@ from tfnas.spaces import ChainSpace  # noqa: E402
 
 ARCHITECTURE = tfnas.Architecture({
     "num_layers": 3,
-    "layer_0/op": "conv3x3", "layer_0/filters": 32,
-    "layer_1/op": "sepconv3x3", "layer_1/filters": 32,
-    "layer_2/op": "conv5x5", "layer_2/filters": 64,
+    "layer_0/op": "conv3x3", "layer_0/filters": 32, "layer_0/activation": "relu",
+    "layer_0/stride": 1,
+    "layer_1/op": "sepconv3x3", "layer_1/filters": 32, "layer_1/activation": "relu",
+    "layer_1/stride": 1, "layer_1/skip/0": False,
+    "layer_2/op": "conv5x5", "layer_2/filters": 64, "layer_2/activation": "relu",
+    "layer_2/stride": 2, "layer_2/skip/0": False, "layer_2/skip/1": True,
 })
 
 

@@ -108,3 +108,39 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path)
     after = _completed_scores(project)
     assert len(after) == 4
     assert {k: after[k] for k in before} == before
+
+
+SMALL_SPACE_ARGS = {
+    "mlp": [],
+    "chain": [],
+    "cell": ["num_cells=3", "num_blocks=2", "filters=8"],
+    "nb201": ["cells_per_stage=1", "filters=8"],
+    "macro": ["init_filters=8", "head_filters=64"],
+    "mobile": ["width_multiplier=0.25"],
+}
+
+
+@pytest.mark.parametrize("space", sorted(SMALL_SPACE_ARGS))
+def test_search_each_space_on_digits(space, tmp_path, capsys):
+    from tfnas import cli
+
+    args = ["search", "--space", space, "--max-trials", "1", "--epochs", "1",
+            "--directory", str(tmp_path)]
+    for space_arg in SMALL_SPACE_ARGS[space]:
+        args += ["--space-arg", space_arg]
+    assert cli.main(args) == 0
+    output = capsys.readouterr().out
+    assert len(trial_lines(output)) == 1
+    assert "Test accuracy of the best architecture" in output
+    record = json.loads(
+        (tmp_path / f"{space}-random-digits" / "best" / "architecture.json").read_text())
+    assert record["space"]["name"] == space
+
+
+def test_unknown_space_argument_is_a_clear_error(tmp_path, capsys):
+    from tfnas import cli
+
+    code = cli.main(["search", "--space", "nb201", "--space-arg", "depth=3",
+                     "--directory", str(tmp_path)])
+    assert code == 2
+    assert "--space-arg for space 'nb201'" in capsys.readouterr().err

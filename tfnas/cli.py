@@ -5,13 +5,14 @@ import json
 import os
 import sys
 import time
+import warnings
 
 DEFAULT_DIRECTORY = "tfnas_projects"
 SEARCH_CONFIG_FILE = "tfnas_search.json"
 # Arguments that define a search: resuming with other values would mix
 # incomparable trials in one project.
-IDENTITY_ARGUMENTS = ("space", "strategy", "dataset", "epochs", "batch_size",
-                      "seed", "objective")
+IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "dataset", "epochs",
+                      "batch_size", "seed", "objective")
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -24,6 +25,18 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
     return value
+
+
+def _space_argument(text):
+    """KEY=VALUE, the value parsed as JSON when it is JSON (3, 0.5, [16, 32])."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, received {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
 
 
 def build_parser():
@@ -47,6 +60,11 @@ def build_parser():
     )
     search.add_argument("--space", default="chain", choices=sorted(spaces.SPACES),
                         help="built-in search space")
+    search.add_argument("--space-arg", dest="space_arg", action="append", default=[],
+                        type=_space_argument, metavar="KEY=VALUE",
+                        help="argument of the space's constructor, repeatable; "
+                             "e.g. --space-arg cells_per_stage=2 "
+                             "--space-arg 'filters=[16,32]'")
     search.add_argument("--strategy", default="random", choices=sorted(oracles.ORACLES),
                         help="search strategy (oracle)")
     search.add_argument("--dataset", default="digits",
@@ -114,6 +132,9 @@ def _write_json(path, value):
 
 def run_search(args):
     started = time.perf_counter()
+    # Candidates with disconnected paths (e.g. NAS-Bench-201 "none" edges)
+    # have weights without gradients: expected in a search, not a problem.
+    warnings.filterwarnings("ignore", message="Gradients do not exist")
     import keras
 
     from tfnas import data as data_module
@@ -121,6 +142,7 @@ def run_search(args):
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
+    args.space_args = dict(args.space_arg)
     project_name = _project_name(args)
     project_dir = os.path.join(args.directory, project_name)
     config_path, identity = _check_resumable(project_dir, args)
@@ -128,7 +150,11 @@ def run_search(args):
     keras.utils.set_random_seed(args.seed)
     data = data_module.load_data(args.dataset, batch_size=args.batch_size,
                                  seed=args.seed, data_dir=args.data_dir)
-    space = spaces.get(args.space, data.input_shape, data.num_classes)
+    try:
+        space = spaces.get(args.space, data.input_shape, data.num_classes,
+                           **args.space_args)
+    except TypeError as error:  # an argument the space does not take
+        raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
     tuner = NASTuner(
         space,
         oracle=args.strategy,
@@ -164,6 +190,7 @@ def run_search(args):
     print()
     print(f"Best architecture (trial {trial.trial_id}, "
           f"{args.objective}={trial.score:.4f}):")
+    print(f"  {space.describe(architecture.values)}")
     print(f"  {architecture.to_json()}")
     print(f"Test accuracy of the best architecture: {test['accuracy']:.4f}")
     if failed:

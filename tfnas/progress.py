@@ -33,9 +33,22 @@ def _human(number):
     return f"{number:.0f}"
 
 
-def trial_line(trial, objective_name, max_architecture_length=100):
+def describe(trial, describer=None, max_length=120):
+    """A one-line architecture summary: the space's `describe`, if it has one."""
+    architecture = Architecture.from_trial(trial)
+    text = None
+    if describer is not None:
+        try:
+            text = describer(architecture.values)
+        except (KeyError, ValueError, TypeError):
+            text = None  # values from another space version: fall back
+    text = text or architecture.summary()
+    return text if len(text) <= max_length else text[: max_length - 3] + "..."
+
+
+def trial_line(trial, objective_name, describer=None):
     """A line such as `[trial 03] val_accuracy=0.9611 params=12.3k ... | arch`."""
-    architecture = Architecture.from_trial(trial).summary(max_architecture_length)
+    architecture = describe(trial, describer)
     if trial.status != COMPLETED:
         return f"[trial {trial.trial_id}] {trial.status}: {failure_reason(trial)} | {architecture}"
     parts = [f"{objective_name}={trial.score:.4f}" if trial.score is not None else ""]

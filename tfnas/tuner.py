@@ -222,7 +222,10 @@ class NASTuner(kt.Tuner):
         super().on_trial_end(trial)
         if self.progress:
             finished = self.oracle.get_trial(trial.trial_id)
-            print(progress.trial_line(finished, self.oracle.objective.name), flush=True)
+            print(progress.trial_line(finished, self.oracle.objective.name, self._describer()), flush=True)
+
+    def _describer(self):
+        return getattr(self.hypermodel, "describe", None)
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -337,12 +340,12 @@ class NASTuner(kt.Tuner):
         print(f"Objective: {objective.name} ({objective.direction})")
         print(f"Best {len(completed)} trials:")
         for trial in completed:
-            print("  " + progress.trial_line(trial, objective.name))
+            print("  " + progress.trial_line(trial, objective.name, self._describer()))
         failed = self.get_failed_trials()
         if failed:
             print(f"Failed trials ({len(failed)}):")
             for trial in failed:
-                print("  " + progress.trial_line(trial, objective.name))
+                print("  " + progress.trial_line(trial, objective.name, self._describer()))
 
     def export_best(self, path, formats=("saved_model", "keras")):
         """Exports the best model and its architecture; see `tfnas.export`."""

@@ -1,8 +1,25 @@
-"""Built-in search spaces, by name."""
+"""Built-in search spaces, by name.
 
+| name | class | origin |
+|---|---|---|
+| mlp | `MLPSpace` | multilayer perceptrons for tabular data |
+| chain | `ChainSpace` | chain-structured macro space with ENAS-style skips |
+| cell | `CellSpace` | NASNet / ENAS / DARTS normal and reduction cells |
+| nb201 | `NASBench201Space` | NAS-Bench-201 (Dong & Yang, 2020) |
+| macro | `NASBenchMacroSpace` | NAS-Bench-Macro (Su et al., 2021) |
+| mobile | `MobileSpace` | MnasNet's factorized hierarchical space (Tan et al., 2019) |
+"""
+
+from tfnas.spaces.base import SearchSpace
+from tfnas.spaces.cell import CellSpace
 from tfnas.spaces.chain import ChainSpace
+from tfnas.spaces.mlp import MLPSpace
+from tfnas.spaces.mobile import MobileSpace
+from tfnas.spaces.nb201 import NASBench201Space
+from tfnas.spaces.nbmacro import NASBenchMacroSpace
 
-SPACES = {"chain": ChainSpace}
+SPACES = {cls.space_name: cls for cls in (
+    MLPSpace, ChainSpace, CellSpace, NASBench201Space, NASBenchMacroSpace, MobileSpace)}
 
 
 def get(name, input_shape, num_classes, **kwargs):
@@ -11,7 +28,7 @@ def get(name, input_shape, num_classes, **kwargs):
     Args:
         name: One of `tfnas.spaces.SPACES`.
         input_shape: Shape of one input example.
-        num_classes: Number of classes.
+        num_classes: Number of classes (or regression targets).
         **kwargs: Space-specific arguments (see each space's docstring).
     """
     if name not in SPACES:
@@ -30,4 +47,5 @@ def name_of(space):
     return None
 
 
-__all__ = ["ChainSpace", "SPACES", "get", "name_of"]
+__all__ = ["SearchSpace", "MLPSpace", "ChainSpace", "CellSpace", "NASBench201Space",
+           "NASBenchMacroSpace", "MobileSpace", "SPACES", "get", "name_of"]

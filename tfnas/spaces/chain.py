@@ -1,131 +1,143 @@
-"""A chain-structured convolutional space (macro search, no skips)."""
-
-import functools
+"""The chain-structured (macro) space, with ENAS-style skip connections."""
 
 import keras
-import keras_tuner as kt
 
 from tfnas import decisions
 from tfnas.spaces import ops
+from tfnas.spaces.base import SearchSpace, check_choices, check_int_range
+
+CONV_OPS = {
+    # name: (kind, kernel, dilation)
+    "conv3x3": ("conv", 3, 1),
+    "conv5x5": ("conv", 5, 1),
+    "sepconv3x3": ("separable", 3, 1),
+    "sepconv5x5": ("separable", 5, 1),
+    "dilconv3x3": ("separable", 3, 2),
+}
+POOL_OPS = {"maxpool3x3": "max", "avgpool3x3": "avg"}
+OPERATIONS = tuple(CONV_OPS) + tuple(POOL_OPS)
 
 
-class ChainSpace(kt.HyperModel):
-    """A chain of 1 to `max_layers` layers, each a chosen operation.
+class ChainSpace(SearchSpace):
+    """A chain of `min_layers` to `max_layers` layers (macro search).
 
-    Decisions, with the names they have in a trial's values:
+    Decisions, with their names in a trial's values:
 
-    - `num_layers`: how many layers (`min_layers` to `max_layers`);
-    - `layer_{i}/op`: the operation of layer i (see `tfnas.spaces.ops`);
-    - `layer_{i}/filters`: its filters, active only for convolutions.
-
-    The chain ends in global average pooling and a softmax classifier; the
-    model is compiled with Adam and sparse categorical cross-entropy.
+    - `num_layers`: the depth;
+    - `layer_{i}/op`: the operation of layer i, one of `operations`;
+    - `layer_{i}/filters` and `layer_{i}/activation`: active only when the
+      operation is a convolution (a pooling keeps its input's channels);
+    - `layer_{i}/stride`: 1 or 2 (a dilated convolution with stride 2 is a
+      stride-2 1x1 projection followed by the dilated convolution);
+    - `layer_{i}/skip/{j}` (when `skips`): whether the output of layer j < i
+      is added to layer i's output (ENAS macro style). Sources of another
+      size or width are reconciled by average pooling and a 1x1 projection,
+      so every sampled architecture builds.
 
     Args:
-        input_shape: Shape of one input image, (height, width, channels).
-        num_classes: Number of classes, at least 2.
-        min_layers: Smallest number of layers, at least 1.
-        max_layers: Largest number of layers.
+        input_shape, num_classes, task, learning_rate: see `SearchSpace`.
+        min_layers: Smallest depth, at least 1.
+        max_layers: Largest depth.
+        operations: Candidate operations, a subset of `OPERATIONS`.
         filters: Candidate filter counts of a convolution.
-        operations: Candidate operations, a subset of `tfnas.spaces.ops.OPS`.
-        learning_rate: Adam's learning rate.
+        activations: Candidate activations of a convolution.
+        strides: Candidate strides, a subset of (1, 2).
+        skips: Whether skip connections are searched.
     """
 
-    def __init__(
-        self,
-        input_shape,
-        num_classes,
-        min_layers=1,
-        max_layers=4,
-        filters=(16, 32, 64),
-        operations=ops.OPS,
-        learning_rate=1e-3,
-        name="chain",
-    ):
-        super().__init__(name=name)
-        input_shape = tuple(int(dim) for dim in input_shape)
-        if len(input_shape) != 3 or min(input_shape) < 1:
-            raise ValueError(
-                "Received an invalid value for `input_shape`, expected "
-                f"(height, width, channels). Received: input_shape={input_shape}"
-            )
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                "Received an invalid value for `num_classes`, expected an "
-                f"integer >= 2. Received: num_classes={num_classes!r}"
-            )
-        if not 1 <= min_layers <= max_layers:
-            raise ValueError(
-                "Expected 1 <= min_layers <= max_layers. Received: "
-                f"min_layers={min_layers}, max_layers={max_layers}"
-            )
-        filters = [int(f) for f in filters]
-        if not filters or min(filters) < 1:
-            raise ValueError(
-                "Received an invalid value for `filters`, expected positive "
-                f"integers. Received: filters={filters}"
-            )
-        unknown = [op for op in operations if op not in ops.OPS]
-        if not operations or unknown:
-            raise ValueError(
-                f"Received an invalid value for `operations`, expected a "
-                f"non-empty subset of {ops.OPS}. Received unknown: {unknown}"
-            )
-        self.input_shape = input_shape
-        self.num_classes = num_classes
-        self.min_layers = min_layers
-        self.max_layers = max_layers
-        self.filters = filters
-        self.operations = list(operations)
-        self.learning_rate = float(learning_rate)
+    space_name = "chain"
 
-    def _operation(self, hp, index, op):
-        """Layer `index` with operation `op`; its filters are a decision
-        that is active only when the chosen operation is a convolution."""
-        conv_ops = [name for name in self.operations if name in ops.CONV_OPS]
-        if op not in ops.CONV_OPS:
+    def __init__(self, input_shape, num_classes, task="classification",
+                 learning_rate=1e-3, min_layers=1, max_layers=4,
+                 operations=OPERATIONS, filters=(16, 32, 64),
+                 activations=("relu", "swish"), strides=(1, 2), skips=True):
+        super().__init__(input_shape, num_classes, task, learning_rate)
+        self.min_layers = check_int_range(min_layers, "min_layers", 1)
+        self.max_layers = check_int_range(max_layers, "max_layers", self.min_layers)
+        self.operations = check_choices(operations, "operations", str, OPERATIONS)
+        self.filters = check_choices(filters, "filters", int)
+        if min(self.filters) < 1:
+            raise ValueError(f"Expected positive `filters`. Received: filters={filters}")
+        self.activations = check_choices(activations, "activations", str)
+        self.strides = check_choices(strides, "strides", int, (1, 2))
+        self.skips = bool(skips)
+
+    def _conv_ops(self):
+        return [op for op in self.operations if op in CONV_OPS]
+
+    def _operation(self, hp, index, op, stride):
+        """Layer `index`'s `op`; filters and activation exist for convolutions."""
+        scope = f"layer_{index}/op"
+        conv_ops = self._conv_ops()
+        if op in POOL_OPS:
             if conv_ops:  # Record the scope so KerasTuner can discover it.
-                with hp.conditional_scope(f"layer_{index}/op", conv_ops):
+                with hp.conditional_scope(scope, conv_ops):
                     pass
-            return ops.pool(op)
-        with hp.conditional_scope(f"layer_{index}/op", conv_ops):
-            filters = hp.Choice(f"layer_{index}/filters", self.filters)
-        return ops.conv_bn_relu(op, filters)
+            return ops.Pool(POOL_OPS[op], 3, strides=stride)
+        with hp.conditional_scope(scope, conv_ops):
+            filters = hp.Choice(f"layer_{index}/filters", list(self.filters))
+            activation = hp.Choice(f"layer_{index}/activation", list(self.activations))
+        kind, kernel, dilation = CONV_OPS[op]
+        conv = ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
+                          activation=activation, strides=1 if dilation > 1 else stride)
+        if dilation > 1 and stride > 1:
+            return keras.Sequential([ops.Shortcut(strides=2), conv])
+        return conv
 
-    def build(self, hp):
-        inputs = keras.Input(self.input_shape)
+    def build_features(self, hp, inputs):
+        outputs, reductions = [], []  # per layer: output, stride-2 count so far
 
         def layer(index, x):
-            candidates = {
-                op: functools.partial(self._operation, hp, index, op)
-                for op in self.operations
-            }
-            return decisions.choose_op(hp, f"layer_{index}/op", candidates)(x)
+            stride = hp.Choice(f"layer_{index}/stride", list(self.strides))
+            candidates = {op: (lambda op=op: self._operation(hp, index, op, stride))
+                          for op in self.operations}
+            y = decisions.choose_op(hp, f"layer_{index}/op", candidates)(x)
+            reduced = (reductions[-1] if reductions else 0) + (stride == 2)
+            if self.skips and outputs:
+                sources = [
+                    ops.Shortcut(filters=y.shape[-1], reductions=reduced - done)(source)
+                    for source, done in zip(outputs, reductions)
+                ]
+                skip = decisions.choose_inputs(
+                    hp, f"layer_{index}/skip", sources, n_chosen=None,
+                    labels=[str(j) for j in range(len(sources))])
+                if skip is not None:
+                    y = keras.layers.Add()([y, skip])
+            outputs.append(y)
+            reductions.append(reduced)
+            return y
 
-        x = decisions.repeat(
-            hp,
-            "num_layers",
-            layer,
-            inputs,
-            depths=range(self.min_layers, self.max_layers + 1),
-        )
-        x = keras.layers.GlobalAveragePooling2D()(x)
-        outputs = keras.layers.Dense(self.num_classes, activation="softmax")(x)
-        model = keras.Model(inputs, outputs, name="chain_candidate")
-        model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+        depths = range(self.min_layers, self.max_layers + 1)
+        return decisions.repeat(hp, "num_layers", layer, inputs, depths=depths)
+
+    def size(self):
+        conv, pool = len(self._conv_ops()), len(self.operations) - len(self._conv_ops())
+        per_layer = (conv * len(self.filters) * len(self.activations) + pool) * len(
+            self.strides)
+        total = 0
+        for depth in range(self.min_layers, self.max_layers + 1):
+            count = 1
+            for index in range(depth):
+                count *= per_layer * (2 ** index if self.skips else 1)
+            total += count
+        return total
+
+    def describe(self, values):
+        parts = []
+        for index in range(values["num_layers"]):
+            op = values[f"layer_{index}/op"]
+            details = [str(values[f"layer_{index}/filters"]),
+                       values[f"layer_{index}/activation"]] if op in CONV_OPS else []
+            if values.get(f"layer_{index}/stride", 1) == 2:
+                details.append("s2")
+            skips = [str(j) for j in range(index) if values.get(f"layer_{index}/skip/{j}")]
+            if skips:
+                details.append("+" + ",".join(skips))
+            parts.append(op + (f"({' '.join(details)})" if details else ""))
+        return " > ".join(parts)
 
     def get_config(self):
-        return {
-            "input_shape": list(self.input_shape),
-            "num_classes": self.num_classes,
-            "min_layers": self.min_layers,
-            "max_layers": self.max_layers,
-            "filters": list(self.filters),
-            "operations": list(self.operations),
-            "learning_rate": self.learning_rate,
-        }
+        return {**super().get_config(), "min_layers": self.min_layers,
+                "max_layers": self.max_layers, "operations": list(self.operations),
+                "filters": list(self.filters), "activations": list(self.activations),
+                "strides": list(self.strides), "skips": self.skips}

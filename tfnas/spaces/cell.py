@@ -1,0 +1,123 @@
+"""The cell (micro) space of NASNet, ENAS and DARTS."""
+
+import math
+
+import keras
+
+from tfnas import decisions
+from tfnas.spaces import ops
+from tfnas.spaces.base import SearchSpace, check_choices, check_int_range
+
+CELL_TYPES = ("normal", "reduce")
+
+
+class CellSpace(SearchSpace):
+    """Stacked normal and reduction cells, each of `num_blocks` blocks.
+
+    A cell has two inputs, the outputs of the two previous cells (each first
+    projected to the cell's filters by a 1x1 ReLU-conv-BN, or a factorized
+    reduction when the older one is larger). Block b picks two inputs among
+    those two and the outputs of blocks 0..b-1, applies one operation to each
+    and adds the results; the cell's output concatenates all block outputs.
+    A reduction cell (at 1/3 and 2/3 of the depth) first halves the
+    resolution of its inputs with factorized reductions and doubles the
+    filters (ENAS's reduction), so every candidate input of a block has the
+    same shape. All normal cells share one architecture, all reduction cells
+    another.
+
+    Decisions, for each cell type in ("normal", "reduce") and block b:
+    `{type}/block_{b}/input_{k}` (k = 0, 1), whose values are the labels
+    "c_k-2", "c_k-1", "b0", "b1", ..., and `{type}/block_{b}/op_{k}`, one of
+    `operations` (default `ops.CELL_OPS`).
+
+    Args:
+        input_shape, num_classes, task, learning_rate: see `SearchSpace`.
+        num_cells: Number of cells, at least 3 (two are reduction cells).
+        num_blocks: B, blocks per cell.
+        filters: Filters of the first cells (doubled at each reduction).
+        stem_multiplier: The stem has `stem_multiplier * filters` channels.
+        operations: Candidate operations, a subset of `ops.CELL_OPS`.
+    """
+
+    space_name = "cell"
+
+    def __init__(self, input_shape, num_classes, task="classification",
+                 learning_rate=1e-3, num_cells=5, num_blocks=4, filters=16,
+                 stem_multiplier=3, operations=ops.CELL_OPS):
+        super().__init__(input_shape, num_classes, task, learning_rate)
+        self.num_cells = check_int_range(num_cells, "num_cells", 3)
+        self.num_blocks = check_int_range(num_blocks, "num_blocks", 1)
+        self.filters = check_int_range(filters, "filters", 2)
+        if self.filters % 2:
+            raise ValueError(
+                "Received an invalid value for `filters`, expected an even "
+                f"number (factorized reductions split it in two). Received: {filters}"
+            )
+        self.stem_multiplier = check_int_range(stem_multiplier, "stem_multiplier", 1)
+        self.operations = check_choices(operations, "operations", str, ops.CELL_OPS)
+
+    def reduction_indices(self):
+        """Indices of the reduction cells."""
+        return sorted({self.num_cells // 3, 2 * self.num_cells // 3})
+
+    @staticmethod
+    def input_labels(block):
+        return ["c_k-2", "c_k-1"] + [f"b{i}" for i in range(block)]
+
+    def _cell(self, hp, cell_type, older, previous, filters):
+        reduce_inputs = cell_type == "reduce"
+        if older.shape[1] != previous.shape[1]:
+            older = ops.FactorizedReduce(filters)(older)
+        else:
+            older = ops.ConvBN(filters, 1, preactivation=True)(older)
+        previous = ops.ConvBN(filters, 1, preactivation=True)(previous)
+        if reduce_inputs:
+            older = ops.FactorizedReduce(filters)(older)
+            previous = ops.FactorizedReduce(filters)(previous)
+        states = [older, previous]
+        for block in range(self.num_blocks):
+            branches = []
+            for k in (0, 1):
+                prefix = f"{cell_type}/block_{block}"
+                x = decisions.choose_inputs(
+                    hp, f"{prefix}/input_{k}", states, n_chosen=1,
+                    labels=self.input_labels(block))
+                candidates = {op: (lambda op=op: ops.cell_op(op, filters))
+                              for op in self.operations}
+                branches.append(decisions.choose_op(hp, f"{prefix}/op_{k}", candidates)(x))
+            states.append(keras.layers.Add()(branches))
+        return keras.layers.Concatenate()(states[2:])
+
+    def build_features(self, hp, inputs):
+        stem = ops.ConvBN(self.stem_multiplier * self.filters, 3, activation=None)(inputs)
+        older = previous = stem
+        filters = self.filters
+        for index in range(self.num_cells):
+            cell_type = "normal"
+            if index in self.reduction_indices():
+                cell_type, filters = "reduce", filters * 2
+            older, previous = previous, self._cell(hp, cell_type, older, previous, filters)
+        return keras.layers.ReLU()(previous)
+
+    def size(self):
+        per_cell = math.prod(
+            ((2 + block) * len(self.operations)) ** 2 for block in range(self.num_blocks))
+        return per_cell ** len(CELL_TYPES)
+
+    def describe(self, values):
+        cells = []
+        for cell_type in CELL_TYPES:
+            blocks = []
+            for block in range(self.num_blocks):
+                prefix = f"{cell_type}/block_{block}"
+                blocks.append("+".join(
+                    f"{values[f'{prefix}/op_{k}']}({values[f'{prefix}/input_{k}']})"
+                    for k in (0, 1)))
+            cells.append(f"{cell_type}: " + " ".join(blocks))
+        return " | ".join(cells)
+
+    def get_config(self):
+        return {**super().get_config(), "num_cells": self.num_cells,
+                "num_blocks": self.num_blocks, "filters": self.filters,
+                "stem_multiplier": self.stem_multiplier,
+                "operations": list(self.operations)}

@@ -1,0 +1,114 @@
+"""The factorized hierarchical mobile space of MnasNet (Tan et al., 2019)."""
+
+import math
+
+from tfnas import decisions
+from tfnas.spaces import ops
+from tfnas.spaces.base import SearchSpace
+
+#: MobileNetV2's seven blocks: (output filters, layers, first stride).
+MOBILENET_V2_BLOCKS = ((16, 1, 1), (24, 2, 2), (32, 3, 2), (64, 4, 2),
+                       (96, 3, 1), (160, 3, 2), (320, 1, 1))
+#: Convolution types: name -> (MobileBlock kind, expansion).
+CONV_TYPES = {
+    "conv": ("conv", 1),
+    "dwconv": ("separable", 1),
+    "mbconv1": ("inverted", 1),
+    "mbconv3": ("inverted", 3),
+    "mbconv6": ("inverted", 6),
+}
+KERNELS = (3, 5)
+SE_RATIOS = (0.0, 0.25)
+SKIPS = ("identity", "none")
+FILTER_MULTIPLIERS = (0.75, 1.0, 1.25)
+LAYER_OFFSETS = (-1, 0, 1)
+
+
+def _round_filters(filters, divisor=8):
+    """Rounds to a multiple of `divisor`, not below 90% (MobileNet's rule)."""
+    rounded = max(divisor, int(filters + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * filters else rounded
+
+
+class MobileSpace(SearchSpace):
+    """MnasNet's space: seven blocks on MobileNetV2's skeleton.
+
+    Per block b, decisions shared by all its layers: `block_{b}/conv` (one of
+    `CONV_TYPES`: regular, depthwise-separable, or inverted residual with
+    expansion 1, 3 or 6), `block_{b}/kernel` (3 or 5), `block_{b}/se_ratio`
+    (0 or 0.25), `block_{b}/skip` ("identity" residual where shapes allow, or
+    "none"), `block_{b}/filters` (MobileNetV2's filters times 0.75, 1.0 or
+    1.25), and `block_{b}/layers`, MobileNetV2's layer count plus -1, 0 or +1
+    (at least 1). The skeleton: a stride-2 3x3 convolution stem with 32
+    filters, the blocks, a 1x1 convolution with 1280 filters, pooling and the
+    classifier.
+
+    Args:
+        input_shape, num_classes, task, learning_rate: see `SearchSpace`.
+        width_multiplier: Scales every filter count (stem, blocks, head).
+    """
+
+    space_name = "mobile"
+
+    def __init__(self, input_shape, num_classes, task="classification",
+                 learning_rate=1e-3, width_multiplier=1.0):
+        super().__init__(input_shape, num_classes, task, learning_rate)
+        if not width_multiplier > 0:
+            raise ValueError(
+                "Received an invalid value for `width_multiplier`, expected a "
+                f"positive number. Received: width_multiplier={width_multiplier!r}"
+            )
+        self.width_multiplier = float(width_multiplier)
+
+    @staticmethod
+    def layer_choices(block):
+        base = MOBILENET_V2_BLOCKS[block][1]
+        return sorted({max(1, base + offset) for offset in LAYER_OFFSETS})
+
+    def _filters(self, filters):
+        return _round_filters(filters * self.width_multiplier)
+
+    def build_features(self, hp, inputs):
+        x = ops.ConvBN(self._filters(32), 3, strides=2)(inputs)
+        for block, (base_filters, _, first_stride) in enumerate(MOBILENET_V2_BLOCKS):
+            prefix = f"block_{block}"
+            conv = hp.Choice(f"{prefix}/conv", list(CONV_TYPES), default="mbconv6")
+            kernel = hp.Choice(f"{prefix}/kernel", list(KERNELS))
+            se_ratio = hp.Choice(f"{prefix}/se_ratio", list(SE_RATIOS))
+            skip = hp.Choice(f"{prefix}/skip", list(SKIPS))
+            multiplier = hp.Choice(f"{prefix}/filters", list(FILTER_MULTIPLIERS),
+                                   default=1.0)
+            kind, expansion = CONV_TYPES[conv]
+            filters = self._filters(base_filters * multiplier)
+
+            def layer(index, x, kind=kind, expansion=expansion, kernel=kernel,
+                      se_ratio=se_ratio, skip=skip, filters=filters,
+                      first_stride=first_stride):
+                return ops.MobileBlock(
+                    filters, kernel, strides=first_stride if index == 0 else 1,
+                    kind=kind, expansion=expansion, se_ratio=se_ratio,
+                    skip=skip == "identity")(x)
+
+            choices = self.layer_choices(block)
+            x = decisions.repeat(hp, f"{prefix}/layers", layer, x, depths=choices,
+                                 default=MOBILENET_V2_BLOCKS[block][1])
+        return ops.ConvBN(self._filters(1280), 1)(x)
+
+    def size(self):
+        per_block = (len(CONV_TYPES) * len(KERNELS) * len(SE_RATIOS) * len(SKIPS)
+                     * len(FILTER_MULTIPLIERS))
+        return math.prod(per_block * len(self.layer_choices(block))
+                         for block in range(len(MOBILENET_V2_BLOCKS)))
+
+    def describe(self, values):
+        blocks = []
+        for block in range(len(MOBILENET_V2_BLOCKS)):
+            p = f"block_{block}"
+            se = "-se" if values[f"{p}/se_ratio"] else ""
+            skip = "" if values[f"{p}/skip"] == "identity" else "-noskip"
+            blocks.append(f"{values[f'{p}/conv']}k{values[f'{p}/kernel']}{se}{skip}"
+                          f"x{values[f'{p}/layers']}@{values[f'{p}/filters']}")
+        return " ".join(blocks)
+
+    def get_config(self):
+        return {**super().get_config(), "width_multiplier": self.width_multiplier}
