@@ -9,23 +9,22 @@ Usage: python benchmarks/spaces_on_digits.py [--samples 10]
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-
 from tfnas import spaces  # noqa: E402
 from tfnas.testing import sample_architectures  # noqa: E402
+
+import report  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10)
-    parser.add_argument("--output", default=os.path.join(
-        os.path.dirname(__file__), "results", "spaces_on_digits.md"))
+    parser.add_argument("--output",
+                        default=os.path.join(report.RESULTS, "spaces_on_digits.md"))
     args = parser.parse_args()
 
     rows = ["| space | size | median build (s) | params min | params median | params max |",
@@ -45,17 +44,11 @@ def main():
                     f"{min(params):,} | {int(statistics.median(params)):,} | "
                     f"{max(params):,} |")
         print(rows[-1], flush=True)
-    table = (
-        "# Built-in spaces on digits input (8x8x1, 10 classes), default arguments\n\n"
-        f"`python benchmarks/spaces_on_digits.py --samples {args.samples}`: "
-        f"{args.samples} architectures per space sampled by KerasTuner's random "
-        f"oracle (seed 0). Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"TensorFlow {tf.__version__}.\n\n" + "\n".join(rows) + "\n")
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as file:
-        file.write(table)
-    print(table)
-
+    report.write_table(
+        args.output, "Built-in spaces on digits input (8x8x1, 10 classes)",
+        f"`python benchmarks/spaces_on_digits.py --samples {args.samples}`: default "
+        f"arguments, {args.samples} architectures per space sampled by KerasTuner's "
+        "random oracle (seed 0).", rows)
 
 if __name__ == "__main__":
     main()

@@ -1,30 +1,29 @@
 """Per-trial overhead of NASTuner against a plain `model.fit`.
 
-Trains the same architecture of the chain space on the same digits data,
-once with `keras.Model.fit` and once as a one-trial NASTuner search (build,
-fit, best-epoch checkpoint, params/FLOPs/latency, trial records), and once
-more as a NASTuner search with the cost measurements off. The variants run
-interleaved, `--repeats` times each; the table reports medians and the
-median of the per-repeat ratios.
+Trains the same architecture of the chain space on the same digits data
+`--trials` times: with `keras.Model.fit` (build, compile, fit), and as a
+NASTuner search of that many trials (build, fit, best-epoch checkpoint,
+params/FLOPs/latency, trial records, oracle), with and without the cost
+measurements. The variants run interleaved, `--repeats` times each; the
+table reports medians and the median of the per-repeat ratios.
 
-Usage: python benchmarks/tuner_overhead.py [--repeats 5] [--epochs 5]
+Usage: python benchmarks/tuner_overhead.py [--repeats 5] [--epochs 5] [--trials 3]
 """
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import keras_tuner as kt  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import tfnas  # noqa: E402
 from tfnas.spaces import ChainSpace  # noqa: E402
+
+import report  # noqa: E402
 
 ARCHITECTURE = tfnas.Architecture({
     "num_layers": 3,
@@ -43,27 +42,32 @@ class FixedArchitecture(kt.HyperModel):
         self.space, self.architecture = space, architecture
 
     def build(self, hp):
+        # An unused decision, so that every trial is a distinct (new) one.
+        hp.Int("repetition", 0, 10**6)
         return self.space.build(self.architecture.to_hyperparameters())
 
 
-def plain_fit(space, data, epochs):
+def plain_fit(space, data, epochs, trials):
     start = time.perf_counter()
-    model = space.build(ARCHITECTURE.to_hyperparameters())
-    model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0)
+    for _ in range(trials):
+        model = space.build(ARCHITECTURE.to_hyperparameters())
+        model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0)
     return time.perf_counter() - start
 
 
-def tuner_trial(space, data, epochs, measure_costs):
+def tuner_search(space, data, epochs, trials, measure_costs):
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
         tuner = tfnas.NASTuner(
-            FixedArchitecture(space, ARCHITECTURE), max_trials=1, directory=directory,
-            measure_latency=measure_costs, count_flops=measure_costs, progress=False,
+            FixedArchitecture(space, ARCHITECTURE), max_trials=trials, seed=0,
+            directory=directory, measure_latency=measure_costs,
+            count_flops=measure_costs, progress=False,
         )
         tuner.search(data.train, validation_data=data.validation, epochs=epochs,
                      verbose=0)
         elapsed = time.perf_counter() - start
-        assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"]
+        statuses = [t.status for t in tuner.oracle.trials.values()]
+        assert statuses == ["COMPLETED"] * trials, statuses
     return elapsed
 
 
@@ -71,17 +75,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--output", default=os.path.join(
-        os.path.dirname(__file__), "results", "tuner_overhead.md"))
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--output",
+                        default=os.path.join(report.RESULTS, "tuner_overhead.md"))
     args = parser.parse_args()
 
     data = tfnas.load_data("digits", batch_size=32, seed=0)
     space = ChainSpace(data.input_shape, data.num_classes)
+    n = args.trials
     variants = {
-        "plain model.fit": lambda: plain_fit(space, data, args.epochs),
-        "NASTuner trial": lambda: tuner_trial(space, data, args.epochs, True),
-        "NASTuner trial, no FLOPs/latency": lambda: tuner_trial(
-            space, data, args.epochs, False),
+        f"{n} x plain model.fit": lambda: plain_fit(space, data, args.epochs, n),
+        f"NASTuner, {n} trials": lambda: tuner_search(space, data, args.epochs, n, True),
+        f"NASTuner, {n} trials, no FLOPs/latency": lambda: tuner_search(
+            space, data, args.epochs, n, False),
     }
     for run in variants.values():  # warm-up: first tracing, imports
         run()
@@ -92,27 +98,17 @@ def main():
         print(f"repeat {repeat + 1}/{args.repeats}: "
               + ", ".join(f"{n}={t[-1]:.2f}s" for n, t in times.items()), flush=True)
 
-    baseline = times["plain model.fit"]
-    rows = ["| variant | median wall time (s) | median ratio to plain fit |",
+    baseline = times[f"{n} x plain model.fit"]
+    rows = ["| variant | median wall time (s) | median ratio to plain fits |",
             "|---|---|---|"]
     for name, samples in times.items():
         ratio = statistics.median(s / b for s, b in zip(samples, baseline))
         rows.append(f"| {name} | {statistics.median(samples):.2f} | {ratio:.2f} |")
-    header = (
-        f"# NASTuner per-trial overhead\n\n"
+    report.write_table(
+        args.output, "NASTuner per-trial overhead",
         f"`python benchmarks/tuner_overhead.py --repeats {args.repeats} "
-        f"--epochs {args.epochs}`; digits, chain architecture "
-        f"`{ARCHITECTURE.to_json()}`, batch 32, CPU only.\n"
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}.\n\n"
-    )
-    table = header + "\n".join(rows) + "\n"
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as file:
-        file.write(table)
-    print(table)
-
+        f"--epochs {args.epochs} --trials {n}`; digits, chain architecture "
+        f"`{ARCHITECTURE.to_json()}`, batch 32, CPU only.", rows)
 
 if __name__ == "__main__":
     main()

@@ -59,7 +59,7 @@ def test_search_runs_to_completion_and_exports(tmp_path):
     assert [trial_id for trial_id, _ in lines] == ["0", "1"]
     assert all(status.startswith("val_accuracy=") for _, status in lines)
     assert re.search(r"Test accuracy of the best architecture: 0\.\d{4}", result.stdout)
-    project = tmp_path / "chain-random-digits"
+    project = tmp_path / "chain-evolution-digits"
     record = json.loads((project / "best" / "architecture.json").read_text())
     assert record["space"]["name"] == "chain" and "num_layers" in record["architecture"]
     assert (project / "best" / "saved_model" / "saved_model.pb").exists()
@@ -96,7 +96,7 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path)
     remaining_out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "run the same command again to resume" in err
-    project = tmp_path / "chain-random-digits"
+    project = tmp_path / "chain-evolution-digits"
     before = _completed_scores(project)
     assert 1 <= len(before) < 4
 
@@ -133,7 +133,7 @@ def test_search_each_space_on_digits(space, tmp_path, capsys):
     assert len(trial_lines(output)) == 1
     assert "Test accuracy of the best architecture" in output
     record = json.loads(
-        (tmp_path / f"{space}-random-digits" / "best" / "architecture.json").read_text())
+        (tmp_path / f"{space}-evolution-digits" / "best" / "architecture.json").read_text())
     assert record["space"]["name"] == space
 
 

@@ -23,6 +23,8 @@ _EXPORTS = {
     "rebuild": "tfnas.export",
     "spaces": "tfnas.spaces",
     "oracles": "tfnas.oracles",
+    "bench": "tfnas.bench",
+    "testing": "tfnas.testing",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

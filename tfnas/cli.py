@@ -1,4 +1,4 @@
-"""The `tfnas` command line: `tfnas search`."""
+"""The `tfnas` command line: `tfnas search` and `tfnas bench`."""
 
 import argparse
 import json
@@ -65,17 +65,17 @@ def build_parser():
                         help="argument of the space's constructor, repeatable; "
                              "e.g. --space-arg cells_per_stage=2 "
                              "--space-arg 'filters=[16,32]'")
-    search.add_argument("--strategy", default="random", choices=sorted(oracles.ORACLES),
+    search.add_argument("--strategy", default="evolution", choices=sorted(oracles.ORACLES),
                         help="search strategy (oracle)")
     search.add_argument("--dataset", default="digits",
                         help="'digits' (scikit-learn's embedded 8x8 digits) or "
                              "'tfds:NAME' for a tensorflow-datasets dataset")
     search.add_argument("--data-dir", default=None,
                         help="tensorflow-datasets data directory")
-    search.add_argument("--max-trials", type=_positive_int, default=15,
+    search.add_argument("--max-trials", type=_positive_int, default=30,
                         help="number of architectures to evaluate; may be raised "
                              "when resuming")
-    search.add_argument("--epochs", type=_positive_int, default=8,
+    search.add_argument("--epochs", type=_positive_int, default=6,
                         help="training epochs per trial")
     search.add_argument("--batch-size", type=_positive_int, default=32,
                         help="training batch size")
@@ -92,7 +92,73 @@ def build_parser():
     search.add_argument("--overwrite", action="store_true",
                         help="delete an existing project of the same name and start "
                              "over (default: resume it)")
+
+    bench = commands.add_parser(
+        "bench",
+        help="compare strategies on a tabular benchmark",
+        description=(
+            "Run search strategies against a tabular benchmark: each trial is "
+            "answered by table lookup instead of training. The strategies see "
+            "the signal column; the table reports the final column of the "
+            "architecture each one picks (mean and standard deviation over "
+            "seeds, and the regret to the table's optimum)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    bench.add_argument("--table", default="macro",
+                       help="'macro' (NAS-Bench-Macro, packaged) or a .csv/.json file")
+    bench.add_argument("--space", default=None, choices=sorted(spaces.SPACES),
+                       help="space whose architectures the table's keys encode "
+                            "(required with a file)")
+    bench.add_argument("--key-column", default="arch",
+                       help="column of a file table holding the architecture key")
+    bench.add_argument("--signal-column", default=None,
+                       help="column the strategies see (macro: test_acc[0])")
+    bench.add_argument("--final-column", default=None,
+                       help="column reported for the pick (macro: mean_acc)")
+    bench.add_argument("--direction", default="max", choices=["max", "min"],
+                       help="whether the columns are maximized or minimized")
+    bench.add_argument("--strategies", default="random,evolution,local",
+                       help="comma-separated strategy names")
+    bench.add_argument("--budget", type=_positive_int, nargs="+", default=[50, 100],
+                       help="numbers of queries")
+    bench.add_argument("--seeds", type=_positive_int, default=20,
+                       help="number of seeds (0 to N-1) per strategy")
+    bench.add_argument("--format", default="table", choices=["table", "json"],
+                       help="output format")
     return parser
+
+
+def run_bench(args):
+    from tfnas import bench, oracles
+
+    names = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    unknown = [name for name in names if name not in oracles.ORACLES]
+    if not names or unknown:
+        raise ValueError(
+            f"--strategies: expected names from {sorted(oracles.ORACLES)}. "
+            f"Received unknown: {unknown or args.strategies!r}")
+    if args.table == "macro":
+        table = bench.load_nas_bench_macro()
+        table.signal = args.signal_column or table.signal
+        table.final = args.final_column or table.final
+    else:
+        if args.space is None:
+            raise ValueError("--space is required with a table file")
+        table = bench.load_table(
+            args.table, args.space, key_column=args.key_column,
+            signal=args.signal_column or "signal", final=args.final_column or "final",
+            direction=args.direction)
+    records = bench.compare(table, names, args.budget, range(args.seeds))
+    if args.format == "json":
+        print(json.dumps(records, indent=2))
+        return 0
+    print(f"{'strategy':<12} {'budget':>6}  {table.final + ' (mean ± std)':<26} regret")
+    for r in records:
+        print(f"{r['strategy']:<12} {r['budget']:>6}  "
+              f"{r['mean']:.3f} ± {r['std']:.3f}{'':<12} {r['regret']:.3f}")
+    print(f"optimum of the table: {table.optimum():.3f}; {args.seeds} seeds")
+    return 0
 
 
 def _project_name(args):
@@ -208,6 +274,8 @@ def main(argv=None):
     try:
         if args.command == "search":
             return run_search(args)
+        if args.command == "bench":
+            return run_bench(args)
     except KeyboardInterrupt:
         print("\nInterrupted. Finished trials are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)

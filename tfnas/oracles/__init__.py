@@ -1,8 +1,44 @@
-"""Search strategies (KerasTuner oracles), by name."""
+"""Search strategies (KerasTuner oracles), by name.
+
+| name | class | strategy |
+|---|---|---|
+| random | `RandomOracle` | random search, never repeating an architecture |
+| evolution | `RegularizedEvolutionOracle` | regularized (aging) evolution, Real et al. 2019 |
+| local | `LocalSearchOracle` | best-first hill climbing, White et al. 2021 |
+| kt-random | `keras_tuner.oracles.RandomSearchOracle` | KerasTuner's random search |
+| kt-bayesian | `keras_tuner.oracles.BayesianOptimizationOracle` | KerasTuner's Gaussian-process BO |
+"""
 
 import keras_tuner as kt
 
-ORACLES = {"random": kt.oracles.RandomSearchOracle}
+from tfnas.oracles.base import NASOracle, RandomOracle
+from tfnas.oracles.evolution import RegularizedEvolutionOracle
+from tfnas.oracles.local import LocalSearchOracle
+
+ORACLES = {
+    "random": RandomOracle,
+    "evolution": RegularizedEvolutionOracle,
+    "local": LocalSearchOracle,
+    "kt-random": kt.oracles.RandomSearchOracle,
+    "kt-bayesian": kt.oracles.BayesianOptimizationOracle,
+}
+
+
+def budget_defaults(name, max_trials):
+    """Strategy arguments scaled to a budget of `max_trials` trials.
+
+    Evolution's population is a third of the budget (at most 20, Real et
+    al.'s NAS-Bench setting) with tournaments of a third of the population;
+    local search starts from a tenth of the budget (at most 10) of random
+    trials. Explicit arguments to `get` override these.
+    """
+    if name == "evolution":
+        population = min(20, max(2, max_trials // 3))
+        return {"population_size": population,
+                "sample_size": max(1, min(5, population // 3))}
+    if name == "local":
+        return {"initial_trials": min(10, max(1, max_trials // 10))}
+    return {}
 
 
 def get(name, objective, max_trials, seed=None, **kwargs):
@@ -13,14 +49,17 @@ def get(name, objective, max_trials, seed=None, **kwargs):
         objective: A metric name or `keras_tuner.Objective`.
         max_trials: How many trials the search runs, at least 1.
         seed: Random seed of the strategy.
-        **kwargs: Strategy-specific arguments.
+        **kwargs: Strategy-specific arguments (see each class); defaults
+            scale with `max_trials` (`budget_defaults`).
     """
     if name not in ORACLES:
         raise ValueError(
             f"Received an invalid value for `strategy`, expected one of "
             f"{sorted(ORACLES)}. Received: strategy={name!r}"
         )
-    return ORACLES[name](objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+    arguments = {**budget_defaults(name, max_trials), **kwargs}
+    return ORACLES[name](objective=objective, max_trials=max_trials, seed=seed, **arguments)
 
 
-__all__ = ["ORACLES", "get"]
+__all__ = ["ORACLES", "NASOracle", "RandomOracle", "RegularizedEvolutionOracle",
+           "LocalSearchOracle", "budget_defaults", "get"]

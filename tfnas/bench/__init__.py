@@ -1,0 +1,20 @@
+"""Tabular benchmarks: run any oracle by table lookup instead of training.
+
+```python
+from tfnas import bench
+table = bench.load_nas_bench_macro()        # packaged with tfnas
+records = bench.compare(table, ["random", "evolution"], budgets=[50, 100],
+                        seeds=range(20))
+```
+"""
+
+from tfnas.bench.runner import LookupTuner, RunResult, SearchInterrupted, compare, run
+from tfnas.bench.tables import (
+    Table,
+    encode_key,
+    load_nas_bench_macro,
+    load_table,
+)
+
+__all__ = ["LookupTuner", "RunResult", "SearchInterrupted", "Table", "compare",
+           "encode_key", "load_nas_bench_macro", "load_table", "run"]

@@ -1,0 +1,130 @@
+"""Running strategies against a tabular benchmark."""
+
+import dataclasses
+import statistics
+import tempfile
+
+import keras_tuner as kt
+
+from tfnas import oracles
+
+SIGNAL = "signal"
+
+
+class LookupTuner(kt.engine.base_tuner.BaseTuner):
+    """A tuner that answers each trial with a function instead of training.
+
+    KerasTuner's own search loop drives the oracle (create, update and end
+    trials, persistence, reload), so a strategy behaves exactly as in a
+    training search.
+
+    Args:
+        oracle: The oracle to drive; its objective must be `signal_name`.
+        hypermodel: The space whose decisions the oracle searches.
+        score: A function from decision values to a float. It may raise
+            `keras_tuner.errors.FailedTrialError` to fail a trial.
+        signal_name: The metric name under which scores are reported.
+        interrupt_after: Raise `SearchInterrupted` once this many trials have
+            ended, as an interrupted search would stop.
+        **kwargs: `directory`, `project_name`, `overwrite`.
+    """
+
+    def __init__(self, oracle, hypermodel, score, signal_name=SIGNAL,
+                 interrupt_after=None, **kwargs):
+        self.score = score
+        self.signal_name = signal_name
+        self.interrupt_after = interrupt_after
+        super().__init__(oracle, hypermodel, **kwargs)
+        self.oracle.verbose = 0
+
+    def run_trial(self, trial):
+        return {self.signal_name: float(self.score(trial.hyperparameters.values))}
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self.interrupt_after is not None and (
+            len(self.oracle.end_order) >= self.interrupt_after
+        ):
+            raise SearchInterrupted(f"after {self.interrupt_after} trials")
+
+
+class SearchInterrupted(Exception):
+    """Raised by `LookupTuner(interrupt_after=n)` to simulate a Ctrl-C."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """One strategy run on a table."""
+
+    best_so_far: list  # final metric of the pick after each query
+    picks: list  # table key of the pick after each query
+
+
+def run(oracle, table):
+    """Runs `oracle` (objective "signal") on `table` for its `max_trials`.
+
+    After each query the pick is the architecture with the best signal seen
+    so far; the result records the pick's final metric after each query.
+    """
+    def score(values):
+        try:
+            return table.lookup(values, table.signal)
+        except KeyError as error:
+            raise kt.errors.FailedTrialError(str(error)) from error
+
+    with tempfile.TemporaryDirectory() as directory:
+        LookupTuner(oracle, table.space, score, directory=directory).search()
+    best_so_far, picks = [], []
+    best = None
+    better = (lambda a, b: a > b) if table.direction == "max" else (lambda a, b: a < b)
+    for trial_id in oracle.end_order:
+        trial = oracle.trials[trial_id]
+        if trial.status == "COMPLETED" and (best is None or better(trial.score, best.score)):
+            best = trial
+        if best is not None:
+            values = best.hyperparameters.values
+            picks.append(table.key(values))
+            best_so_far.append(table.lookup(values, table.final))
+    return RunResult(best_so_far=best_so_far, picks=picks)
+
+
+def compare(table, strategies, budgets, seeds, strategy_args=None):
+    """Mean and standard deviation of the picked architecture's final metric.
+
+    Each (strategy, seed) runs once for the largest budget; the pick at a
+    smaller budget is the best signal among its first queries (an anytime
+    evaluation), so budgets of one run are consistent with each other.
+
+    Args:
+        table: A `tfnas.bench.Table`.
+        strategies: Names from `tfnas.oracles.ORACLES`.
+        budgets: Numbers of queries.
+        seeds: Seeds, e.g. `range(100)`.
+        strategy_args: Optional {name: kwargs} for the oracles.
+
+    Returns:
+        A list of records `{strategy, budget, seeds, mean, std, regret}`,
+        `regret` being the table's optimum minus the mean (plus for "min").
+    """
+    budgets = sorted(budgets)
+    if not budgets or budgets[0] < 1:
+        raise ValueError(f"Expected positive budgets. Received: {budgets}")
+    seeds = list(seeds)
+    optimum = table.optimum()
+    records = []
+    for name in strategies:
+        kwargs = (strategy_args or {}).get(name, {})
+        curves = []
+        for seed in seeds:
+            oracle = oracles.get(name, kt.Objective(SIGNAL, table.direction),
+                                 budgets[-1], seed=seed, **kwargs)
+            curves.append(run(oracle, table).best_so_far)
+        for budget in budgets:
+            finals = [curve[min(budget, len(curve)) - 1] for curve in curves if curve]
+            mean = statistics.fmean(finals)
+            records.append({
+                "strategy": name, "budget": budget, "seeds": len(finals),
+                "mean": mean, "std": statistics.pstdev(finals),
+                "regret": (optimum - mean) if table.direction == "max" else (mean - optimum),
+            })
+    return records

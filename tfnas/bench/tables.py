@@ -1,0 +1,132 @@
+"""Tabular benchmarks: an architecture's metrics by lookup instead of training."""
+
+import csv
+import json
+import math
+import os
+import re
+
+from tfnas import spaces
+from tfnas.architecture import Architecture
+from tfnas.spaces import nb201, nbmacro
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+NAS_BENCH_MACRO = os.path.join(DATA_DIR, "nas-bench-macro_cifar10.json")
+_COLUMN = re.compile(r"^(?P<name>[^\[\]]+)(\[(?P<index>\d+)\])?$")
+
+#: How a built-in space writes an architecture as a table key.
+KEY_ENCODERS = {"macro": nbmacro.to_code, "nb201": nb201.to_string}
+#: The input shape each benchmark space is built for (CIFAR-10).
+BENCHMARK_INPUT = ((32, 32, 3), 10)
+
+
+def encode_key(space_name, values):
+    """The table key of an architecture: the space's own string, or JSON."""
+    encoder = KEY_ENCODERS.get(space_name)
+    return encoder(values) if encoder else Architecture(values).to_json()
+
+
+def column_value(row, column):
+    """The value of `column` ("mean_acc", or "test_acc[0]" for a list) in a row."""
+    match = _COLUMN.match(column)
+    if not match or match["name"] not in row:
+        raise KeyError(f"column {column!r} is not in the table (columns: {sorted(row)})")
+    value = row[match["name"]]
+    if match["index"] is not None:
+        value = value[int(match["index"])]
+    return float(value)
+
+
+class Table:
+    """A tabular benchmark over a search space.
+
+    Args:
+        rows: A mapping from architecture key to a dict of metrics.
+        space: The `tfnas.spaces` space (an instance) whose architectures the
+            keys encode.
+        signal: The column a strategy sees (e.g. a validation accuracy).
+        final: The column reported for the picked architecture.
+        direction: "max" or "min", for both columns.
+    """
+
+    def __init__(self, rows, space, signal, final, direction="max"):
+        if not rows:
+            raise ValueError("Received an empty benchmark table.")
+        if direction not in ("max", "min"):
+            raise ValueError(
+                "Received an invalid value for `direction`, expected 'max' or "
+                f"'min'. Received: direction={direction!r}")
+        self.rows = rows
+        self.space = space
+        self.space_name = spaces.name_of(space)
+        self.signal = signal
+        self.final = final
+        self.direction = direction
+        sample = next(iter(rows.values()))
+        column_value(sample, signal)  # fail early on a wrong column
+        column_value(sample, final)
+
+    def key(self, values):
+        return encode_key(self.space_name, values)
+
+    def lookup(self, values, column):
+        """`column` of the architecture with these decision values."""
+        key = self.key(values)
+        if key not in self.rows:
+            raise KeyError(f"architecture {key!r} is not in the table")
+        return column_value(self.rows[key], column)
+
+    def optimum(self):
+        """The best value of the final column over the whole table."""
+        values = [column_value(row, self.final) for row in self.rows.values()]
+        return max(values) if self.direction == "max" else min(values)
+
+
+def load_nas_bench_macro(path=NAS_BENCH_MACRO):
+    """NAS-Bench-Macro (packaged with tfnas): the strategy sees one training
+    run (`test_acc[0]`), the pick is judged by the mean of three (`mean_acc`)."""
+    with open(path) as file:
+        rows = json.load(file)
+    space = spaces.NASBenchMacroSpace(*BENCHMARK_INPUT)
+    return Table(rows, space, signal="test_acc[0]", final="mean_acc")
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return text
+    return value if math.isfinite(value) else text
+
+
+def load_table(path, space, key_column="arch", signal="signal", final="final",
+               direction="max"):
+    """A user's table from CSV (one row per architecture) or JSON (an object
+    keyed by architecture, or a list of records with `key_column`).
+
+    Args:
+        path: A .csv or .json file.
+        space: A `tfnas.spaces` name or instance; keys are its encoding
+            (`nb201` strings, `macro` codes, else canonical Architecture JSON).
+        key_column: The column holding the architecture key.
+        signal, final, direction: see `Table`.
+    """
+    if isinstance(space, str):
+        space = spaces.get(space, *BENCHMARK_INPUT)
+    if path.endswith(".csv"):
+        with open(path, newline="") as file:
+            records = [{k: _number(v) for k, v in row.items()}
+                       for row in csv.DictReader(file)]
+    elif path.endswith(".json"):
+        with open(path) as file:
+            records = json.load(file)
+        if isinstance(records, dict):
+            return Table(records, space, signal, final, direction)
+    else:
+        raise ValueError(f"Expected a .csv or .json table. Received: {path!r}")
+    missing = [i for i, record in enumerate(records) if key_column not in record]
+    if missing:
+        raise ValueError(
+            f"{path}: rows {missing[:5]} have no key column `{key_column}`")
+    rows = {str(record[key_column]): record for record in records}
+    return Table(rows, space, signal, final, direction)

@@ -1,0 +1,207 @@
+"""`NASOracle`: what tfnas's search strategies share.
+
+A strategy subclasses `NASOracle` and implements `populate_space(trial_id)`,
+using the helpers here: seeded random numbers that survive a restart,
+random architectures, mutations and neighbourhoods that respect conditional
+decisions, and the completed trials in the order they finished. Strategies
+derive their population or incumbent from the trial history that KerasTuner
+persists, so a restarted search continues where it stopped.
+"""
+
+import keras_tuner as kt
+import numpy as np
+
+from tfnas.architecture import Architecture
+
+RUNNING = kt.engine.trial.TrialStatus.RUNNING
+STOPPED = kt.engine.trial.TrialStatus.STOPPED
+COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
+_MAX_ENUMERATED_VALUES = 64
+
+
+def candidate_values(hp):
+    """The values a hyperparameter can take, or None if there are too many."""
+    if isinstance(hp, kt.engine.hyperparameters.Choice):
+        return list(hp.values)
+    if isinstance(hp, kt.engine.hyperparameters.Boolean):
+        return [False, True]
+    if isinstance(hp, kt.engine.hyperparameters.Fixed):
+        return [hp.value]
+    if isinstance(hp, kt.engine.hyperparameters.Int):
+        step = hp.step or 1
+        if hp.sampling == "linear" and (hp.max_value - hp.min_value) // step < (
+            _MAX_ENUMERATED_VALUES
+        ):
+            return list(range(hp.min_value, hp.max_value + 1, step))
+    return None
+
+
+class NASOracle(kt.Oracle):
+    """Base class of tfnas's search strategies (KerasTuner oracles).
+
+    Fixes two KerasTuner behaviours for every strategy: `seed=0` is a seed
+    (KerasTuner replaces it with a random one), and the oracle's state is
+    saved again after `end_trial` has removed the trial from the ongoing
+    ones, so a restarted search does not run a finished trial again.
+
+    Args:
+        objective, max_trials, seed, **kwargs: as for `keras_tuner.Oracle`.
+    """
+
+    def __init__(self, objective=None, max_trials=100, seed=None, **kwargs):
+        if max_trials is not None and (
+            isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
+        ):
+            raise ValueError(
+                "Received an invalid value for `max_trials`, expected a positive "
+                f"integer. Received: max_trials={max_trials!r}"
+            )
+        super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+        if seed is not None:
+            self.seed = int(seed)
+            self._seed_state = self.seed
+
+    @kt.synchronized
+    def end_trial(self, trial):
+        super().end_trial(trial)
+        self.save()  # now that the trial is no longer ongoing
+
+    # Random numbers.
+
+    def _next_rng(self):
+        """A generator for one proposal, reproducible from the seed and the
+        number of proposals so far (both part of the saved state)."""
+        rng = np.random.default_rng([self.seed, self._seed_state])
+        self._seed_state += 1
+        return rng
+
+    # The trial history.
+
+    def completed_trials(self):
+        """Completed trials with a score, in the order they finished."""
+        trials = (self.trials[trial_id] for trial_id in self.end_order)
+        return [t for t in trials if t.status == COMPLETED and t.score is not None]
+
+    def is_better(self, score, other):
+        """Whether `score` beats `other` under the objective's direction."""
+        return score > other if self.objective.direction == "max" else score < other
+
+    def best_of(self, trials):
+        """The best of `trials`; the earliest wins a tie."""
+        best = trials[0]
+        for trial in trials[1:]:
+            if self.is_better(trial.score, best.score):
+                best = trial
+        return best
+
+    # Architectures.
+
+    def _fill(self, values, rng, resample=()):
+        """Active decisions only: keeps `values` where active and valid,
+        samples decisions that are active but unset (or in `resample`)."""
+        hps = kt.HyperParameters()
+        for hp in self.hyperparameters.space:
+            hps.merge([hp])
+            if not hps.is_active(hp):
+                continue
+            current = values.get(hp.name)
+            allowed = candidate_values(hp)
+            if hp.name in resample or current is None or (
+                allowed is not None and current not in allowed
+            ):
+                current = hp.random_sample(int(rng.integers(2**31)))
+            hps.values[hp.name] = current
+        return Architecture(hps.values).values
+
+    def random_architecture(self, rng):
+        """Random values for the active decisions."""
+        return self._fill({}, rng)
+
+    def _alternatives(self, name, value, rng):
+        hp = next(h for h in self.hyperparameters.space if h.name == name)
+        allowed = candidate_values(hp)
+        if allowed is None:  # a continuous or huge range: a few fresh samples
+            allowed = [hp.random_sample(int(rng.integers(2**31))) for _ in range(4)]
+        return [v for v in allowed if v != value]
+
+    def enumerate_architectures(self, limit=100_000):
+        """Every architecture of the space, or None if there are more than
+        `limit` (or a decision has too many values to enumerate)."""
+        space = list(self.hyperparameters.space)
+        results = []
+
+        def extend(index, hps):
+            if len(results) > limit:
+                return
+            if index == len(space):
+                results.append(Architecture(hps.values).values)
+                return
+            hp = space[index]
+            hps.merge([hp])
+            if not hps.is_active(hp):
+                extend(index + 1, hps)
+                return
+            allowed = candidate_values(hp)
+            if allowed is None:
+                results.extend([None] * (limit + 1))
+                return
+            for value in allowed:
+                branch = hps.copy()
+                branch.values[hp.name] = value
+                extend(index + 1, branch)
+
+        extend(0, kt.HyperParameters())
+        return None if len(results) > limit else results
+
+    def mutate(self, values, rng):
+        """Changes one active decision to another value, then samples the
+        decisions that become active and drops those that become inactive.
+
+        Returns None when no decision can change.
+        """
+        names = [name for name, value in values.items()
+                 if self._alternatives(name, value, rng)]
+        if not names:
+            return None
+        name = names[int(rng.integers(len(names)))]
+        alternatives = self._alternatives(name, values[name], rng)
+        child = dict(values)
+        child[name] = alternatives[int(rng.integers(len(alternatives)))]
+        return self._fill(child, rng)
+
+    def neighbours(self, values, rng):
+        """Every architecture one decision away from `values`, shuffled."""
+        result = []
+        for name, value in values.items():
+            for alternative in self._alternatives(name, value, rng):
+                result.append(self._fill({**values, name: alternative}, rng))
+        order = rng.permutation(len(result))
+        return [result[i] for i in order]
+
+    def is_new(self, values):
+        """Whether no trial of this search has these values yet."""
+        return not self._duplicate(values)
+
+    def random_proposal(self, rng):
+        """A RUNNING response with new random values, or STOPPED when the
+        space is exhausted. After repeated collisions, a small space is
+        enumerated so that no unexplored architecture is missed."""
+        for _ in range(self._max_collisions):
+            values = self.random_architecture(rng)
+            if self.is_new(values):
+                return {"status": RUNNING, "values": values}
+        remaining = [v for v in self.enumerate_architectures() or [] if self.is_new(v)]
+        if remaining:
+            return {"status": RUNNING, "values": remaining[int(rng.integers(len(remaining)))]}
+        return {"status": STOPPED, "values": None}
+
+
+class RandomOracle(NASOracle):
+    """Random search: every trial samples each active decision uniformly.
+
+    The baseline every NAS strategy must beat (Li & Talwalkar, 2019). Never
+    proposes an architecture twice; stops early when the space is exhausted.
+    """
+
+    def populate_space(self, trial_id):
+        return self.random_proposal(self._next_rng())
