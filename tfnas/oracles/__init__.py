@@ -5,6 +5,7 @@
 | random | `RandomOracle` | random search, never repeating an architecture |
 | evolution | `RegularizedEvolutionOracle` | regularized (aging) evolution, Real et al. 2019 |
 | local | `LocalSearchOracle` | best-first hill climbing, White et al. 2021 |
+| predictor | `PredictorOracle` | neural-predictor ensemble with Thompson sampling (BANANAS) |
 | kt-random | `keras_tuner.oracles.RandomSearchOracle` | KerasTuner's random search |
 | kt-bayesian | `keras_tuner.oracles.BayesianOptimizationOracle` | KerasTuner's Gaussian-process BO |
 """
@@ -14,11 +15,13 @@ import keras_tuner as kt
 from tfnas.oracles.base import NASOracle, RandomOracle
 from tfnas.oracles.evolution import RegularizedEvolutionOracle
 from tfnas.oracles.local import LocalSearchOracle
+from tfnas.oracles.predictor import PredictorOracle
 
 ORACLES = {
     "random": RandomOracle,
     "evolution": RegularizedEvolutionOracle,
     "local": LocalSearchOracle,
+    "predictor": PredictorOracle,
     "kt-random": kt.oracles.RandomSearchOracle,
     "kt-bayesian": kt.oracles.BayesianOptimizationOracle,
 }
@@ -30,7 +33,7 @@ def budget_defaults(name, max_trials):
     Evolution's population is a third of the budget (at most 20, Real et
     al.'s NAS-Bench setting) with tournaments of a third of the population;
     local search starts from a tenth of the budget (at most 10) of random
-    trials. Explicit arguments to `get` override these.
+    trials, predictor-guided search from a fifth (at least 2, at most 10). Explicit arguments to `get` override these.
     """
     if name == "evolution":
         population = min(20, max(2, max_trials // 3))
@@ -38,6 +41,8 @@ def budget_defaults(name, max_trials):
                 "sample_size": max(1, min(5, population // 3))}
     if name == "local":
         return {"initial_trials": min(10, max(1, max_trials // 10))}
+    if name == "predictor":
+        return {"initial_trials": min(10, max(2, max_trials // 5))}
     return {}
 
 
@@ -62,4 +67,4 @@ def get(name, objective, max_trials, seed=None, **kwargs):
 
 
 __all__ = ["ORACLES", "NASOracle", "RandomOracle", "RegularizedEvolutionOracle",
-           "LocalSearchOracle", "budget_defaults", "get"]
+           "LocalSearchOracle", "PredictorOracle", "budget_defaults", "get"]

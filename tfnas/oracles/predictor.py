@@ -1,0 +1,143 @@
+"""Predictor-guided search in the style of BANANAS (White et al., 2021)."""
+
+import warnings
+
+import numpy as np
+
+from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
+
+ACQUISITIONS = ("its", "ucb")
+
+
+def encode(hyperparameters, values):
+    """One-hot encoding of the active decisions of an architecture.
+
+    One feature per (decision, candidate value); an inactive decision is all
+    zeros. A decision with too many values to enumerate is one feature, its
+    value scaled to [0, 1] by its range.
+    """
+    features = []
+    for hp in hyperparameters.space:
+        allowed = candidate_values(hp)
+        value = values.get(hp.name)
+        if allowed is not None:
+            features.extend(1.0 if value == v else 0.0 for v in allowed)
+        elif value is None:
+            features.append(0.0)
+        else:
+            low, high = float(hp.min_value), float(hp.max_value)
+            features.append((float(value) - low) / (high - low) if high > low else 0.0)
+    return np.asarray(features, dtype="float32")
+
+
+class PredictorOracle(NASOracle):
+    """BANANAS-style search: an ensemble of neural predictors proposes.
+
+    After `initial_trials` random trials, each proposal trains an ensemble of
+    `ensemble_size` small multilayer perceptrons (scikit-learn's
+    `MLPRegressor`, each with its own initialization) on the one-hot
+    encodings of the completed architectures and their scores; generates
+    `num_candidates` new architectures by mutating the `num_parents` best
+    completed ones; and proposes the candidate that maximizes the
+    acquisition function over the ensemble's predictions:
+
+    - "its", independent Thompson sampling (BANANAS's choice): a sample of a
+      normal with the ensemble's mean and standard deviation per candidate;
+    - "ucb", the upper confidence bound mean + `ucb_kappa` * std.
+
+    The predictors are retrained from the trial history at every proposal, so
+    a restarted search needs no other state. Training takes well under a
+    second at 500 completed trials on a CPU.
+
+    Args:
+        objective, max_trials, seed: as for `keras_tuner.Oracle`.
+        initial_trials: Random trials before the predictors take over.
+        ensemble_size: Number of predictors.
+        num_candidates: Mutated candidates scored per proposal.
+        num_parents: How many of the best trials are mutated.
+        acquisition: "its" or "ucb".
+        ucb_kappa: Exploration weight of "ucb".
+        hidden_units: Hidden layer widths of each predictor.
+        **kwargs: Other `keras_tuner.Oracle` arguments.
+    """
+
+    def __init__(self, objective=None, max_trials=100, initial_trials=10,
+                 ensemble_size=5, num_candidates=100, num_parents=10, acquisition="its",
+                 ucb_kappa=0.5, hidden_units=(32, 32), seed=None, **kwargs):
+        for name, value, low in (("initial_trials", initial_trials, 2),
+                                 ("ensemble_size", ensemble_size, 2),
+                                 ("num_candidates", num_candidates, 1),
+                                 ("num_parents", num_parents, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"Received an invalid value for `{name}`, expected an "
+                    f"integer >= {low}. Received: {name}={value!r}")
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(
+                f"Received an invalid value for `acquisition`, expected one of "
+                f"{ACQUISITIONS}. Received: acquisition={acquisition!r}")
+        super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+        self.initial_trials = initial_trials
+        self.ensemble_size = ensemble_size
+        self.num_candidates = num_candidates
+        self.num_parents = num_parents
+        self.acquisition = acquisition
+        self.ucb_kappa = float(ucb_kappa)
+        self.hidden_units = tuple(hidden_units)
+
+    def _candidates(self, parents, rng):
+        candidates, seen = [], set()
+        for attempt in range(self.num_candidates * 5):
+            if len(candidates) == self.num_candidates:
+                break
+            parent = parents[attempt % len(parents)]
+            child = self.mutate(parent.hyperparameters.values, rng)
+            if child is None:
+                continue
+            key = tuple(sorted(child.items()))
+            if key not in seen and self.is_new(child):
+                seen.add(key)
+                candidates.append(child)
+        return candidates
+
+    def predict(self, completed, candidates, rng):
+        """Mean and standard deviation of the ensemble's predicted scores."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+
+        x = np.stack([encode(self.hyperparameters, t.hyperparameters.values)
+                      for t in completed])
+        y = np.asarray([t.score for t in completed], dtype="float64")
+        if self.objective.direction != "max":
+            y = -y
+        mean, scale = y.mean(), y.std() or 1.0
+        targets = (y - mean) / scale
+        grid = np.stack([encode(self.hyperparameters, c) for c in candidates])
+        predictions = []
+        for _ in range(self.ensemble_size):
+            model = MLPRegressor(hidden_layer_sizes=self.hidden_units, max_iter=300,
+                                 learning_rate_init=0.01,
+                                 random_state=int(rng.integers(2**31)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(x, targets)
+            predictions.append(model.predict(grid))
+        predictions = np.stack(predictions)
+        return predictions.mean(axis=0), predictions.std(axis=0)
+
+    def populate_space(self, trial_id):
+        rng = self._next_rng()
+        completed = self.completed_trials()
+        if len(self.start_order) < self.initial_trials or len(completed) < 2:
+            return self.random_proposal(rng)
+        ranked = sorted(completed, key=lambda t: t.score,
+                        reverse=self.objective.direction == "max")
+        candidates = self._candidates(ranked[:self.num_parents], rng)
+        if not candidates:
+            return self.random_proposal(rng)
+        mean, std = self.predict(completed, candidates, rng)
+        if self.acquisition == "its":
+            acquisition = rng.normal(mean, std)
+        else:
+            acquisition = mean + self.ucb_kappa * std
+        return {"status": RUNNING, "values": candidates[int(np.argmax(acquisition))]}
