@@ -15,6 +15,9 @@ import numbers
 import keras_tuner as kt
 
 _PLAIN_TYPES = (bool, int, float, str)
+#: Values under this prefix are training budgets (KerasTuner's Hyperband
+#: convention: tuner/epochs, tuner/initial_epoch, ...), not decisions.
+BUDGET_PREFIX = "tuner/"
 
 
 def _plain_value(name, value):
@@ -77,10 +80,12 @@ class Architecture:
 
     @classmethod
     def from_hyperparameters(cls, hp):
-        """The active values of a `keras_tuner.HyperParameters`."""
-        return cls(
-            {name: value for name, value in hp.values.items() if hp.is_active(name)}
-        )
+        """The active values of a `keras_tuner.HyperParameters`, without the
+        training-budget values KerasTuner's convention names `tuner/...`."""
+        return cls({
+            name: value for name, value in hp.values.items()
+            if not name.startswith(BUDGET_PREFIX) and hp.is_active(name)
+        })
 
     @classmethod
     def from_trial(cls, trial):

@@ -11,8 +11,9 @@ DEFAULT_DIRECTORY = "tfnas_projects"
 SEARCH_CONFIG_FILE = "tfnas_search.json"
 # Arguments that define a search: resuming with other values would mix
 # incomparable trials in one project.
-IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "dataset", "epochs",
-                      "batch_size", "seed", "objective")
+IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "halving", "min_epochs", "eta",
+                      "dataset", "epochs", "batch_size", "seed", "objective")
+HALVING_STRATEGIES = ("random", "evolution", "local", "predictor")
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -67,6 +68,15 @@ def build_parser():
                              "--space-arg 'filters=[16,32]'")
     search.add_argument("--strategy", default="evolution", choices=sorted(oracles.ORACLES),
                         help="search strategy (oracle)")
+    search.add_argument("--halving", action="store_true",
+                        help="train candidates of random/evolution/local/predictor "
+                             "briefly first and promote the best (asynchronous "
+                             "successive halving from --min-epochs to --epochs); "
+                             "the 'sha' strategy is random search with it")
+    search.add_argument("--min-epochs", type=_positive_int, default=1,
+                        help="epochs of the first successive-halving rung")
+    search.add_argument("--eta", type=_positive_int, default=3,
+                        help="successive halving / Hyperband reduction factor")
     search.add_argument("--dataset", default="digits",
                         help="'digits' (scikit-learn's embedded 8x8 digits) or "
                              "'tfds:NAME' for a tensorflow-datasets dataset")
@@ -196,6 +206,24 @@ def _write_json(path, value):
     os.replace(temporary, path)
 
 
+def _make_oracle(args):
+    from tfnas import oracles
+
+    kwargs = {}
+    if args.strategy == "hyperband":
+        kwargs.update(max_epochs=args.epochs, factor=args.eta)
+    elif args.strategy == "sha" or args.halving:
+        if args.strategy not in HALVING_STRATEGIES + ("sha",):
+            raise ValueError(
+                f"--halving works with the strategies {HALVING_STRATEGIES}. "
+                f"Received: --strategy {args.strategy}")
+        kwargs["halving"] = oracles.SuccessiveHalving(
+            min_epochs=min(args.min_epochs, args.epochs), max_epochs=args.epochs,
+            eta=args.eta)
+    return oracles.get(args.strategy, objective=args.objective,
+                       max_trials=args.max_trials, seed=args.seed, **kwargs)
+
+
 def run_search(args):
     started = time.perf_counter()
     # Candidates with disconnected paths (e.g. NAS-Bench-201 "none" edges)
@@ -223,10 +251,7 @@ def run_search(args):
         raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
     tuner = NASTuner(
         space,
-        oracle=args.strategy,
-        objective=args.objective,
-        max_trials=args.max_trials,
-        seed=args.seed,
+        oracle=_make_oracle(args),
         directory=args.directory,
         project_name=project_name,
         overwrite=args.overwrite,

@@ -20,6 +20,8 @@ from tfnas import oracles as oracles_module
 from tfnas import progress
 from tfnas.architecture import Architecture
 
+maybe_distribute = kt.engine.tuner.maybe_distribute
+
 COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
 
 
@@ -240,6 +242,7 @@ class NASTuner(kt.Tuner):
                 f"building the architecture raised {type(error).__name__}: {error}"
             ) from error
 
+        self._apply_budget(trial, model, kwargs)
         kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [
             keras.callbacks.TerminateOnNaN()
         ]
@@ -253,9 +256,27 @@ class NASTuner(kt.Tuner):
         metrics = self._results_to_metrics(results)
         metrics.update(self._costs(model))
         metrics["train_time_s"] = train_time
+        if isinstance(results, keras.callbacks.History):
+            metrics["epochs"] = float(len(results.history.get("loss", [])))
         with open(self._get_build_config_fname(trial.trial_id), "w") as file:
             json.dump(model.get_build_config(), file)
         return metrics
+
+    def _apply_budget(self, trial, model, fit_kwargs):
+        """Honours a trial's training budget (successive halving, Hyperband).
+
+        `tuner/epochs` and `tuner/initial_epoch` set the epochs to train;
+        `tuner/trial_id` names the trial whose best weights warm-start this
+        one, as in KerasTuner's Hyperband.
+        """
+        values = trial.hyperparameters.values
+        if "tuner/epochs" in values:
+            fit_kwargs["epochs"] = values["tuner/epochs"]
+            fit_kwargs["initial_epoch"] = values.get("tuner/initial_epoch", 0)
+        parent = values.get("tuner/trial_id")
+        if parent is not None:
+            with maybe_distribute(self.distribution_strategy):
+                model.load_weights(self._get_checkpoint_fname(parent))
 
     def _results_to_metrics(self, results):
         """Metrics of the best epoch of a History (or a user's fit result)."""

@@ -6,6 +6,8 @@
 | evolution | `RegularizedEvolutionOracle` | regularized (aging) evolution, Real et al. 2019 |
 | local | `LocalSearchOracle` | best-first hill climbing, White et al. 2021 |
 | predictor | `PredictorOracle` | neural-predictor ensemble with Thompson sampling (BANANAS) |
+| sha | `RandomOracle` + `SuccessiveHalving` | random proposals, asynchronous successive halving of epochs |
+| hyperband | `keras_tuner.oracles.HyperbandOracle` | KerasTuner's Hyperband |
 | kt-random | `keras_tuner.oracles.RandomSearchOracle` | KerasTuner's random search |
 | kt-bayesian | `keras_tuner.oracles.BayesianOptimizationOracle` | KerasTuner's Gaussian-process BO |
 """
@@ -14,6 +16,7 @@ import keras_tuner as kt
 
 from tfnas.oracles.base import NASOracle, RandomOracle
 from tfnas.oracles.evolution import RegularizedEvolutionOracle
+from tfnas.oracles.halving import SuccessiveHalving
 from tfnas.oracles.local import LocalSearchOracle
 from tfnas.oracles.predictor import PredictorOracle
 
@@ -22,6 +25,8 @@ ORACLES = {
     "evolution": RegularizedEvolutionOracle,
     "local": LocalSearchOracle,
     "predictor": PredictorOracle,
+    "sha": RandomOracle,
+    "hyperband": kt.oracles.HyperbandOracle,
     "kt-random": kt.oracles.RandomSearchOracle,
     "kt-bayesian": kt.oracles.BayesianOptimizationOracle,
 }
@@ -63,8 +68,15 @@ def get(name, objective, max_trials, seed=None, **kwargs):
             f"{sorted(ORACLES)}. Received: strategy={name!r}"
         )
     arguments = {**budget_defaults(name, max_trials), **kwargs}
+    if name == "hyperband":  # Hyperband sets its own number of trials
+        arguments.setdefault("max_epochs", 9)
+        return ORACLES[name](objective=objective, seed=seed, **arguments)
+    if name == "sha" and "halving" not in arguments:
+        arguments["halving"] = SuccessiveHalving(
+            min_epochs=1, max_epochs=arguments.pop("max_epochs", 9), eta=3)
     return ORACLES[name](objective=objective, max_trials=max_trials, seed=seed, **arguments)
 
 
 __all__ = ["ORACLES", "NASOracle", "RandomOracle", "RegularizedEvolutionOracle",
-           "LocalSearchOracle", "PredictorOracle", "budget_defaults", "get"]
+           "LocalSearchOracle", "PredictorOracle", "SuccessiveHalving",
+           "budget_defaults", "get"]

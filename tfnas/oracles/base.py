@@ -11,7 +11,8 @@ persists, so a restarted search continues where it stopped.
 import keras_tuner as kt
 import numpy as np
 
-from tfnas.architecture import Architecture
+from tfnas.architecture import BUDGET_PREFIX, Architecture
+from tfnas.oracles import halving as halving_module
 
 RUNNING = kt.engine.trial.TrialStatus.RUNNING
 STOPPED = kt.engine.trial.TrialStatus.STOPPED
@@ -36,6 +37,11 @@ def candidate_values(hp):
     return None
 
 
+def _decisions(values):
+    """`values` without training-budget entries (`tuner/epochs`, ...)."""
+    return {k: v for k, v in values.items() if not k.startswith(BUDGET_PREFIX)}
+
+
 class NASOracle(kt.Oracle):
     """Base class of tfnas's search strategies (KerasTuner oracles).
 
@@ -44,11 +50,21 @@ class NASOracle(kt.Oracle):
     saved again after `end_trial` has removed the trial from the ongoing
     ones, so a restarted search does not run a finished trial again.
 
+    A subclass implements `propose(rng)`, returning a `populate_space`
+    response for a new architecture. With `halving`, every new architecture
+    is first trained for the first rung's epochs, and promotions of the best
+    ones (asynchronous successive halving) come before new proposals; the
+    strategy then learns from first-rung results only, which compare equal
+    budgets.
+
     Args:
         objective, max_trials, seed, **kwargs: as for `keras_tuner.Oracle`.
+        halving: A `tfnas.oracles.SuccessiveHalving`, or None to train every
+            candidate for the full epochs.
     """
 
-    def __init__(self, objective=None, max_trials=100, seed=None, **kwargs):
+    def __init__(self, objective=None, max_trials=100, seed=None, halving=None,
+                 **kwargs):
         if max_trials is not None and (
             isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
         ):
@@ -56,10 +72,34 @@ class NASOracle(kt.Oracle):
                 "Received an invalid value for `max_trials`, expected a positive "
                 f"integer. Received: max_trials={max_trials!r}"
             )
+        if halving is not None and not isinstance(halving, halving_module.SuccessiveHalving):
+            raise TypeError(
+                "Received an invalid value for `halving`, expected a "
+                f"SuccessiveHalving or None. Received: halving={halving!r}")
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
         if seed is not None:
             self.seed = int(seed)
             self._seed_state = self.seed
+        self.halving = halving
+        self._seen = (0, set())
+
+    def propose(self, rng):
+        """A `populate_space` response for a new architecture."""
+        raise NotImplementedError
+
+    def populate_space(self, trial_id):
+        rng = self._next_rng()
+        if self.halving is None:
+            return self.propose(rng)
+        promotion = self.halving.promotion(
+            list(self.trials.values()), self._all_completed(),
+            lambda t: Architecture.from_trial(t).hash, self.objective.direction == "max")
+        if promotion is not None:
+            return {"status": RUNNING, "values": promotion}
+        response = self.propose(rng)
+        if response["status"] == RUNNING:
+            response["values"] = {**response["values"], **self.halving.first_rung()}
+        return response
 
     @kt.synchronized
     def end_trial(self, trial):
@@ -77,10 +117,17 @@ class NASOracle(kt.Oracle):
 
     # The trial history.
 
-    def completed_trials(self):
-        """Completed trials with a score, in the order they finished."""
+    def _all_completed(self):
         trials = (self.trials[trial_id] for trial_id in self.end_order)
         return [t for t in trials if t.status == COMPLETED and t.score is not None]
+
+    def completed_trials(self):
+        """Completed trials with a score, in the order they finished; with
+        halving, only first-rung trials (the budget all candidates share)."""
+        completed = self._all_completed()
+        if self.halving is not None:
+            completed = [t for t in completed if halving_module.rung_of(t) == 0]
+        return completed
 
     def is_better(self, score, other):
         """Whether `score` beats `other` under the objective's direction."""
@@ -159,6 +206,7 @@ class NASOracle(kt.Oracle):
 
         Returns None when no decision can change.
         """
+        values = _decisions(values)
         names = [name for name, value in values.items()
                  if self._alternatives(name, value, rng)]
         if not names:
@@ -171,6 +219,7 @@ class NASOracle(kt.Oracle):
 
     def neighbours(self, values, rng):
         """Every architecture one decision away from `values`, shuffled."""
+        values = _decisions(values)
         result = []
         for name, value in values.items():
             for alternative in self._alternatives(name, value, rng):
@@ -179,8 +228,13 @@ class NASOracle(kt.Oracle):
         return [result[i] for i in order]
 
     def is_new(self, values):
-        """Whether no trial of this search has these values yet."""
-        return not self._duplicate(values)
+        """Whether no trial of this search has this architecture yet
+        (budget values such as `tuner/epochs` aside)."""
+        count, seen = self._seen
+        if count != len(self.trials):
+            seen = {Architecture.from_trial(t).hash for t in self.trials.values()}
+            self._seen = (len(self.trials), seen)
+        return Architecture(values).hash not in seen
 
     def random_proposal(self, rng):
         """A RUNNING response with new random values, or STOPPED when the
@@ -203,5 +257,5 @@ class RandomOracle(NASOracle):
     proposes an architecture twice; stops early when the space is exhausted.
     """
 
-    def populate_space(self, trial_id):
-        return self.random_proposal(self._next_rng())
+    def propose(self, rng):
+        return self.random_proposal(rng)

@@ -48,8 +48,7 @@ class RegularizedEvolutionOracle(NASOracle):
         """The current population: the most recently completed trials."""
         return self.completed_trials()[-self.population_size:]
 
-    def populate_space(self, trial_id):
-        rng = self._next_rng()
+    def propose(self, rng):
         population = self.population()
         if len(self.start_order) < self.population_size or not population:
             return self.random_proposal(rng)

@@ -31,8 +31,7 @@ class LocalSearchOracle(NASOracle):
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
         self.initial_trials = initial_trials
 
-    def populate_space(self, trial_id):
-        rng = self._next_rng()
+    def propose(self, rng):
         completed = self.completed_trials()
         if len(self.start_order) < self.initial_trials or not completed:
             return self.random_proposal(rng)

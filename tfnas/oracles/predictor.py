@@ -125,8 +125,7 @@ class PredictorOracle(NASOracle):
         predictions = np.stack(predictions)
         return predictions.mean(axis=0), predictions.std(axis=0)
 
-    def populate_space(self, trial_id):
-        rng = self._next_rng()
+    def propose(self, rng):
         completed = self.completed_trials()
         if len(self.start_order) < self.initial_trials or len(completed) < 2:
             return self.random_proposal(rng)
