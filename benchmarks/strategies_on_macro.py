@@ -52,11 +52,12 @@ def oracle_overhead(name, table, checkpoints=(10, 100, 1000), samples=20):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--bayesian-seeds", type=int, default=20,
-                        help="seeds for kt-bayesian (its GP makes it slow)")
+    parser.add_argument("--slow-seeds", type=int, default=20,
+                        help="seeds for kt-bayesian and predictor, which fit a model "
+                             "at every proposal")
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200])
-    parser.add_argument("--strategies", default="random,evolution,local,kt-random,"
-                                                 "kt-bayesian")
+    parser.add_argument("--strategies", default="random,evolution,local,predictor,"
+                                                 "kt-random,kt-bayesian")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "strategies_on_macro.md"))
     args = parser.parse_args()
@@ -64,16 +65,17 @@ def main():
     table = bench.load_nas_bench_macro()
     names = args.strategies.split(",")
     rows = ["| strategy | seeds | " + " | ".join(f"{b} queries" for b in args.budgets)
-            + " | overhead ms at 10 / 100 / 1000 trials |",
+            + " | oracle overhead, median ms at N completed trials |",
             "|---|---|" + "---|" * len(args.budgets) + "---|"]
+    slow = {"kt-bayesian": (10, 100), "predictor": (10, 100, 500)}
     for name in names:
-        seeds = args.bayesian_seeds if name == "kt-bayesian" else args.seeds
+        seeds = args.slow_seeds if name in slow else args.seeds
         start = time.perf_counter()
         records = bench.compare(table, [name], args.budgets, range(seeds))
-        overhead = oracle_overhead(name, table,
-                                   (10, 100) if name == "kt-bayesian" else (10, 100, 1000))
+        checkpoints = slow.get(name, (10, 100, 1000))
+        overhead = oracle_overhead(name, table, checkpoints)
         cells = [f"{r['mean']:.2f} ± {r['std']:.2f}" for r in records]
-        costs = " / ".join(f"{overhead.get(c, float('nan')):.1f}" for c in (10, 100, 1000))
+        costs = ", ".join(f"{overhead[c]:.1f} at {c}" for c in checkpoints)
         rows.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {costs} |")
         print(rows[-1], f"({time.perf_counter() - start:.0f}s)", flush=True)
     rows.append(f"| optimum | | " + " | ".join(f"{table.optimum():.2f}"
@@ -84,7 +86,7 @@ def main():
         f"{' '.join(map(str, args.budgets))}`: mean ± std over seeds of the picked "
         "architecture's `mean_acc` (the strategy sees `test_acc[0]`). Overhead: median "
         "ms of create_trial + end_trial (KerasTuner state saves included) after 10, "
-        "100 and 1,000 completed trials.", rows)
+        "100 and 1,000 (predictor: 500) completed trials.", rows)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import functools
+import json
 import keras_tuner as kt
 import pytest
 
@@ -121,9 +122,12 @@ def test_evolution_beats_random_search_on_nas_bench_macro():
     assert by_strategy["evolution"] > by_strategy["random"]
 
 
-def test_predictor_ensemble_learns_a_structured_objective(tmp_path):
-    """On an objective that is a sum of per-decision effects, the ensemble
-    trained on 60 architectures ranks 100 unseen ones well."""
+@pytest.mark.parametrize("path_encoding", [False, True])
+def test_predictor_ensemble_learns_a_structured_objective(path_encoding, tmp_path):
+    """On an objective that is a sum of per-feature effects (per decision for
+    the one-hot encoding, per input-to-output path for NAS-Bench-201's path
+    encoding), the ensemble trained on 60 architectures ranks 100 unseen ones
+    well."""
     import numpy as np
 
     space = spaces.NASBench201Space((32, 32, 3), 10)
@@ -131,9 +135,17 @@ def test_predictor_ensemble_learns_a_structured_objective(tmp_path):
                "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0}
 
     def score(values):
+        if path_encoding:  # a sum of effects of the paths that exist
+            from tfnas.spaces import nb201
+
+            bits = nb201.path_encoding(values)
+            return sum(bit * sum(effects[op] for op in ops)
+                       for bit, (_, ops) in zip(bits, nb201.path_features()))
         return sum(effects[op] for op in values.values())
 
-    oracle = oracles.get("predictor", OBJECTIVE, 60, seed=0, initial_trials=60)
+    oracle = oracles.get("predictor", OBJECTIVE, 60, seed=0, initial_trials=60,
+                         space=space if path_encoding else None)
+    assert (oracle.encoder is not None) == path_encoding
     LookupTuner(oracle, space, score, signal_name="score", directory=tmp_path).search()
     rng = np.random.default_rng(1)
     unseen = [oracle.random_architecture(rng) for _ in range(100)]
@@ -141,7 +153,7 @@ def test_predictor_ensemble_learns_a_structured_objective(tmp_path):
     truth = np.asarray([score(v) for v in unseen])
     ranks = lambda a: np.argsort(np.argsort(a))  # noqa: E731
     spearman = np.corrcoef(ranks(mean), ranks(truth))[0, 1]
-    assert spearman > 0.8, spearman
+    assert spearman > 0.7, spearman  # a wrong encoding ranks near 0
     assert np.all(std >= 0) and std.mean() > 0
 
 
@@ -175,3 +187,20 @@ def test_predictor_beats_random_search_on_a_structured_table(tmp_path):
 def test_predictor_validates_its_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         oracles.PredictorOracle(objective=OBJECTIVE, **kwargs)
+
+
+@pytest.mark.parametrize("name, fixed", [("evolution", True), ("kt-random", False)])
+def test_state_is_saved_after_the_trial_leaves_the_ongoing_set(name, fixed, tmp_path):
+    """KerasTuner saves the oracle inside end_trial while the trial is still
+    ongoing: a chief restarted from that file runs the trial again. tfnas
+    oracles save once more; KerasTuner's own oracle shows the flaw."""
+    oracle = oracles.get(name, OBJECTIVE, 3, seed=0)
+    LookupTuner(oracle, spaces.ChainSpace((4, 4, 1), 2, max_layers=2), synthetic_score,
+                signal_name="score", directory=tmp_path, project_name="p")
+    # What the chief does for a worker: create, update and end a trial.
+    trial = oracle.create_trial("worker0")
+    oracle.update_trial(trial.trial_id, {"score": 0.5})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    state = json.loads((tmp_path / "p" / "oracle.json").read_text())
+    assert (state["ongoing_trials"] == {}) is fixed

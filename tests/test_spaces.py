@@ -280,3 +280,19 @@ def test_small_inputs_never_reduce_below_one_pixel():
     model = build(space, values)
     assert model.output_shape == (None, 10)
     assert math.isfinite(float(model.predict(np.ones((1, 2, 2, 1)), verbose=0).sum()))
+
+
+def test_nas_bench_201_path_encoding():
+    features = nb201.path_features()
+    assert len(features) == 100
+    encoding = dict(zip(features, nb201.path_encoding(nb201.from_string(BEST_NB201))))
+    present = {feature for feature, bit in encoding.items() if bit}
+    # |conv3~0|+|conv3~0|conv3~1|+|skip~0|conv3~1|conv3~2|
+    assert present == {
+        ((0, 3), ("skip_connect",)),
+        ((0, 1, 3), ("nor_conv_3x3", "nor_conv_3x3")),
+        ((0, 2, 3), ("nor_conv_3x3", "nor_conv_3x3")),
+        ((0, 1, 2, 3), ("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3")),
+    }
+    all_none = nb201.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert sum(nb201.path_encoding(all_none)) == 0

@@ -206,7 +206,7 @@ def _write_json(path, value):
     os.replace(temporary, path)
 
 
-def _make_oracle(args):
+def _make_oracle(args, space):
     from tfnas import oracles
 
     kwargs = {}
@@ -221,7 +221,7 @@ def _make_oracle(args):
             min_epochs=min(args.min_epochs, args.epochs), max_epochs=args.epochs,
             eta=args.eta)
     return oracles.get(args.strategy, objective=args.objective,
-                       max_trials=args.max_trials, seed=args.seed, **kwargs)
+                       max_trials=args.max_trials, seed=args.seed, space=space, **kwargs)
 
 
 def run_search(args):
@@ -251,7 +251,7 @@ def run_search(args):
         raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
     tuner = NASTuner(
         space,
-        oracle=_make_oracle(args),
+        oracle=_make_oracle(args, space),
         directory=args.directory,
         project_name=project_name,
         overwrite=args.overwrite,

@@ -76,7 +76,7 @@ class NASTuner(kt.Tuner):
         hypermodel: The search space, a `keras_tuner.HyperModel` (e.g. one of
             `tfnas.spaces`) or a function `build(hp) -> keras.Model`.
         oracle: The search strategy: a name from `tfnas.oracles.ORACLES` or a
-            `keras_tuner.Oracle` instance. Defaults to "random".
+            `keras_tuner.Oracle` instance. Defaults to "evolution".
         objective: Metric to optimize, when `oracle` is a name. Defaults to
             "val_accuracy".
         max_trials: Number of trials, when `oracle` is a name. Defaults to 10.
@@ -99,7 +99,7 @@ class NASTuner(kt.Tuner):
     def __init__(
         self,
         hypermodel,
-        oracle="random",
+        oracle="evolution",
         objective=None,
         max_trials=None,
         seed=None,
@@ -130,6 +130,7 @@ class NASTuner(kt.Tuner):
                 )
             oracle = oracles_module.get(
                 oracle,
+                space=hypermodel,
                 objective=objective or "val_accuracy",
                 max_trials=max_trials or 10,
                 seed=seed,

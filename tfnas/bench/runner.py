@@ -117,7 +117,7 @@ def compare(table, strategies, budgets, seeds, strategy_args=None):
         curves = []
         for seed in seeds:
             oracle = oracles.get(name, kt.Objective(SIGNAL, table.direction),
-                                 budgets[-1], seed=seed, **kwargs)
+                                 budgets[-1], seed=seed, space=table.space, **kwargs)
             curves.append(run(oracle, table).best_so_far)
         for budget in budgets:
             finals = [curve[min(budget, len(curve)) - 1] for curve in curves if curve]

@@ -51,7 +51,7 @@ def budget_defaults(name, max_trials):
     return {}
 
 
-def get(name, objective, max_trials, seed=None, **kwargs):
+def get(name, objective, max_trials, seed=None, space=None, **kwargs):
     """Creates the oracle registered as `name`.
 
     Args:
@@ -59,6 +59,8 @@ def get(name, objective, max_trials, seed=None, **kwargs):
         objective: A metric name or `keras_tuner.Objective`.
         max_trials: How many trials the search runs, at least 1.
         seed: Random seed of the strategy.
+        space: The space to be searched, if known: the predictor then uses
+            its `path_encoding` when it has one (cell spaces).
         **kwargs: Strategy-specific arguments (see each class); defaults
             scale with `max_trials` (`budget_defaults`).
     """
@@ -68,6 +70,8 @@ def get(name, objective, max_trials, seed=None, **kwargs):
             f"{sorted(ORACLES)}. Received: strategy={name!r}"
         )
     arguments = {**budget_defaults(name, max_trials), **kwargs}
+    if name == "predictor" and hasattr(space, "path_encoding"):
+        arguments.setdefault("encoder", space.path_encoding)
     if name == "hyperband":  # Hyperband sets its own number of trials
         arguments.setdefault("max_epochs", 9)
         return ORACLES[name](objective=objective, seed=seed, **arguments)

@@ -58,12 +58,16 @@ class PredictorOracle(NASOracle):
         acquisition: "its" or "ucb".
         ucb_kappa: Exploration weight of "ucb".
         hidden_units: Hidden layer widths of each predictor.
+        encoder: A function from decision values to a feature vector, e.g.
+            a cell space's `path_encoding`; defaults to the one-hot encoding
+            of the active decisions.
         **kwargs: Other `keras_tuner.Oracle` arguments.
     """
 
     def __init__(self, objective=None, max_trials=100, initial_trials=10,
                  ensemble_size=5, num_candidates=100, num_parents=10, acquisition="its",
-                 ucb_kappa=0.5, hidden_units=(32, 32), seed=None, **kwargs):
+                 ucb_kappa=0.5, hidden_units=(32, 32), encoder=None, seed=None,
+                 **kwargs):
         for name, value, low in (("initial_trials", initial_trials, 2),
                                  ("ensemble_size", ensemble_size, 2),
                                  ("num_candidates", num_candidates, 1),
@@ -84,6 +88,13 @@ class PredictorOracle(NASOracle):
         self.acquisition = acquisition
         self.ucb_kappa = float(ucb_kappa)
         self.hidden_units = tuple(hidden_units)
+        self.encoder = encoder
+
+    def encode(self, values):
+        """The feature vector the predictors see for an architecture."""
+        if self.encoder is not None:
+            return np.asarray(self.encoder(values), dtype="float32")
+        return encode(self.hyperparameters, values)
 
     def _candidates(self, parents, rng):
         candidates, seen = [], set()
@@ -105,14 +116,13 @@ class PredictorOracle(NASOracle):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
-        x = np.stack([encode(self.hyperparameters, t.hyperparameters.values)
-                      for t in completed])
+        x = np.stack([self.encode(t.hyperparameters.values) for t in completed])
         y = np.asarray([t.score for t in completed], dtype="float64")
         if self.objective.direction != "max":
             y = -y
         mean, scale = y.mean(), y.std() or 1.0
         targets = (y - mean) / scale
-        grid = np.stack([encode(self.hyperparameters, c) for c in candidates])
+        grid = np.stack([self.encode(c) for c in candidates])
         predictions = []
         for _ in range(self.ensemble_size):
             model = MLPRegressor(hidden_layer_sizes=self.hidden_units, max_iter=300,

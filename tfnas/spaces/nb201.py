@@ -55,6 +55,31 @@ def from_string(text):
     return values
 
 
+#: Routes from the input node 0 to the output node 3, as node sequences.
+ROUTES = ((0, 3), (0, 1, 3), (0, 2, 3), (0, 1, 2, 3))
+PATH_OPS = tuple(op for op in NB201_OPS if op != "none")
+
+
+def path_features():
+    """Names of the path-encoding features: (route, ops along it)."""
+    import itertools
+
+    return [(route, ops) for route in ROUTES
+            for ops in itertools.product(PATH_OPS, repeat=len(route) - 1)]
+
+
+def path_encoding(values):
+    """The path encoding of White et al. (BANANAS): one binary feature per
+    input-to-output path and sequence of operations along it; a path through
+    a "none" edge does not exist. 4 + 16 + 16 + 64 = 100 features."""
+    present = set()
+    for route in ROUTES:
+        ops = tuple(values[edge_name(a, b)] for a, b in zip(route, route[1:]))
+        if "none" not in ops:
+            present.add((route, ops))
+    return [1.0 if feature in present else 0.0 for feature in path_features()]
+
+
 def _edge_op(name, filters):
     if name == "none":
         return ops.Zero()
@@ -116,6 +141,10 @@ class NASBench201Space(SearchSpace):
 
     def describe(self, values):
         return to_string(values)
+
+    def path_encoding(self, values):
+        """See `tfnas.spaces.nb201.path_encoding`."""
+        return path_encoding(values)
 
     def get_config(self):
         return {**super().get_config(), "cells_per_stage": self.cells_per_stage,
