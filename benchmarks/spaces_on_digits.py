@@ -50,5 +50,6 @@ def main():
         f"arguments, {args.samples} architectures per space sampled by KerasTuner's "
         "random oracle (seed 0).", rows)
 
+
 if __name__ == "__main__":
     main()

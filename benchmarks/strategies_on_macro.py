@@ -56,8 +56,8 @@ def main():
                         help="seeds for kt-bayesian and predictor, which fit a model "
                              "at every proposal")
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200])
-    parser.add_argument("--strategies", default="random,evolution,local,predictor,"
-                                                 "kt-random,kt-bayesian")
+    parser.add_argument("--strategies",
+                        default="random,evolution,local,predictor,kt-random,kt-bayesian")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "strategies_on_macro.md"))
     args = parser.parse_args()
@@ -78,8 +78,8 @@ def main():
         costs = ", ".join(f"{overhead[c]:.1f} at {c}" for c in checkpoints)
         rows.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {costs} |")
         print(rows[-1], f"({time.perf_counter() - start:.0f}s)", flush=True)
-    rows.append(f"| optimum | | " + " | ".join(f"{table.optimum():.2f}"
-                                               for _ in args.budgets) + " | |")
+    optimum = f"{table.optimum():.2f}"
+    rows.append("| optimum | | " + " | ".join(optimum for _ in args.budgets) + " | |")
     report.write_table(
         args.output, "Strategies on NAS-Bench-Macro",
         f"`python benchmarks/strategies_on_macro.py --seeds {args.seeds} --budgets "

@@ -110,5 +110,6 @@ def main():
         f"--epochs {args.epochs} --trials {n}`; digits, chain architecture "
         f"`{ARCHITECTURE.to_json()}`, batch 32, CPU only.", rows)
 
+
 if __name__ == "__main__":
     main()

@@ -41,8 +41,6 @@ def test_load_data_rejects_bad_arguments(kwargs, match):
         tfnas.load_data(**kwargs)
 
 
-
-
 class TinyDigits(tfds.core.GeneratorBasedBuilder):
     """Digits written in TFDS format: train and test splits, no validation."""
 

@@ -7,6 +7,7 @@ from tfnas import Architecture, bench, oracles, spaces
 from tfnas.testing import LookupTuner, check_oracle, synthetic_score
 from tfnas.testing.oracles import OBJECTIVE
 
+
 @pytest.mark.parametrize("name", ["random", "evolution", "local", "predictor"])
 def test_tfnas_oracles_pass_the_conformance_suite(name):
     check_oracle(functools.partial(oracles.get, name))

@@ -124,7 +124,8 @@ def test_out_of_memory_is_a_recorded_failure(tmp_path, digits):
 
 def test_bad_arguments_fail_before_training(tmp_path, digits):
     space = small_space()
-    with pytest.raises(ValueError, match="expected one of .*'evolution'.*Received: strategy='bogus'"):
+    with pytest.raises(ValueError,
+                       match="expected one of .*'evolution'.*Received: strategy='bogus'"):
         tfnas.NASTuner(space, oracle="bogus", directory=tmp_path)
     with pytest.raises(ValueError, match="`max_trials`.*Received: max_trials=0"):
         tfnas.NASTuner(space, max_trials=0, directory=tmp_path)

@@ -7,6 +7,7 @@ architectures (oracles), declares them (spaces) or reads the results
 
 import json
 import math
+import os
 import time
 import warnings
 
@@ -225,7 +226,9 @@ class NASTuner(kt.Tuner):
         super().on_trial_end(trial)
         if self.progress:
             finished = self.oracle.get_trial(trial.trial_id)
-            print(progress.trial_line(finished, self.oracle.objective.name, self._describer()), flush=True)
+            line = progress.trial_line(finished, self.oracle.objective.name,
+                                       self._describer())
+            print(line, flush=True)
 
     def _describer(self):
         return getattr(self.hypermodel, "describe", None)
@@ -271,13 +274,23 @@ class NASTuner(kt.Tuner):
         one, as in KerasTuner's Hyperband.
         """
         values = trial.hyperparameters.values
-        if "tuner/epochs" in values:
-            fit_kwargs["epochs"] = values["tuner/epochs"]
-            fit_kwargs["initial_epoch"] = values.get("tuner/initial_epoch", 0)
+        if "tuner/epochs" not in values:
+            return
+        fit_kwargs["epochs"] = values["tuner/epochs"]
+        fit_kwargs["initial_epoch"] = values.get("tuner/initial_epoch", 0)
         parent = values.get("tuner/trial_id")
-        if parent is not None:
-            with maybe_distribute(self.distribution_strategy):
-                model.load_weights(self._get_checkpoint_fname(parent))
+        if parent is None:
+            return
+        checkpoint = self._get_checkpoint_fname(parent)
+        if not os.path.exists(checkpoint):
+            # E.g. the parent trained on another worker's disk: train the
+            # whole budget from scratch rather than fail the trial.
+            warnings.warn(f"Trial {trial.trial_id}: no checkpoint of trial {parent} "
+                          f"at {checkpoint}; training from scratch.")
+            fit_kwargs["initial_epoch"] = 0
+            return
+        with maybe_distribute(self.distribution_strategy):
+            model.load_weights(checkpoint)
 
     def _results_to_metrics(self, results):
         """Metrics of the best epoch of a History (or a user's fit result)."""

@@ -1,15 +1,15 @@
 """Search strategies (KerasTuner oracles), by name.
 
-| name | class | strategy |
-|---|---|---|
-| random | `RandomOracle` | random search, never repeating an architecture |
-| evolution | `RegularizedEvolutionOracle` | regularized (aging) evolution, Real et al. 2019 |
-| local | `LocalSearchOracle` | best-first hill climbing, White et al. 2021 |
-| predictor | `PredictorOracle` | neural-predictor ensemble with Thompson sampling (BANANAS) |
-| sha | `RandomOracle` + `SuccessiveHalving` | random proposals, asynchronous successive halving of epochs |
-| hyperband | `keras_tuner.oracles.HyperbandOracle` | KerasTuner's Hyperband |
-| kt-random | `keras_tuner.oracles.RandomSearchOracle` | KerasTuner's random search |
-| kt-bayesian | `keras_tuner.oracles.BayesianOptimizationOracle` | KerasTuner's Gaussian-process BO |
+- random: `RandomOracle`, random search that never repeats an architecture;
+- evolution: `RegularizedEvolutionOracle`, regularized evolution (Real et al.);
+- local: `LocalSearchOracle`, best-first hill climbing (White et al.);
+- predictor: `PredictorOracle`, a predictor ensemble with Thompson sampling
+  (BANANAS);
+- sha: `RandomOracle` with `SuccessiveHalving`, asynchronous successive
+  halving of epochs;
+- hyperband: KerasTuner's `HyperbandOracle`;
+- kt-random, kt-bayesian: KerasTuner's `RandomSearchOracle` and
+  `BayesianOptimizationOracle`, as baselines.
 """
 
 import keras_tuner as kt
@@ -38,7 +38,8 @@ def budget_defaults(name, max_trials):
     Evolution's population is a third of the budget (at most 20, Real et
     al.'s NAS-Bench setting) with tournaments of a third of the population;
     local search starts from a tenth of the budget (at most 10) of random
-    trials, predictor-guided search from a fifth (at least 2, at most 10). Explicit arguments to `get` override these.
+    trials, predictor-guided search from a fifth (at least 2, at most 10).
+    Explicit arguments to `get` override these.
     """
     if name == "evolution":
         population = min(20, max(2, max_trials // 3))

@@ -1,7 +1,5 @@
 """The NAS-Bench-Macro space (Su et al., 2021), with its 8-digit codes."""
 
-import keras
-
 from tfnas import decisions
 from tfnas.spaces import ops
 from tfnas.spaces.base import SearchSpace, check_int_range
