@@ -111,3 +111,22 @@ def test_cli_halving_options(tmp_path, capsys):
     assert cli.main(args + ["--strategy", "kt-random", "--halving",
                             "--project-name", "x"]) == 2
     assert "--halving works with the strategies" in capsys.readouterr().err
+
+
+def test_promotion_without_the_parent_checkpoint_trains_from_scratch(tmp_path, digits):
+    space = spaces.ChainSpace((8, 8, 1), 10, max_layers=2, filters=(8,))
+
+    def tuner(max_trials):
+        oracle = oracles.get("sha", "val_accuracy", max_trials, seed=0,
+                             halving=SuccessiveHalving(1, 3, 3))
+        return tfnas.NASTuner(space, oracle=oracle, directory=tmp_path, project_name="p")
+
+    tuner(3).search(digits.train, validation_data=digits.validation, verbose=0)
+    for checkpoint in (tmp_path / "p").glob("trial_*/checkpoint.weights.h5"):
+        checkpoint.unlink()  # as if the parents trained on another worker
+    resumed = tuner(4)
+    with pytest.warns(UserWarning, match="training from scratch"):
+        resumed.search(digits.train, validation_data=digits.validation, verbose=0)
+    promoted = resumed.oracle.trials["3"]
+    assert promoted.status == "COMPLETED"
+    assert promoted.metrics.get_last_value("epochs") == 3  # the whole budget
