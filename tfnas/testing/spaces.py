@@ -22,7 +22,7 @@ class SpaceReport:
 
 
 def sample_architectures(space, count, seed=0):
-    """Samples up to `count` architectures with KerasTuner's random oracle.
+    """Samples up to `count` architectures with tfnas's random oracle.
 
     The oracle discovers the space's decisions exactly as in a search (a
     `NASTuner` is created in a temporary directory), so conditional decisions
@@ -35,8 +35,8 @@ def sample_architectures(space, count, seed=0):
     from tfnas.tuner import NASTuner
 
     with tempfile.TemporaryDirectory() as directory:
-        tuner = NASTuner(space, max_trials=count, seed=seed, directory=directory,
-                         progress=False)
+        tuner = NASTuner(space, oracle="random", max_trials=count, seed=seed,
+                         directory=directory, progress=False)
         oracle = tuner.oracle
         samples = []
         for index in range(count):
