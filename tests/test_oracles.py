@@ -8,7 +8,7 @@ from tfnas.testing import LookupTuner, check_oracle, synthetic_score
 from tfnas.testing.oracles import OBJECTIVE
 
 
-@pytest.mark.parametrize("name", ["random", "evolution", "local", "predictor"])
+@pytest.mark.parametrize("name", ["random", "evolution", "local", "predictor", "sha"])
 def test_tfnas_oracles_pass_the_conformance_suite(name):
     check_oracle(functools.partial(oracles.get, name))
 
@@ -205,3 +205,14 @@ def test_state_is_saved_after_the_trial_leaves_the_ongoing_set(name, fixed, tmp_
     oracle.end_trial(trial)
     state = json.loads((tmp_path / "p" / "oracle.json").read_text())
     assert (state["ongoing_trials"] == {}) is fixed
+
+
+def test_predictor_uses_the_cell_space_path_encoding(tmp_path):
+    space = spaces.CellSpace((8, 8, 1), 10, num_cells=3, num_blocks=2, filters=4)
+    oracle = oracles.get("predictor", OBJECTIVE, 8, seed=0, space=space, initial_trials=4)
+    assert oracle.encoder == space.path_encoding
+    LookupTuner(oracle, space, synthetic_score, signal_name="score",
+                directory=tmp_path).search()
+    assert [t.status for t in oracle.trials.values()] == ["COMPLETED"] * 8
+    features = oracle.encode([t.hyperparameters.values for t in oracle.trials.values()])
+    assert features.shape[0] == 8 and features.shape[1] > 8

@@ -296,3 +296,24 @@ def test_nas_bench_201_path_encoding():
     }
     all_none = nb201.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     assert sum(nb201.path_encoding(all_none)) == 0
+
+
+def test_cell_path_encoding_follows_the_chosen_inputs():
+    space = spaces.CellSpace(DIGITS, 10, num_blocks=2, operations=("identity", "sep_conv_3x3"))
+    values = {}
+    for cell_type in ("normal", "reduce"):
+        values.update({
+            f"{cell_type}/block_0/input_0": "c_k-1", f"{cell_type}/block_0/op_0": "sep_conv_3x3",
+            f"{cell_type}/block_0/input_1": "c_k-2", f"{cell_type}/block_0/op_1": "identity",
+            f"{cell_type}/block_1/input_0": "b0", f"{cell_type}/block_1/op_0": "identity",
+            f"{cell_type}/block_1/input_1": "c_k-1", f"{cell_type}/block_1/op_1": "sep_conv_3x3",
+        })
+    features = space.path_encoding(values)
+    assert features == {
+        f"{t}:{path}": count for t in ("normal", "reduce") for path, count in {
+            "c_k-1:sep_conv_3x3": 2.0,  # block 0 and block 1 each have it
+            "c_k-2:identity": 1.0,
+            "c_k-1:sep_conv_3x3>identity": 1.0,  # through block 0
+            "c_k-2:identity>identity": 1.0,
+        }.items()
+    }

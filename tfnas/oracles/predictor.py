@@ -90,11 +90,20 @@ class PredictorOracle(NASOracle):
         self.hidden_units = tuple(hidden_units)
         self.encoder = encoder
 
-    def encode(self, values):
-        """The feature vector the predictors see for an architecture."""
-        if self.encoder is not None:
-            return np.asarray(self.encoder(values), dtype="float32")
-        return encode(self.hyperparameters, values)
+    def encode(self, architectures):
+        """The feature matrix the predictors see for a list of architectures.
+
+        An `encoder` may return vectors, or dicts of named features (sparse
+        path encodings), vectorized over the union of names seen here.
+        """
+        if self.encoder is None:
+            return np.stack([encode(self.hyperparameters, v) for v in architectures])
+        encoded = [self.encoder(v) for v in architectures]
+        if isinstance(encoded[0], dict):
+            from sklearn.feature_extraction import DictVectorizer
+
+            return DictVectorizer(sparse=False).fit_transform(encoded).astype("float32")
+        return np.asarray(encoded, dtype="float32")
 
     def _candidates(self, parents, rng):
         candidates, seen = [], set()
@@ -116,13 +125,13 @@ class PredictorOracle(NASOracle):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
-        x = np.stack([self.encode(t.hyperparameters.values) for t in completed])
+        features = self.encode([t.hyperparameters.values for t in completed] + candidates)
+        x, grid = features[:len(completed)], features[len(completed):]
         y = np.asarray([t.score for t in completed], dtype="float64")
         if self.objective.direction != "max":
             y = -y
         mean, scale = y.mean(), y.std() or 1.0
         targets = (y - mean) / scale
-        grid = np.stack([self.encode(c) for c in candidates])
         predictions = []
         for _ in range(self.ensemble_size):
             model = MLPRegressor(hidden_layer_sizes=self.hidden_units, max_iter=300,

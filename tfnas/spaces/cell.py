@@ -116,6 +116,33 @@ class CellSpace(SearchSpace):
             cells.append(f"{cell_type}: " + " ".join(blocks))
         return " | ".join(cells)
 
+    def path_encoding(self, values):
+        """Path encoding (White et al., BANANAS) of a cell architecture.
+
+        A feature per path from a cell input ("c_k-2" or "c_k-1") through
+        operations to a block, named `"{type}:{input}:{op}>{op}..."`, valued
+        by how many times the path occurs. Returned as a dict (sparse); the
+        predictor vectorizes the union of paths it sees.
+        """
+        features = {}
+        for cell_type in CELL_TYPES:
+            paths = []  # per block: list of (source, ops)
+            for block in range(self.num_blocks):
+                block_paths = []
+                for k in (0, 1):
+                    prefix = f"{cell_type}/block_{block}"
+                    source, op = values[f"{prefix}/input_{k}"], values[f"{prefix}/op_{k}"]
+                    if source.startswith("c_"):
+                        block_paths.append((source, (op,)))
+                    else:
+                        block_paths.extend((origin, ops + (op,))
+                                           for origin, ops in paths[int(source[1:])])
+                paths.append(block_paths)
+                for origin, ops in block_paths:
+                    key = f"{cell_type}:{origin}:{'>'.join(ops)}"
+                    features[key] = features.get(key, 0.0) + 1.0
+        return features
+
     def get_config(self):
         return {**super().get_config(), "num_cells": self.num_cells,
                 "num_blocks": self.num_blocks, "filters": self.filters,
