@@ -135,11 +135,11 @@ class CellSpace(SearchSpace):
                     if source.startswith("c_"):
                         block_paths.append((source, (op,)))
                     else:
-                        block_paths.extend((origin, ops + (op,))
-                                           for origin, ops in paths[int(source[1:])])
+                        block_paths.extend((origin, trail + (op,))
+                                           for origin, trail in paths[int(source[1:])])
                 paths.append(block_paths)
-                for origin, ops in block_paths:
-                    key = f"{cell_type}:{origin}:{'>'.join(ops)}"
+                for origin, trail in block_paths:
+                    key = f"{cell_type}:{origin}:{'>'.join(trail)}"
                     features[key] = features.get(key, 0.0) + 1.0
         return features
 
