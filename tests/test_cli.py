@@ -86,6 +86,9 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path)
     process = subprocess.Popen(
         tfnas_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A test runner started in the background inherits SIGINT ignored;
+        # the search under test must see Ctrl-C as a terminal would send it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first_lines = []
     for line in process.stdout:
