@@ -101,6 +101,10 @@ class NASOracle(kt.Oracle):
             response["values"] = {**response["values"], **self.halving.first_rung()}
         return response
 
+    def set_state(self, state):
+        super().set_state(state)
+        self._seen = (0, set())  # the trials were reloaded
+
     @kt.synchronized
     def end_trial(self, trial):
         super().end_trial(trial)
@@ -232,8 +236,10 @@ class NASOracle(kt.Oracle):
         (budget values such as `tuner/epochs` aside)."""
         count, seen = self._seen
         if count != len(self.trials):
-            seen = {Architecture.from_trial(t).hash for t in self.trials.values()}
-            self._seen = (len(self.trials), seen)
+            # Trials are only ever added (in order), so hash just the new ones.
+            trials = list(self.trials.values())
+            seen.update(Architecture.from_trial(t).hash for t in trials[count:])
+            self._seen = (len(trials), seen)
         return Architecture(values).hash not in seen
 
     def random_proposal(self, rng):
