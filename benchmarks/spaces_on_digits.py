@@ -1,7 +1,7 @@
 """Build time and parameter range of every built-in space on digits input.
 
 For each space with its default arguments, samples architectures with
-KerasTuner's random oracle (seeded) and builds each one; reports the space's
+tfnas's random oracle (seeded) and builds each one; reports the space's
 size, the median build time and the range of parameter counts.
 
 Usage: python benchmarks/spaces_on_digits.py [--samples 10]
@@ -47,7 +47,7 @@ def main():
     report.write_table(
         args.output, "Built-in spaces on digits input (8x8x1, 10 classes)",
         f"`python benchmarks/spaces_on_digits.py --samples {args.samples}`: default "
-        f"arguments, {args.samples} architectures per space sampled by KerasTuner's "
+        f"arguments, {args.samples} architectures per space sampled by tfnas's "
         "random oracle (seed 0).", rows)
 
 
