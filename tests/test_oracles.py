@@ -216,3 +216,29 @@ def test_predictor_uses_the_cell_space_path_encoding(tmp_path):
     assert [t.status for t in oracle.trials.values()] == ["COMPLETED"] * 8
     features = oracle.encode([t.hyperparameters.values for t in oracle.trials.values()])
     assert features.shape[0] == 8 and features.shape[1] > 8
+
+
+def test_local_search_resumes_identically_past_local_optima(tmp_path):
+    """Local search caches exhausted incumbents in memory only; a restarted
+    search (empty cache) must still make the same proposals."""
+    from tfnas.bench.runner import SearchInterrupted
+
+    table = bench.load_nas_bench_macro()
+
+    def search(directory, interrupt_after=None):
+        oracle = oracles.get("local", kt.Objective("signal", "max"), 120, seed=5)
+        tuner = LookupTuner(oracle, table.space,
+                            lambda v: table.lookup(v, table.signal),
+                            directory=directory, interrupt_after=interrupt_after)
+        try:
+            tuner.search()
+        except SearchInterrupted:
+            pass
+        ordered = sorted(oracle.trials.values(), key=lambda t: int(t.trial_id))
+        return oracle, [table.key(t.hyperparameters.values) for t in ordered]
+
+    straight_oracle, straight = search(tmp_path / "a")
+    assert straight_oracle._exhausted  # the climb did reach local optima
+    search(tmp_path / "b", interrupt_after=60)
+    _, resumed = search(tmp_path / "b")
+    assert resumed == straight

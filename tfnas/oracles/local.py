@@ -1,5 +1,7 @@
 """Local search (hill climbing), White et al. (2021)."""
 
+import numpy as np
+
 from tfnas.oracles.base import RUNNING, NASOracle
 
 
@@ -30,6 +32,9 @@ class LocalSearchOracle(NASOracle):
             )
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
         self.initial_trials = initial_trials
+        # Trials whose whole neighbourhood has been evaluated: a cache (it only
+        # grows as the search goes on), rebuilt after a restart.
+        self._exhausted = set()
 
     def propose(self, rng):
         completed = self.completed_trials()
@@ -37,8 +42,16 @@ class LocalSearchOracle(NASOracle):
             return self.random_proposal(rng)
         reverse = self.objective.direction == "max"
         ranked = sorted(completed, key=lambda t: t.score, reverse=reverse)
+        # One generator per incumbent, so that skipping cached incumbents does
+        # not change the proposals (a restarted search has an empty cache).
+        base = int(rng.integers(2**31))
         for incumbent in ranked:
-            for neighbour in self.neighbours(incumbent.hyperparameters.values, rng):
+            if incumbent.trial_id in self._exhausted:
+                continue
+            incumbent_rng = np.random.default_rng([base, int(incumbent.trial_id)])
+            for neighbour in self.neighbours(incumbent.hyperparameters.values,
+                                             incumbent_rng):
                 if self.is_new(neighbour):
                     return {"status": RUNNING, "values": neighbour}
+            self._exhausted.add(incumbent.trial_id)
         return self.random_proposal(rng)
