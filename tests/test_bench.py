@@ -1,11 +1,11 @@
-import csv
-import itertools
 import json
 
 import pytest
 
 from tfnas import Architecture, bench, cli, spaces
-from tfnas.spaces import nb201, nbmacro
+from tfnas.spaces import nbmacro
+
+from tests.tables import write_nb201_table
 
 
 def test_packaged_nas_bench_macro_table():
@@ -33,22 +33,9 @@ def test_run_records_the_best_so_far_curve():
     assert result.best_so_far[-1] == table.rows[result.picks[-1]]["mean_acc"]
 
 
-def _nb201_csv(path):
-    """A synthetic NAS-Bench-201-keyed table: convolutions help, "none" hurts."""
-    weights = {"none": 0, "skip_connect": 1, "avg_pool_3x3": 1, "nor_conv_1x1": 2,
-               "nor_conv_3x3": 3}
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["arch", "val", "test"])
-        for ops in itertools.product(nb201.NB201_OPS, repeat=6):
-            values = {nb201.edge_name(j, i): op for (j, i), op in zip(nb201.EDGES, ops)}
-            score = sum(weights[op] for op in ops)
-            writer.writerow([nb201.to_string(values), score, score + 0.5])
-
-
 def test_user_csv_table_over_nas_bench_201(tmp_path):
-    path = str(tmp_path / "nb201.csv")
-    _nb201_csv(path)
+    path = write_nb201_table(tmp_path / "nb201.csv", signal="val", final="test",
+                             final_offset=0.5)
     table = bench.load_table(path, "nb201", signal="val", final="test")
     assert len(table.rows) == 15_625 and table.optimum() == 18.5
     records = bench.compare(table, ["random", "local"], budgets=[10, 150], seeds=range(3))

@@ -7,6 +7,8 @@ from tfnas import Architecture, bench, oracles, spaces
 from tfnas.testing import LookupTuner, check_oracle, synthetic_score
 from tfnas.testing.oracles import OBJECTIVE
 
+from tests.tables import write_nb201_table
+
 
 @pytest.mark.parametrize("name", ["random", "evolution", "local", "predictor", "sha"])
 def test_tfnas_oracles_pass_the_conformance_suite(name):
@@ -159,22 +161,8 @@ def test_predictor_ensemble_learns_a_structured_objective(path_encoding, tmp_pat
 
 
 def test_predictor_beats_random_search_on_a_structured_table(tmp_path):
-    import csv
-    import itertools
-
-    from tfnas.spaces import nb201
-
-    path = tmp_path / "table.csv"
-    effects = {"none": 0, "skip_connect": 1, "avg_pool_3x3": 1, "nor_conv_1x1": 2,
-               "nor_conv_3x3": 3}
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["arch", "signal", "final"])
-        for ops in itertools.product(nb201.NB201_OPS, repeat=6):
-            values = {nb201.edge_name(j, i): op for (j, i), op in zip(nb201.EDGES, ops)}
-            total = sum(effects[op] for op in ops)
-            writer.writerow([nb201.to_string(values), total, total])
-    table = bench.load_table(str(path), "nb201")
+    path = write_nb201_table(tmp_path / "table.csv")
+    table = bench.load_table(path, "nb201")
     records = bench.compare(table, ["random", "predictor"], budgets=[30], seeds=range(4))
     by_strategy = {r["strategy"]: r["mean"] for r in records}
     assert by_strategy["predictor"] > by_strategy["random"]
