@@ -12,7 +12,7 @@ args = parser.parse_args()
 
 data = tfnas.load_data("digits")  # or "tfds:cifar10"
 space = tfnas.spaces.ChainSpace(data.input_shape, data.num_classes, max_layers=4)
-tuner = tfnas.NASTuner(space, oracle="random", objective="val_accuracy",
+tuner = tfnas.NASTuner(space, oracle="evolution", objective="val_accuracy",
                        max_trials=args.max_trials, directory=args.directory,
                        project_name="quickstart")
 tuner.search(data.train, validation_data=data.validation, epochs=args.epochs,
