@@ -13,6 +13,7 @@ Usage: python benchmarks/strategies_on_macro.py [--seeds 100] [--budgets 50 100 
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -82,8 +83,7 @@ def main():
     rows.append("| optimum | | " + " | ".join(optimum for _ in args.budgets) + " | |")
     report.write_table(
         args.output, "Strategies on NAS-Bench-Macro",
-        f"`python benchmarks/strategies_on_macro.py --seeds {args.seeds} --budgets "
-        f"{' '.join(map(str, args.budgets))}`: mean ± std over seeds of the picked "
+        f"`python {' '.join(sys.argv)}`: mean ± std over seeds of the picked "
         "architecture's `mean_acc` (the strategy sees `test_acc[0]`). Overhead: median "
         "ms of create_trial + end_trial (KerasTuner state saves included) after 10, "
         "100 and 1,000 (predictor: 500) completed trials.", rows)
