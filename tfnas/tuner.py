@@ -133,20 +133,11 @@ class NASTuner(kt.Tuner):
             "max_consecutive_failed_trials": max_consecutive_failed_trials,
         }
         if isinstance(oracle, str):
-            if max_trials is not None and (
-                isinstance(max_trials, bool)
-                or not isinstance(max_trials, int)
-                or max_trials < 1
-            ):
-                raise ValueError(
-                    "Received an invalid value for `max_trials`, expected a "
-                    f"positive integer. Received: max_trials={max_trials!r}"
-                )
             oracle = oracles_module.get(
                 oracle,
                 space=hypermodel,
                 objective=objective or "val_accuracy",
-                max_trials=max_trials or 10,
+                max_trials=10 if max_trials is None else max_trials,
                 seed=seed,
                 max_consecutive_failed_trials=max_consecutive_failed_trials or 3,
             )

@@ -14,7 +14,7 @@
 
 import keras_tuner as kt
 
-from tfnas.oracles.base import NASOracle, RandomOracle
+from tfnas.oracles.base import NASOracle, RandomOracle, check_max_trials
 from tfnas.oracles.evolution import RegularizedEvolutionOracle
 from tfnas.oracles.halving import SuccessiveHalving
 from tfnas.oracles.local import LocalSearchOracle
@@ -70,12 +70,13 @@ def get(name, objective, max_trials, seed=None, space=None, **kwargs):
             f"Received an invalid value for `strategy`, expected one of "
             f"{sorted(ORACLES)}. Received: strategy={name!r}"
         )
+    if name == "hyperband":  # Hyperband sets its own number of trials
+        return ORACLES[name](objective=objective, seed=seed,
+                             **{"max_epochs": 9, **kwargs})
+    check_max_trials(max_trials)
     arguments = {**budget_defaults(name, max_trials), **kwargs}
     if name == "predictor" and hasattr(space, "path_encoding"):
         arguments.setdefault("encoder", space.path_encoding)
-    if name == "hyperband":  # Hyperband sets its own number of trials
-        arguments.setdefault("max_epochs", 9)
-        return ORACLES[name](objective=objective, seed=seed, **arguments)
     if name == "sha" and "halving" not in arguments:
         arguments["halving"] = SuccessiveHalving(
             min_epochs=1, max_epochs=arguments.pop("max_epochs", 9), eta=3)

@@ -42,6 +42,17 @@ def _decisions(values):
     return {k: v for k, v in values.items() if not k.startswith(BUDGET_PREFIX)}
 
 
+def check_max_trials(max_trials):
+    """Raises a clear error unless `max_trials` is a positive integer (or None)."""
+    if max_trials is not None and (
+        isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
+    ):
+        raise ValueError(
+            "Received an invalid value for `max_trials`, expected a positive "
+            f"integer. Received: max_trials={max_trials!r}"
+        )
+
+
 class NASOracle(kt.Oracle):
     """Base class of tfnas's search strategies (KerasTuner oracles).
 
@@ -65,13 +76,7 @@ class NASOracle(kt.Oracle):
 
     def __init__(self, objective=None, max_trials=100, seed=None, halving=None,
                  **kwargs):
-        if max_trials is not None and (
-            isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `max_trials`, expected a positive "
-                f"integer. Received: max_trials={max_trials!r}"
-            )
+        check_max_trials(max_trials)
         if halving is not None and not isinstance(halving, halving_module.SuccessiveHalving):
             raise TypeError(
                 "Received an invalid value for `halving`, expected a "
