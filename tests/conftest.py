@@ -26,3 +26,33 @@ def digits():
     from tfnas import data
 
     return data.load_digits_data(batch_size=64, seed=0)
+
+
+@pytest.fixture(scope="session")
+def searched_project(tmp_path_factory, digits):
+    """A finished random search of 6 trials x 2 epochs on digits.
+
+    The space fails to build any candidate whose first layer is not
+    conv3x3, so the project holds failed trials too.
+
+    Returns:
+        The `NASTuner` (its `project_dir` and `log_dir` hold the results).
+    """
+    import tfnas
+    from tfnas.spaces import ChainSpace
+
+    class FailingChainSpace(ChainSpace):
+        def build_features(self, hp, inputs):
+            features = super().build_features(hp, inputs)
+            if hp.get("layer_0/op") != "conv3x3":
+                raise ValueError("layer 0 must be conv3x3 in this test")
+            return features
+
+    space = FailingChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16),
+                              operations=("conv3x3", "sepconv3x3", "maxpool3x3"))
+    tuner = tfnas.NASTuner(space, oracle="random", max_trials=6, seed=1,
+                           directory=tmp_path_factory.mktemp("searched"),
+                           project_name="project", progress=False,
+                           max_consecutive_failed_trials=6)
+    tuner.search(digits.train, validation_data=digits.validation, epochs=2, verbose=0)
+    return tuner

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -93,6 +95,21 @@ def test_tfds_dataset_is_prepared_read_and_searched(tmp_path, capsys):
     tuner = tfnas.NASTuner(space, max_trials=1, directory=tmp_path / "search")
     tuner.search(loaded.train, validation_data=loaded.validation, epochs=1, verbose=0)
     assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"]
+
+    # The prepared files are read back by TFDS alone (download=False), cached
+    # on disk when asked.
+    again = data.load_tfds_data("tiny_digits", batch_size=20, data_dir=str(tmp_path),
+                                download=False, cache=str(tmp_path / "cache"))
+    for split in ("train", "validation", "test"):
+        for _ in range(2):  # the second epoch reads the cache
+            labels = np.concatenate([y.numpy() for _, y in getattr(again, split)])
+            expected = np.concatenate([y.numpy() for _, y in getattr(loaded, split)])
+            assert len(labels) == counts[split]
+            if split != "train":  # train is shuffled
+                np.testing.assert_array_equal(labels, expected)
+    assert any(name.startswith("cache-train") for name in os.listdir(tmp_path))
+    with pytest.raises(FileNotFoundError, match="`tiny_digits` is not prepared"):
+        data.load_tfds_data("tiny_digits", data_dir=str(tmp_path / "empty"), download=False)
 
 
 def test_tfds_dataset_without_labels_is_rejected(tmp_path):

@@ -25,6 +25,10 @@ _EXPORTS = {
     "oracles": "tfnas.oracles",
     "bench": "tfnas.bench",
     "testing": "tfnas.testing",
+    "report": "tfnas.report",
+    "export": "tfnas.export",
+    "pareto": "tfnas.pareto",
+    "plots": "tfnas.plots",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,4 +1,4 @@
-"""The `tfnas` command line: `tfnas search` and `tfnas bench`."""
+"""The `tfnas` command line: `tfnas search`, `report`, `export` and `bench`."""
 
 import argparse
 import json
@@ -136,6 +136,41 @@ def build_parser():
                        help="number of seeds (0 to N-1) per strategy")
     bench.add_argument("--format", default="table", choices=["table", "json"],
                        help="output format")
+
+    report = commands.add_parser(
+        "report",
+        help="summarize a search: table of trials, best architecture, plots",
+        description=(
+            "Print the trials of a project directory sorted by the objective "
+            "(status, failure reason, architecture, objective, parameters, "
+            "FLOPs, latency, time) and the best architecture in full, and "
+            "write PNG plots: best so far, objective vs. parameters/FLOPs/"
+            "latency with the Pareto front, the best architecture's diagram."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    report.add_argument("project_dir", metavar="DIR",
+                        help="project directory, e.g. tfnas_projects/chain-evolution-digits")
+    report.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"],
+                        help="format of the printed table")
+    report.add_argument("--plots", default=None, metavar="PLOT_DIR",
+                        help="where to write the PNG plots (default: DIR/report; "
+                             "'none' for no plots)")
+
+    export = commands.add_parser(
+        "export",
+        help="export the best model of a search",
+        description=(
+            "Export the best completed trial of a project directory: a "
+            "SavedModel with a serving signature, a .keras file, optionally a "
+            "TFLite flatbuffer, and architecture.json (see tfnas.rebuild)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    export.add_argument("project_dir", metavar="DIR", help="project directory")
+    export.add_argument("output", metavar="OUT", help="output directory")
+    export.add_argument("--formats", default="saved_model,keras",
+                        help="comma-separated: saved_model, keras, tflite")
     return parser
 
 
@@ -198,14 +233,6 @@ def _check_resumable(project_dir, args):
     return path, identity
 
 
-def _write_json(path, value):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = path + ".tmp"
-    with open(temporary, "w") as file:
-        json.dump(value, file, indent=2, sort_keys=True)
-    os.replace(temporary, path)
-
-
 def _make_oracle(args, space):
     from tfnas import oracles
 
@@ -232,7 +259,7 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import spaces
+    from tfnas import project, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
@@ -256,7 +283,7 @@ def run_search(args):
         project_name=project_name,
         overwrite=args.overwrite,
     )
-    _write_json(config_path, identity)
+    project.write_atomically(config_path, identity)
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
           f"{args.max_trials} trials of {args.epochs} epochs "
@@ -289,7 +316,34 @@ def run_search(args):
     print(f"Exported SavedModel: {written['saved_model']}")
     print(f"Exported Keras model: {written['keras']}")
     print(f"Architecture JSON: {written['architecture']}")
+    print(f"See the search: tensorboard --logdir {tuner.log_dir}")
+    print(f"            or: tfnas report {project_dir}")
     print(f"Wall time: {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def run_report(args):
+    from tfnas import report
+
+    search = report.Project(args.project_dir)
+    records = report.trial_records(search)
+    if not records:
+        raise ValueError(f"The project {args.project_dir} has no trials yet.")
+    print(report.render(records, search.objective, search.direction, args.format), end="")
+    if args.plots != "none":
+        plot_dir = args.plots or os.path.join(args.project_dir, "report")
+        for path in report.write_plots(search, plot_dir).values():
+            print(f"Wrote {path}", file=sys.stderr)
+    return 0
+
+
+def run_export(args):
+    from tfnas import export
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    written = export.export_project(args.project_dir, args.output, formats)
+    for name, path in written.items():
+        print(f"{name}: {path}")
     return 0
 
 
@@ -301,11 +355,15 @@ def main(argv=None):
             return run_search(args)
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "report":
+            return run_report(args)
+        if args.command == "export":
+            return run_export(args)
     except KeyboardInterrupt:
         print("\nInterrupted. Finished trials are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"tfnas: error: {error}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
     return EXIT_BAD_ARGUMENTS

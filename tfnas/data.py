@@ -87,7 +87,7 @@ def _to_float(image, label):
     return image, label
 
 
-def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True):
+def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True, cache=True):
     """A tensorflow-datasets classification dataset as a `SearchData`.
 
     Uses the dataset's "validation" split when it has one, else the last 10%
@@ -99,13 +99,23 @@ def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True):
         batch_size: Batch size of the returned datasets.
         seed: Seed of the training-set shuffle.
         data_dir: Where TFDS keeps its data (TFDS's default when None).
-        download: Whether TFDS may download and prepare the data.
+        download: Whether TFDS may download and prepare the data. With
+            False, the data must already be prepared in `data_dir`.
+        cache: True to cache the decoded, normalized examples in memory after
+            the first epoch, a file path prefix to cache them on disk (for
+            data larger than memory), False for no cache.
     """
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
         builder.download_and_prepare()
+    elif not builder.is_prepared():
+        raise FileNotFoundError(
+            f"Dataset `{name}` is not prepared in {builder.data_dir}; run once "
+            "with download=True (or `tfds build`), or pass the `data_dir` "
+            "that holds it."
+        )
     info = builder.info
     if not info.supervised_keys:
         raise ValueError(
@@ -142,6 +152,8 @@ def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True):
     for split, tfds_split in split_names.items():
         dataset = builder.as_dataset(split=tfds_split, as_supervised=True)
         dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        if cache:
+            dataset = dataset.cache(f"{cache}-{split}" if isinstance(cache, str) else "")
         datasets[split] = _batched(
             dataset, batch_size, shuffle_seed=seed if split == "train" else None
         )

@@ -19,6 +19,8 @@ import tensorflow as tf
 from tfnas import estimation
 from tfnas import oracles as oracles_module
 from tfnas import progress
+from tfnas import project
+from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
 
 maybe_distribute = kt.engine.tuner.maybe_distribute
@@ -106,6 +108,10 @@ class NASTuner(kt.Tuner):
             KerasTuner's multi-line trial display).
         max_consecutive_failed_trials: Stop the search after this many
             consecutive failed trials, when `oracle` is a name.
+        log_dir: Where to write TensorBoard logs (see `tfnas.tensorboard`):
+            "auto" for `<project_dir>/logs`, a path, or None for no logs.
+            Training curves go under it unless `search` is given a
+            `keras.callbacks.TensorBoard` of its own.
         **kwargs: Other `keras_tuner.Tuner` arguments: `directory`,
             `project_name`, `overwrite`, `executions_per_trial`, ...
     """
@@ -124,6 +130,7 @@ class NASTuner(kt.Tuner):
         count_flops=True,
         progress=True,
         max_consecutive_failed_trials=None,
+        log_dir="auto",
         **kwargs,
     ):
         oracle_args = {
@@ -173,6 +180,9 @@ class NASTuner(kt.Tuner):
         self.latency_repeats = latency_repeats
         self.count_flops = count_flops
         self.progress = progress
+        self.log_dir = os.path.join(self.project_dir, "logs") if log_dir == "auto" else log_dir
+        self._search_log = None
+        self._logged_decisions = None
 
     # Searching.
 
@@ -225,14 +235,63 @@ class NASTuner(kt.Tuner):
         super().on_search_begin()
         if self.progress:
             self.oracle.verbose = 0  # our one-line reports replace its display
+        record = project.update(self, started_at=time.time())
+        if self.log_dir:
+            self._search_log = search_log.SearchLog(
+                self.log_dir, self.oracle.objective.name, self.oracle.objective.direction,
+                describe=self._describer(),
+                diagram=getattr(self.hypermodel, "diagram", None),
+                started_at=record["started_at"])
+            self._write_experiment()
+
+    def _write_experiment(self):
+        hyperparameters = self.oracle.get_space()
+        names = [hp.name for hp in hyperparameters.space]
+        if names != self._logged_decisions:
+            self._search_log.write_experiment(hyperparameters)
+            self._logged_decisions = names
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
+        finished = self.oracle.get_trial(trial.trial_id)
         if self.progress:
-            finished = self.oracle.get_trial(trial.trial_id)
             line = progress.trial_line(finished, self.oracle.objective.name,
                                        self._describer())
             print(line, flush=True)
+        if self._search_log is not None:
+            self._write_experiment()
+            # A KerasTuner worker's oracle client cannot list the trials:
+            # only the trial's own session is logged there.
+            trials = getattr(self.oracle, "trials", None)
+            number = None if trials is None else sum(
+                1 for t in trials.values() if t.status not in ("RUNNING", "IDLE"))
+            best = [t for t in self.oracle.get_best_trials(1) if t.status == COMPLETED]
+            self._search_log.log_trial(finished, number, best[0] if best else None)
+
+    def on_search_end(self):
+        super().on_search_end()
+        if self._search_log is not None:
+            self._search_log.close()
+            self._search_log = None
+
+    def run_trial(self, trial, *args, **kwargs):
+        callbacks = list(kwargs.get("callbacks") or [])
+        if self.log_dir and not any(isinstance(c, keras.callbacks.TensorBoard)
+                                    for c in callbacks):
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=self.log_dir))
+        kwargs["callbacks"] = callbacks
+        return super().run_trial(trial, *args, **kwargs)
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        """Points TensorBoard callbacks at `<log_dir>/<trial_id>/execution<n>`.
+
+        Unlike KerasTuner, adds no HParams callback: `tfnas.tensorboard`
+        writes each trial's session with its architecture and costs.
+        """
+        for callback in callbacks:
+            if isinstance(callback, keras.callbacks.TensorBoard):
+                callback.log_dir = self._get_tensorboard_dir(
+                    callback.log_dir, trial.trial_id, execution)
 
     def _describer(self):
         return getattr(self.hypermodel, "describe", None)
@@ -401,7 +460,12 @@ class NASTuner(kt.Tuner):
                 print("  " + progress.trial_line(trial, objective.name, self._describer()))
 
     def export_best(self, path, formats=("saved_model", "keras")):
-        """Exports the best model and its architecture; see `tfnas.export`."""
+        """Exports the best model and its architecture; see `tfnas.export`.
+
+        Args:
+            path: Output directory.
+            formats: Any of "saved_model", "keras" and "tflite".
+        """
         from tfnas import export
 
         return export.export_best(self, path, formats=formats)

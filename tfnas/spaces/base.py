@@ -85,6 +85,17 @@ class SearchSpace(kt.HyperModel):
         """A one-line summary of an architecture given its decision values."""
         return Architecture(values).summary()
 
+    def diagram(self, values):
+        """The architecture as graphs to draw (see `tfnas.plots`).
+
+        Returns:
+            A list of graphs, each a dict with "nodes" (labels, in drawing
+            order), "edges" (`(source, target, label)` node indices) and an
+            optional "title". By default, a chain of the `describe` parts
+            separated by " > ".
+        """
+        return [chain_graph(self.describe(values).split(" > "))]
+
     def build(self, hp):
         inputs = keras.Input(self.input_shape)
         x = self.build_features(hp, inputs)
@@ -111,6 +122,18 @@ class SearchSpace(kt.HyperModel):
             "task": self.task,
             "learning_rate": self.learning_rate,
         }
+
+
+def chain_graph(layers, extra_edges=(), title=None):
+    """A diagram graph: input, the `layers` in sequence, output.
+
+    `extra_edges` are `(source, target, label)` between layer indices (e.g.
+    skip connections); layer `i` is node `i + 1`.
+    """
+    nodes = ["input", *layers, "output"]
+    edges = [(i, i + 1, "") for i in range(len(nodes) - 1)]
+    edges += [(source + 1, target + 1, label) for source, target, label in extra_edges]
+    return {"title": title, "nodes": nodes, "edges": edges}
 
 
 def check_choices(values, name, kind=None, allowed=None):

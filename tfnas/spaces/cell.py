@@ -116,6 +116,22 @@ class CellSpace(SearchSpace):
             cells.append(f"{cell_type}: " + " ".join(blocks))
         return " | ".join(cells)
 
+    def diagram(self, values):
+        """One graph per cell type: the two cell inputs, the blocks, the concat."""
+        graphs = []
+        for cell_type in CELL_TYPES:
+            labels = self.input_labels(self.num_blocks)
+            nodes = labels + ["concat"]
+            edges = []
+            for block in range(self.num_blocks):
+                prefix = f"{cell_type}/block_{block}"
+                for k in (0, 1):
+                    source = labels.index(values[f"{prefix}/input_{k}"])
+                    edges.append((source, block + 2, values[f"{prefix}/op_{k}"]))
+                edges.append((block + 2, len(labels), ""))
+            graphs.append({"title": f"{cell_type} cell", "nodes": nodes, "edges": edges})
+        return graphs
+
     def path_encoding(self, values):
         """Path encoding (White et al., BANANAS) of a cell architecture.
 

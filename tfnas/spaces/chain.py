@@ -4,7 +4,7 @@ import keras
 
 from tfnas import decisions
 from tfnas.spaces import ops
-from tfnas.spaces.base import SearchSpace, check_choices, check_int_range
+from tfnas.spaces.base import SearchSpace, chain_graph, check_choices, check_int_range
 
 CONV_OPS = {
     # name: (kind, kernel, dilation)
@@ -122,19 +122,29 @@ class ChainSpace(SearchSpace):
             total += count
         return total
 
+    @staticmethod
+    def _layer_label(values, index, skips=()):
+        op = values[f"layer_{index}/op"]
+        details = [str(values[f"layer_{index}/filters"]),
+                   values[f"layer_{index}/activation"]] if op in CONV_OPS else []
+        if values.get(f"layer_{index}/stride", 1) == 2:
+            details.append("s2")
+        if skips:
+            details.append("+" + ",".join(str(j) for j in skips))
+        return op + (f"({' '.join(details)})" if details else "")
+
+    @staticmethod
+    def _skips(values, index):
+        return [j for j in range(index) if values.get(f"layer_{index}/skip/{j}")]
+
     def describe(self, values):
-        parts = []
-        for index in range(values["num_layers"]):
-            op = values[f"layer_{index}/op"]
-            details = [str(values[f"layer_{index}/filters"]),
-                       values[f"layer_{index}/activation"]] if op in CONV_OPS else []
-            if values.get(f"layer_{index}/stride", 1) == 2:
-                details.append("s2")
-            skips = [str(j) for j in range(index) if values.get(f"layer_{index}/skip/{j}")]
-            if skips:
-                details.append("+" + ",".join(skips))
-            parts.append(op + (f"({' '.join(details)})" if details else ""))
-        return " > ".join(parts)
+        return " > ".join(self._layer_label(values, i, self._skips(values, i))
+                          for i in range(values["num_layers"]))
+
+    def diagram(self, values):
+        depth = values["num_layers"]
+        skips = [(j, i, "") for i in range(depth) for j in self._skips(values, i)]
+        return [chain_graph([self._layer_label(values, i) for i in range(depth)], skips)]
 
     def get_config(self):
         return {**super().get_config(), "min_layers": self.min_layers,

@@ -4,7 +4,7 @@ import math
 
 from tfnas import decisions
 from tfnas.spaces import ops
-from tfnas.spaces.base import SearchSpace
+from tfnas.spaces.base import SearchSpace, chain_graph
 
 #: MobileNetV2's seven blocks: (output filters, layers, first stride).
 MOBILENET_V2_BLOCKS = ((16, 1, 1), (24, 2, 2), (32, 3, 2), (64, 4, 2),
@@ -109,6 +109,9 @@ class MobileSpace(SearchSpace):
             blocks.append(f"{values[f'{p}/conv']}k{values[f'{p}/kernel']}{se}{skip}"
                           f"x{values[f'{p}/layers']}@{values[f'{p}/filters']}")
         return " ".join(blocks)
+
+    def diagram(self, values):
+        return [chain_graph(self.describe(values).split(" "))]
 
     def get_config(self):
         return {**super().get_config(), "width_multiplier": self.width_multiplier}

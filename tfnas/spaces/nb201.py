@@ -142,6 +142,13 @@ class NASBench201Space(SearchSpace):
     def describe(self, values):
         return to_string(values)
 
+    def diagram(self, values):
+        """The cell: four nodes, an edge per operation other than "none"."""
+        edges = [(source, target, values[edge_name(source, target)])
+                 for source, target in EDGES if values[edge_name(source, target)] != "none"]
+        return [{"title": "cell", "nodes": [f"node {i}" for i in range(NUM_NODES)],
+                 "edges": edges}]
+
     def path_encoding(self, values):
         """See `tfnas.spaces.nb201.path_encoding`."""
         return path_encoding(values)

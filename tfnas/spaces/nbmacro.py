@@ -2,7 +2,7 @@
 
 from tfnas import decisions
 from tfnas.spaces import ops
-from tfnas.spaces.base import SearchSpace, check_int_range
+from tfnas.spaces.base import SearchSpace, chain_graph, check_int_range
 
 #: Candidate blocks, in the order of the benchmark's digits 0, 1, 2.
 MACRO_OPS = ("identity", "mb3_k3", "mb6_k5")
@@ -83,6 +83,10 @@ class NASBenchMacroSpace(SearchSpace):
 
     def describe(self, values):
         return to_code(values)
+
+    def diagram(self, values):
+        return [chain_graph([values[layer_name(i)] for i in range(NUM_LAYERS)],
+                            title=f"NAS-Bench-Macro {to_code(values)}")]
 
     def get_config(self):
         return {**super().get_config(), "init_filters": self.init_filters,
