@@ -26,27 +26,38 @@ from tfnas import bench, oracles  # noqa: E402
 import report  # noqa: E402
 
 
-def oracle_overhead(name, table, checkpoints=(10, 100, 1000), samples=20):
-    """Median milliseconds of create_trial + end_trial at each checkpoint."""
+def oracle_overhead(name, table, checkpoints=(10, 100, 1000), samples=20, split=False):
+    """Median milliseconds of create_trial + end_trial at each checkpoint.
+
+    With `split`, a (create_trial, end_trial) pair of medians instead: the
+    time to propose and the time to learn from one trial.
+    """
     oracle = oracles.get(name, kt.Objective("signal", "max"), max(checkpoints) + samples,
                          seed=0)
     result = {}
     with tempfile.TemporaryDirectory() as directory:
         bench.LookupTuner(oracle, table.space, lambda v: 0.0, directory=directory)
-        timings = []
+        timings = []  # (create, end) milliseconds
         while len(oracle.end_order) < max(checkpoints) + samples:
             start = time.perf_counter()
             trial = oracle.create_trial("bench")
+            created = time.perf_counter()
             if trial.status != "RUNNING":
                 break
             oracle.update_trial(trial.trial_id, {
                 "signal": table.lookup(trial.hyperparameters.values, table.signal)})
             trial.status = "COMPLETED"
+            ending = time.perf_counter()
             oracle.end_trial(trial)
-            timings.append(1000 * (time.perf_counter() - start))
+            timings.append((1000 * (created - start), 1000 * (time.perf_counter() - ending)))
         for checkpoint in checkpoints:
             window = timings[checkpoint:checkpoint + samples]
-            result[checkpoint] = statistics.median(window) if window else float("nan")
+            if not window:
+                result[checkpoint] = (float("nan"),) * 2 if split else float("nan")
+            elif split:
+                result[checkpoint] = tuple(statistics.median(column) for column in zip(*window))
+            else:
+                result[checkpoint] = statistics.median(c + e for c, e in window)
     return result
 
 

@@ -33,12 +33,14 @@ def searched_project(tmp_path_factory, digits):
     """A finished random search of 6 trials x 2 epochs on digits.
 
     The space fails to build any candidate whose first layer is not
-    conv3x3, so the project holds failed trials too.
+    conv3x3, so the project holds failed trials too. A latency lookup table,
+    filled as operations appear, predicts each candidate's latency.
 
     Returns:
         The `NASTuner` (its `project_dir` and `log_dir` hold the results).
     """
     import tfnas
+    from tfnas.latency import LatencyTable
     from tfnas.spaces import ChainSpace
 
     class FailingChainSpace(ChainSpace):
@@ -51,6 +53,7 @@ def searched_project(tmp_path_factory, digits):
     space = FailingChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16),
                               operations=("conv3x3", "sepconv3x3", "maxpool3x3"))
     tuner = tfnas.NASTuner(space, oracle="random", max_trials=6, seed=1,
+                           latency_predictor=LatencyTable(space, repeats=5),
                            directory=tmp_path_factory.mktemp("searched"),
                            project_name="project", progress=False,
                            max_consecutive_failed_trials=6)

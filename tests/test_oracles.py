@@ -35,7 +35,8 @@ def _first_proposals(name, seed, tmp_path, count=8):
     return [Architecture.from_trial(t).hash[:12] for t in ordered]
 
 
-@pytest.mark.parametrize("name", ["random", "evolution", "local", "predictor"])
+@pytest.mark.parametrize("name", ["random", "evolution", "local", "predictor",
+                                  "controller", "ppo"])
 def test_seeded_runs_are_reproducible(name, tmp_path):
     first = _first_proposals(name, 3, tmp_path / "a")
     assert first == _first_proposals(name, 3, tmp_path / "b")

@@ -18,7 +18,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tfnas
 from tfnas.plots import running_best
 
-COSTS = ("params", "flops", "latency_ms", "train_time_s")
+COSTS = ("params", "flops", "latency_ms", "predicted_latency_ms", "train_time_s")
 
 
 def read_run(path):
@@ -152,3 +152,33 @@ def test_tensorboard_server_serves_the_hparams_experiment(searched_project):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+class FormulaMLP(tfnas.spaces.MLPSpace):
+    """An MLP space whose 'training' is a formula of the decisions (fast)."""
+
+    def fit(self, hp, model, *args, **kwargs):
+        units = [hp.get(f"layer_{i}/units") for i in range(hp.get("num_layers"))]
+        return {"val_accuracy": 1 - 1 / (1 + sum(units)), "loss": 1.0}
+
+
+def test_controller_reward_baseline_and_entropy_are_logged(tmp_path):
+    space = FormulaMLP((4,), 2, max_layers=2, units=(4, 64, 256))
+    tuner = tfnas.NASTuner(space, oracle="controller", max_trials=5, seed=0,
+                           directory=tmp_path, progress=False, measure_latency=False,
+                           count_flops=False)
+    x, y = np.zeros((4, 4)), np.zeros(4)
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    run = read_run(os.path.join(tuner.log_dir, "search"))
+    rewards = scalars(run, "strategy/reward")
+    assert [step for step, _ in rewards] == [1, 2, 3, 4, 5]
+    scores = [tuner.oracle.trials[i].score for i in tuner.oracle.end_order]
+    assert [value for _, value in rewards] == pytest.approx(scores, rel=1e-6)
+    baselines = [value for _, value in scalars(run, "strategy/baseline")]
+    expected = [scores[0]]  # the moving average starts at the first reward
+    for score in scores[1:]:
+        expected.append(expected[-1] - (1 - 0.9) * (expected[-1] - score))
+    assert baselines == pytest.approx(expected, rel=1e-5)
+    assert baselines[-1] == pytest.approx(tuner.oracle.baseline)
+    entropies = [value for _, value in scalars(run, "strategy/entropy")]
+    assert len(entropies) == 5 and all(value > 0 for value in entropies)

@@ -12,8 +12,9 @@ SEARCH_CONFIG_FILE = "tfnas_search.json"
 # Arguments that define a search: resuming with other values would mix
 # incomparable trials in one project.
 IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "halving", "min_epochs", "eta",
-                      "dataset", "epochs", "batch_size", "seed", "objective")
-HALVING_STRATEGIES = ("random", "evolution", "local", "predictor")
+                      "dataset", "epochs", "batch_size", "seed", "objective",
+                      "mnasnet_target", "latency_table")
+HALVING_STRATEGIES = ("random", "evolution", "local", "predictor", "controller", "ppo")
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -99,6 +100,14 @@ def build_parser():
     search.add_argument("--objective", default="val_accuracy",
                         help="metric to maximize (accuracy-like) or minimize "
                              "(loss-like)")
+    search.add_argument("--latency-table", default=None, metavar="PATH",
+                        help="a latency lookup table from `tfnas latency-table`: "
+                             "every trial also records predicted_latency_ms")
+    search.add_argument("--mnasnet-target", type=float, default=None, metavar="MS",
+                        help="optimize MnasNet's reward objective * (latency / MS) "
+                             "** -0.07 instead of the objective alone; the latency "
+                             "is predicted_latency_ms with --latency-table, else "
+                             "the measured latency_ms")
     search.add_argument("--overwrite", action="store_true",
                         help="delete an existing project of the same name and start "
                              "over (default: resume it)")
@@ -156,6 +165,32 @@ def build_parser():
     report.add_argument("--plots", default=None, metavar="PLOT_DIR",
                         help="where to write the PNG plots (default: DIR/report; "
                              "'none' for no plots)")
+
+    table = commands.add_parser(
+        "latency-table",
+        help="measure a latency lookup table of a space on this machine",
+        description=(
+            "Time every operation that random architectures of a space choose, "
+            "once per input shape, on this machine; write the table as JSON. "
+            "`tfnas search --latency-table PATH` then predicts each candidate's "
+            "latency as the sum of its operations (plus a measured base)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    table.add_argument("--space", default="chain", choices=sorted(spaces.SPACES))
+    table.add_argument("--space-arg", dest="space_arg", action="append", default=[],
+                       type=_space_argument, metavar="KEY=VALUE")
+    table.add_argument("--dataset", default="digits",
+                       help="dataset whose input shape the space takes")
+    table.add_argument("--data-dir", default=None)
+    table.add_argument("--samples", type=_positive_int, default=20,
+                       help="random architectures whose operations are timed")
+    table.add_argument("--batch-size", type=_positive_int, default=1,
+                       help="inference batch size")
+    table.add_argument("--repeats", type=_positive_int, default=20,
+                       help="timed runs per measurement (the median is kept)")
+    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--output", default="latency_table.json")
 
     export = commands.add_parser(
         "export",
@@ -247,8 +282,19 @@ def _make_oracle(args, space):
         kwargs["halving"] = oracles.SuccessiveHalving(
             min_epochs=min(args.min_epochs, args.epochs), max_epochs=args.epochs,
             eta=args.eta)
-    return oracles.get(args.strategy, objective=args.objective,
+    return oracles.get(args.strategy, objective=_objective(args),
                        max_trials=args.max_trials, seed=args.seed, space=space, **kwargs)
+
+
+def _objective(args):
+    from tfnas import latency, objectives
+
+    if args.mnasnet_target is None:
+        return args.objective
+    cost = latency.PREDICTED_LATENCY if args.latency_table else "latency_ms"
+    if not args.mnasnet_target > 0:
+        raise ValueError(f"--mnasnet-target must be positive. Received: {args.mnasnet_target}")
+    return objectives.MnasNetReward(args.mnasnet_target, accuracy=args.objective, cost=cost)
 
 
 def run_search(args):
@@ -276,12 +322,18 @@ def run_search(args):
                            **args.space_args)
     except TypeError as error:  # an argument the space does not take
         raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
+    predictor = None
+    if args.latency_table:
+        from tfnas.latency import LatencyTable
+
+        predictor = LatencyTable.load(args.latency_table, space=space)
     tuner = NASTuner(
         space,
         oracle=_make_oracle(args, space),
         directory=args.directory,
         project_name=project_name,
         overwrite=args.overwrite,
+        latency_predictor=predictor,
     )
     project.write_atomically(config_path, identity)
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
@@ -337,6 +389,28 @@ def run_report(args):
     return 0
 
 
+def run_latency_table(args):
+    from tfnas import data as data_module
+    from tfnas import spaces
+    from tfnas.latency import LatencyTable
+    from tfnas.testing.spaces import sample_architectures
+
+    data = data_module.load_data(args.dataset, data_dir=args.data_dir)
+    space = spaces.get(args.space, data.input_shape, data.num_classes, **dict(args.space_arg))
+    _, samples = sample_architectures(space, args.samples, seed=args.seed)
+
+    def progress(done, count):
+        print(f"\rtimed {done}/{count} architectures", end="", file=sys.stderr, flush=True)
+
+    table = LatencyTable.measure(space, samples, batch_size=args.batch_size,
+                                 repeats=args.repeats, progress=progress)
+    print(file=sys.stderr)
+    table.save(args.output)
+    print(f"{len(table.entries)} operations timed, base {table.base_ms:.3f} ms: "
+          f"{args.output}")
+    return 0
+
+
 def run_export(args):
     from tfnas import export
 
@@ -359,6 +433,8 @@ def main(argv=None):
             return run_report(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "latency-table":
+            return run_latency_table(args)
     except KeyboardInterrupt:
         print("\nInterrupted. Finished trials are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)

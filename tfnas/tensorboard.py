@@ -12,8 +12,10 @@ Layout under the log directory (one TensorBoard "run" per folder):
   Keras's TensorBoard callback.
 - `search`: `best_<objective>` by trial number (wall time is on every
   point: use TensorBoard's "Relative" axis), `best_<objective>_by_seconds`
-  by seconds since the search began, each trial's `<objective>`, and the
-  image `best_architecture` each time the best trial changes.
+  by seconds since the search began, each trial's `<objective>`, the
+  strategy's own figures as `strategy/<name>` (the controller's reward,
+  baseline, entropy and loss), and the image `best_architecture` each time
+  the best trial changes.
 """
 
 import glob
@@ -29,7 +31,7 @@ from tensorboard.plugins.hparams import summary as hparams_summary
 from tfnas import plots, progress
 from tfnas.architecture import BUDGET_PREFIX, Architecture
 
-COST_METRICS = ("params", "flops", "latency_ms", "train_time_s")
+COST_METRICS = ("params", "flops", "latency_ms", "predicted_latency_ms", "train_time_s")
 SUMMARY_HPARAM = "architecture"
 SEARCH_RUN = "search"
 
@@ -104,7 +106,7 @@ class SearchLog:
         for path in previous:  # only after the new one exists
             os.remove(path)
 
-    def log_trial(self, trial, number, best_trial=None):
+    def log_trial(self, trial, number, best_trial=None, strategy_scalars=None):
         """Writes a finished trial's session and the search scalars.
 
         Args:
@@ -112,6 +114,9 @@ class SearchLog:
             number: Its 1-based position among the finished trials; None to
                 log the session only, without the search scalars.
             best_trial: The best completed trial so far, if any.
+            strategy_scalars: The strategy's own figures (`{name: float}`,
+                e.g. the controller's reward, baseline and entropy), logged
+                as `strategy/<name>` in the search run.
         """
         values = Architecture.from_trial(trial).values
         summary = progress.describe(trial, self.describe, max_length=1000)
@@ -131,6 +136,8 @@ class SearchLog:
         if number is None:
             return
         with self._search().as_default():
+            for name, value in (strategy_scalars or {}).items():
+                tf.summary.scalar(f"strategy/{name}", value, step=number)
             if completed and trial.score is not None:
                 tf.summary.scalar(self.objective, trial.score, step=number)
             if best_trial is not None and best_trial.score is not None:

@@ -17,6 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas import estimation
+from tfnas import latency
+from tfnas import objectives
+from tfnas import pareto
 from tfnas import oracles as oracles_module
 from tfnas import progress
 from tfnas import project
@@ -104,6 +107,9 @@ class NASTuner(kt.Tuner):
         latency_batch_size: Batch size of the latency measurement.
         latency_repeats: Number of timed batches (the median is reported).
         count_flops: Whether to count FLOPs with TensorFlow's profiler.
+        latency_predictor: Optional callable from an architecture's decision
+            values to a latency in milliseconds, e.g. a
+            `tfnas.latency.LatencyTable`; recorded as `predicted_latency_ms`.
         progress: Whether to print one line per finished trial (replacing
             KerasTuner's multi-line trial display).
         max_consecutive_failed_trials: Stop the search after this many
@@ -128,6 +134,7 @@ class NASTuner(kt.Tuner):
         latency_batch_size=1,
         latency_repeats=10,
         count_flops=True,
+        latency_predictor=None,
         progress=True,
         max_consecutive_failed_trials=None,
         log_dir="auto",
@@ -179,6 +186,12 @@ class NASTuner(kt.Tuner):
         self.latency_batch_size = latency_batch_size
         self.latency_repeats = latency_repeats
         self.count_flops = count_flops
+        if latency_predictor is not None and not callable(latency_predictor):
+            raise TypeError(
+                "Received an invalid value for `latency_predictor`, expected a "
+                "callable from decision values to milliseconds (e.g. a "
+                f"tfnas.latency.LatencyTable). Received: {latency_predictor!r}")
+        self.latency_predictor = latency_predictor
         self.progress = progress
         self.log_dir = os.path.join(self.project_dir, "logs") if log_dir == "auto" else log_dir
         self._search_log = None
@@ -215,7 +228,8 @@ class NASTuner(kt.Tuner):
                 "Expected `validation_data` to yield (inputs, labels) pairs. "
                 f"Received a dataset of: {validation.element_spec}"
             )
-        objective_names = [obj.name for obj in self._objectives()]
+        objective_names = [objectives.epoch_metric(obj)
+                           for obj in objectives.objectives_of(self.oracle.objective)]
         if (
             any(name.startswith("val_") for name in objective_names)
             and validation is None
@@ -226,10 +240,6 @@ class NASTuner(kt.Tuner):
                 "`validation_data` and `validation_split` are missing."
             )
         return super().search(*fit_args, **fit_kwargs)
-
-    def _objectives(self):
-        objective = self.oracle.objective
-        return getattr(objective, "objectives", None) or [objective]
 
     def on_search_begin(self):
         super().on_search_begin()
@@ -266,7 +276,9 @@ class NASTuner(kt.Tuner):
             number = None if trials is None else sum(
                 1 for t in trials.values() if t.status not in ("RUNNING", "IDLE"))
             best = [t for t in self.oracle.get_best_trials(1) if t.status == COMPLETED]
-            self._search_log.log_trial(finished, number, best[0] if best else None)
+            scalars = getattr(self.oracle, "scalars", None)
+            self._search_log.log_trial(finished, number, best[0] if best else None,
+                                       scalars() if scalars is not None else None)
 
     def on_search_end(self):
         super().on_search_end()
@@ -319,8 +331,9 @@ class NASTuner(kt.Tuner):
         train_time = time.perf_counter() - start
 
         metrics = self._results_to_metrics(results)
-        metrics.update(self._costs(model))
+        metrics.update(self._costs(model, hp))
         metrics["train_time_s"] = train_time
+        objectives.add_derived_metrics(self.oracle.objective, metrics)
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))
         with open(self._get_build_config_fname(trial.trial_id), "w") as file:
@@ -389,7 +402,7 @@ class NASTuner(kt.Tuner):
                 raise CandidateFailed(
                     f"training diverged: the loss became {loss} in epoch {epoch + 1}"
                 )
-        name = self.oracle.objective.name
+        name = objectives.epoch_metric(self.oracle.objective)
         if name not in history:
             raise kt.errors.FatalValueError(
                 f"The objective `{name}` is not among the metrics that "
@@ -401,20 +414,23 @@ class NASTuner(kt.Tuner):
         return {metric: float(series[best]) for metric, series in history.items()
                 if len(series) == len(values)}
 
-    def _costs(self, model):
+    def _costs(self, model, hp):
         costs = {"params": float(estimation.count_params(model))}
+        if self.latency_predictor is not None:
+            values = Architecture.from_hyperparameters(hp).values
+            costs[latency.PREDICTED_LATENCY] = float(self.latency_predictor(values))
         if self.count_flops:
             flops = estimation.count_flops(model)
             if flops is not None:
                 costs["flops"] = float(flops)
         if self.measure_latency:
-            latency = estimation.measure_latency(
+            measured = estimation.measure_latency(
                 model,
                 batch_size=self.latency_batch_size,
                 repeats=self.latency_repeats,
             )
-            if latency is not None:
-                costs["latency_ms"] = latency
+            if measured is not None:
+                costs["latency_ms"] = measured
         return costs
 
     def load_model(self, trial):
@@ -433,6 +449,26 @@ class NASTuner(kt.Tuner):
             for trial in self.oracle.get_best_trials(num_architectures)
             if trial.status == COMPLETED
         ]
+
+    def get_pareto_front(self, objectives=None):
+        """The completed trials that no other completed trial dominates.
+
+        Args:
+            objectives: Two or more `keras_tuner.Objective`s or `(name,
+                direction)` pairs over the trials' metrics, e.g.
+                `[("val_accuracy", "max"), ("latency_ms", "min")]`. Defaults
+                to the oracle's `pareto_objectives`.
+
+        Returns:
+            The front's trials, in the order they finished.
+        """
+        objectives = objectives or getattr(self.oracle, "pareto_objectives", None)
+        if not objectives:
+            raise ValueError(
+                "Pass `objectives`, e.g. [('val_accuracy', 'max'), ('latency_ms', "
+                "'min')]: the oracle has no `pareto_objectives`.")
+        ended = [self.oracle.trials[i] for i in self.oracle.end_order]
+        return pareto.pareto_front(ended, objectives)
 
     def get_failed_trials(self):
         """Trials that ended without a result, in start order."""

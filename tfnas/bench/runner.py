@@ -6,7 +6,7 @@ import tempfile
 
 import keras_tuner as kt
 
-from tfnas import oracles
+from tfnas import objectives, oracles
 
 SIGNAL = "signal"
 
@@ -21,8 +21,10 @@ class LookupTuner(kt.engine.base_tuner.BaseTuner):
     Args:
         oracle: The oracle to drive; its objective must be `signal_name`.
         hypermodel: The space whose decisions the oracle searches.
-        score: A function from decision values to a float. It may raise
-            `keras_tuner.errors.FailedTrialError` to fail a trial.
+        score: A function from decision values to a float (reported as
+            `signal_name`) or a dict of metrics. It may raise
+            `keras_tuner.errors.FailedTrialError` to fail a trial. Computed
+            objectives (e.g. `tfnas.objectives.MnasNetReward`) are added.
         signal_name: The metric name under which scores are reported.
         interrupt_after: Raise `SearchInterrupted` once this many trials have
             ended, as an interrupted search would stop.
@@ -38,7 +40,10 @@ class LookupTuner(kt.engine.base_tuner.BaseTuner):
         self.oracle.verbose = 0
 
     def run_trial(self, trial):
-        return {self.signal_name: float(self.score(trial.hyperparameters.values))}
+        result = self.score(trial.hyperparameters.values)
+        metrics = ({name: float(value) for name, value in result.items()}
+                   if isinstance(result, dict) else {self.signal_name: float(result)})
+        return objectives.add_derived_metrics(self.oracle.objective, metrics)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)

@@ -5,6 +5,8 @@
 - local: `LocalSearchOracle`, best-first hill climbing (White et al.);
 - predictor: `PredictorOracle`, a predictor ensemble with Thompson sampling
   (BANANAS);
+- controller, ppo: `ControllerOracle`, an LSTM controller trained by
+  REINFORCE (Zoph & Le; ENAS) or PPO (MnasNet);
 - sha: `RandomOracle` with `SuccessiveHalving`, asynchronous successive
   halving of epochs;
 - hyperband: KerasTuner's `HyperbandOracle`;
@@ -15,6 +17,7 @@
 import keras_tuner as kt
 
 from tfnas.oracles.base import NASOracle, RandomOracle, check_max_trials
+from tfnas.oracles.controller import ControllerOracle, PPOControllerOracle
 from tfnas.oracles.evolution import RegularizedEvolutionOracle
 from tfnas.oracles.halving import SuccessiveHalving
 from tfnas.oracles.local import LocalSearchOracle
@@ -25,6 +28,8 @@ ORACLES = {
     "evolution": RegularizedEvolutionOracle,
     "local": LocalSearchOracle,
     "predictor": PredictorOracle,
+    "controller": ControllerOracle,
+    "ppo": PPOControllerOracle,
     "sha": RandomOracle,
     "hyperband": kt.oracles.HyperbandOracle,
     "kt-random": kt.oracles.RandomSearchOracle,
@@ -84,5 +89,6 @@ def get(name, objective, max_trials, seed=None, space=None, **kwargs):
 
 
 __all__ = ["ORACLES", "NASOracle", "RandomOracle", "RegularizedEvolutionOracle",
+           "ControllerOracle", "PPOControllerOracle",
            "LocalSearchOracle", "PredictorOracle", "SuccessiveHalving",
            "budget_defaults", "get"]

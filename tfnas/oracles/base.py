@@ -110,9 +110,22 @@ class NASOracle(kt.Oracle):
         super().set_state(state)
         self._seen = (0, set())  # the trials were reloaded
 
+    def learn(self):
+        """Learns from the trial history; called after each trial ends.
+
+        A strategy with a model of its own (e.g. the controller) trains it
+        here; its state is saved right after.
+        """
+
+    def scalars(self):
+        """The strategy's own training figures to log after a trial, e.g.
+        the controller's reward, baseline and entropy (`{name: float}`)."""
+        return {}
+
     @kt.synchronized
     def end_trial(self, trial):
         super().end_trial(trial)
+        self.learn()
         self.save()  # now that the trial is no longer ongoing
 
     # Random numbers.

@@ -1,5 +1,7 @@
-"""Regularized (aging) evolution, Real et al. (2019)."""
+"""Regularized (aging) evolution, Real et al. (2019), optionally with Pareto
+selection over several objectives."""
 
+from tfnas import pareto
 from tfnas.oracles.base import RUNNING, NASOracle
 
 
@@ -15,17 +17,29 @@ class RegularizedEvolutionOracle(NASOracle):
     falling back to a random architecture. The population is derived from
     the trial history, so a restarted search resumes it exactly.
 
+    With `pareto_objectives`, the search is multi-objective: the tournament
+    winner is the member with the best Pareto rank in the population
+    (NSGA-II non-dominated sorting of the members' metrics), ties broken by
+    the larger crowding distance (the more isolated point), then by age.
+    The oracle's `objective` still names the single metric that KerasTuner
+    ranks trials by; `NASTuner.get_pareto_front()` returns the front.
+
     Args:
         objective, max_trials, seed: as for `keras_tuner.Oracle`.
         population_size: P, the number of recent trials that form the
             population (20 in NAS-Bench-101/201 experiments; 100 in the paper).
         sample_size: S, the tournament size, from 1 to `population_size`.
         max_mutation_tries: Mutations tried before a random child.
+        pareto_objectives: Optional list of two or more
+            `keras_tuner.Objective`s (or `(name, direction)` pairs), e.g.
+            `[("val_accuracy", "max"), ("latency_ms", "min")]`, each the name
+            of a metric the trials report.
         **kwargs: Other `keras_tuner.Oracle` arguments.
     """
 
     def __init__(self, objective=None, max_trials=100, population_size=20,
-                 sample_size=5, max_mutation_tries=50, seed=None, **kwargs):
+                 sample_size=5, max_mutation_tries=50, pareto_objectives=None, seed=None,
+                 **kwargs):
         for name, value, low in (("population_size", population_size, 2),
                                  ("sample_size", sample_size, 1),
                                  ("max_mutation_tries", max_mutation_tries, 1)):
@@ -43,6 +57,8 @@ class RegularizedEvolutionOracle(NASOracle):
         self.population_size = population_size
         self.sample_size = sample_size
         self.max_mutation_tries = max_mutation_tries
+        self.pareto_objectives = (None if pareto_objectives is None
+                                  else pareto.as_objectives(pareto_objectives))
 
     def population(self):
         """The current population: the most recently completed trials."""
@@ -55,9 +71,26 @@ class RegularizedEvolutionOracle(NASOracle):
         size = min(self.sample_size, len(population))
         tournament = [population[i] for i in sorted(
             rng.choice(len(population), size=size, replace=False))]
-        parent = self.best_of(tournament)
+        parent = self._winner(tournament, population)
         for _ in range(self.max_mutation_tries):
             child = self.mutate(parent.hyperparameters.values, rng)
             if child is not None and self.is_new(child):
                 return {"status": RUNNING, "values": child}
         return self.random_proposal(rng)
+
+    def _winner(self, tournament, population):
+        if self.pareto_objectives is None:
+            return self.best_of(tournament)
+        members, points = pareto.trial_points(population, self.pareto_objectives)
+        if not members:
+            raise ValueError(
+                "Pareto evolution: no trial reports all of the metrics "
+                f"{[o.name for o in self.pareto_objectives]}.")
+        directions = [o.direction for o in self.pareto_objectives]
+        ranks = pareto.ranks(points, directions)
+        crowding = pareto.crowding_distances(points, directions)
+        key = {m.trial_id: (ranks[i], -crowding[i]) for i, m in enumerate(members)}
+        eligible = [t for t in tournament if t.trial_id in key]
+        if not eligible:
+            return self.best_of(tournament)
+        return min(eligible, key=lambda t: key[t.trial_id])  # the earliest on ties

@@ -1,0 +1,520 @@
+"""An LSTM controller trained by policy gradient: REINFORCE or PPO.
+
+The controller of Zoph & Le (2017), NASNet (Zoph et al., 2018) and ENAS
+(Pham et al., 2018), trained by REINFORCE with a moving-average baseline and
+an entropy bonus, or by PPO's clipped objective as in MnasNet (Tan et al.,
+2019). It emits the active decisions of any tfnas space one step at a time:
+a softmax over the decision's candidates (input choices are categorical
+decisions over candidate inputs), the chosen candidate's embedding fed to the
+next step; a decision made inactive by earlier choices is skipped.
+
+`PolicyNetwork` is the network (a Keras layer); `ControllerOracle` is the
+KerasTuner oracle that samples from it and learns from completed trials.
+"""
+
+import glob
+import os
+import warnings
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import tensorflow as tf
+
+from tfnas.architecture import Architecture
+from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
+
+ALGORITHMS = ("reinforce", "ppo")
+_NEG_INF = -1e9
+
+
+def _check_positive(name, value, integer=False):
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a positive "
+            f"{'integer' if integer else 'number'}. Received: {name}={value!r}")
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class PolicyNetwork(keras.layers.Layer):
+    """An LSTM policy over a sequence of categorical decisions.
+
+    Step `d` reads the previous step's choice embedding (a learned start
+    vector at step 0), runs one LSTM step, and computes logits over the
+    `choice_counts[d]` candidates: `tanh_constant * tanh(logits /
+    temperature)` when `tanh_constant` is set, as in the NAS papers.
+    Inactive steps leave the LSTM state and input unchanged.
+
+    `call(choices, active)` returns the log-probability and the entropy of
+    each sequence in a batch; `sampler()` gives a NumPy copy of the same
+    computation for sampling one decision at a time.
+
+    Args:
+        choice_counts: Number of candidates of each decision, in order.
+        units: LSTM size.
+        temperature: Logit temperature (> 0).
+        tanh_constant: Logit clipping constant, or None for no clipping.
+        seed: Seed of the weight initialization.
+    """
+
+    def __init__(self, choice_counts, units=64, temperature=1.0, tanh_constant=1.5,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        counts = list(choice_counts)
+        if not counts or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                             for c in counts):
+            raise ValueError(
+                "Received an invalid value for `choice_counts`, expected a "
+                f"non-empty list of positive integers. Received: choice_counts={counts}")
+        _check_positive("units", units, integer=True)
+        _check_positive("temperature", temperature)
+        if tanh_constant is not None:
+            _check_positive("tanh_constant", tanh_constant)
+        self.choice_counts = counts
+        self.units = units
+        self.temperature = float(temperature)
+        self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
+        self.seed = seed
+
+    def build(self, input_shape=None):
+        steps, width, units = len(self.choice_counts), max(self.choice_counts), self.units
+        seed = 0 if self.seed is None else int(self.seed)
+
+        def weight(name, shape, offset):
+            return self.add_weight(
+                name=name, shape=shape,
+                initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=seed + offset))
+
+        self.start = weight("start", (units,), 1)
+        self.kernel = weight("kernel", (units, 4 * units), 2)
+        self.recurrent_kernel = weight("recurrent_kernel", (units, 4 * units), 3)
+        self.bias = weight("bias", (4 * units,), 4)
+        self.head_kernel = weight("head_kernel", (steps, units, width), 5)
+        self.head_bias = weight("head_bias", (steps, width), 6)
+        self.embeddings = weight("embeddings", (steps, width, units), 7)
+        mask = np.zeros((steps, width), dtype="float32")
+        for step, count in enumerate(self.choice_counts):
+            mask[step, count:] = _NEG_INF
+        self._invalid = tf.constant(mask)
+        self.built = True
+
+    def _logits(self, hidden, step):
+        logits = tf.matmul(hidden, self.head_kernel[step]) + self.head_bias[step]
+        logits = logits / self.temperature
+        if self.tanh_constant is not None:
+            logits = self.tanh_constant * tf.tanh(logits)
+        return logits + self._invalid[step]
+
+    def _lstm(self, inputs, hidden, cell):
+        gates = (tf.matmul(inputs, self.kernel) + tf.matmul(hidden, self.recurrent_kernel)
+                 + self.bias)
+        i, f, g, o = tf.split(gates, 4, axis=-1)
+        cell = tf.sigmoid(f) * cell + tf.sigmoid(i) * tf.tanh(g)
+        return tf.sigmoid(o) * tf.tanh(cell), cell
+
+    def call(self, choices, active):
+        """Log-probabilities and entropies of a batch of decision sequences.
+
+        Args:
+            choices: int tensor [batch, steps], the chosen candidate per step
+                (any valid index where inactive).
+            active: bool tensor [batch, steps].
+
+        Returns:
+            `(log_prob, entropy)`, each a float tensor [batch].
+        """
+        batch = tf.shape(choices)[0]
+        inputs = tf.tile(self.start[tf.newaxis], [batch, 1])
+        hidden = cell = tf.zeros([batch, self.units])
+        log_prob = entropy = tf.zeros([batch])
+        for step in range(len(self.choice_counts)):
+            on = active[:, step]
+            new_hidden, new_cell = self._lstm(inputs, hidden, cell)
+            log_probs = tf.nn.log_softmax(self._logits(new_hidden, step))
+            chosen = choices[:, step]
+            step_log_prob = tf.gather(log_probs, chosen, batch_dims=1)
+            step_entropy = -tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=-1)
+            log_prob += tf.where(on, step_log_prob, 0.0)
+            entropy += tf.where(on, step_entropy, 0.0)
+            column = on[:, tf.newaxis]
+            hidden = tf.where(column, new_hidden, hidden)
+            cell = tf.where(column, new_cell, cell)
+            inputs = tf.where(column, tf.gather(self.embeddings[step], chosen), inputs)
+        return log_prob, entropy
+
+    def sampler(self):
+        """A `NumpySampler` with a copy of the current weights."""
+        return NumpySampler(self)
+
+    def get_config(self):
+        return {**super().get_config(), "choice_counts": list(self.choice_counts),
+                "units": self.units, "temperature": self.temperature,
+                "tanh_constant": self.tanh_constant, "seed": self.seed}
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class NumpySampler:
+    """One pass of a `PolicyNetwork`, a decision at a time, in NumPy.
+
+    The same computation as `PolicyNetwork.call` for one sequence, cheap
+    enough to run step by step while the oracle decides which decisions are
+    active. `probabilities(step)` then `choose(step, index)` per active
+    step; `log_prob` accumulates the chosen candidates' log-probabilities.
+    """
+
+    def __init__(self, network):
+        self.network = network
+        self.weights = {name: getattr(network, name).numpy() for name in (
+            "start", "kernel", "recurrent_kernel", "bias", "head_kernel", "head_bias",
+            "embeddings")}
+        self.inputs = self.weights["start"]
+        self.hidden = self.cell = np.zeros(network.units, dtype="float32")
+        self.log_prob = 0.0
+        self._pending = None
+
+    def probabilities(self, step):
+        w = self.weights
+        gates = self.inputs @ w["kernel"] + self.hidden @ w["recurrent_kernel"] + w["bias"]
+        i, f, g, o = np.split(gates, 4)
+        cell = _sigmoid(f) * self.cell + _sigmoid(i) * np.tanh(g)
+        hidden = _sigmoid(o) * np.tanh(cell)
+        logits = (hidden @ w["head_kernel"][step] + w["head_bias"][step])
+        logits = logits / self.network.temperature
+        if self.network.tanh_constant is not None:
+            logits = self.network.tanh_constant * np.tanh(logits)
+        logits = logits[: self.network.choice_counts[step]].astype("float64")
+        logits -= logits.max()
+        probabilities = np.exp(logits) / np.exp(logits).sum()
+        self._pending = (step, hidden, cell, probabilities)
+        return probabilities
+
+    def choose(self, step, index):
+        if self._pending is None or self._pending[0] != step:
+            self.probabilities(step)
+        _, self.hidden, self.cell, probabilities = self._pending
+        self.log_prob += float(np.log(probabilities[index]))
+        self.inputs = self.weights["embeddings"][step][index]
+        self._pending = None
+
+
+class ControllerOracle(NASOracle):
+    """Architecture search by an LSTM controller trained by policy gradient.
+
+    Each trial's architecture is sampled from the controller (re-sampled, up
+    to `max_resamples` times, when already evaluated; then a random new
+    architecture). Completed trials are learned from in batches of
+    `batch_size`, in the order they complete, so results arriving out of
+    order from several workers are used as they come; failed trials are not
+    learned from. The reward is the objective (negated when minimized).
+
+    - REINFORCE (Williams, 1992; Zoph & Le; ENAS): the baseline `b` is an
+      exponential moving average of rewards (`b -= (1 - baseline_decay) *
+      (b - reward)`), updated before the advantage `reward - b` is taken;
+      loss `-(advantage * log_prob) - entropy_weight * entropy`.
+    - PPO (Schulman et al., 2017; MnasNet): the same advantage; `ppo_epochs`
+      steps on the clipped surrogate with ratio `exp(log_prob -
+      log_prob_at_sampling)` clipped to `1 +- ppo_clip`.
+
+    State: the network's and optimizer's weights in
+    `controller-<updates>.weights.h5` in the project directory (written
+    through a temporary file and a rename; `oracle.json` names the current
+    one), the baseline, the learned trials and the sampling log-probabilities
+    in `get_state`, and the random numbers through `NASOracle`'s seed state.
+    A reloaded search continues training where it stopped.
+
+    Args:
+        objective, max_trials, seed: as for `keras_tuner.Oracle`.
+        algorithm: "reinforce" or "ppo".
+        units: LSTM size.
+        learning_rate: Adam learning rate of the controller.
+        batch_size: Completed trials per update.
+        baseline_decay: Decay of the reward baseline, in [0, 1).
+        entropy_weight: Weight of the entropy bonus (>= 0).
+        temperature: Logit temperature.
+        tanh_constant: Logit clipping constant (None: no clipping).
+        ppo_clip: PPO's clipping range epsilon.
+        ppo_epochs: PPO's gradient steps per batch.
+        max_resamples: Samples tried before a random new architecture.
+        **kwargs: Other `NASOracle` arguments (e.g. `halving`).
+    """
+
+    def __init__(self, objective=None, max_trials=100, algorithm="reinforce", units=64,
+                 learning_rate=0.005, batch_size=1, baseline_decay=0.9, entropy_weight=1e-4,
+                 temperature=1.0, tanh_constant=1.5, ppo_clip=0.2, ppo_epochs=4,
+                 max_resamples=50, seed=None, **kwargs):
+        if algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"Received an invalid value for `algorithm`, expected one of "
+                f"{ALGORITHMS}. Received: algorithm={algorithm!r}")
+        _check_positive("learning_rate", learning_rate)
+        for name, value in (("batch_size", batch_size), ("ppo_epochs", ppo_epochs),
+                            ("max_resamples", max_resamples)):
+            _check_positive(name, value, integer=True)
+        if not 0 <= baseline_decay < 1:
+            raise ValueError(
+                "Received an invalid value for `baseline_decay`, expected a number "
+                f"in [0, 1). Received: baseline_decay={baseline_decay!r}")
+        if entropy_weight < 0:
+            raise ValueError(
+                "Received an invalid value for `entropy_weight`, expected a "
+                f"number >= 0. Received: entropy_weight={entropy_weight!r}")
+        if not 0 < ppo_clip < 1:
+            raise ValueError(
+                "Received an invalid value for `ppo_clip`, expected a number in "
+                f"(0, 1). Received: ppo_clip={ppo_clip!r}")
+        super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+        PolicyNetwork([1], units=units, temperature=temperature,
+                      tanh_constant=tanh_constant)  # validates these arguments
+        self.algorithm = algorithm
+        self.units = units
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.baseline_decay = baseline_decay
+        self.entropy_weight = entropy_weight
+        self.temperature = temperature
+        self.tanh_constant = tanh_constant
+        self.ppo_clip = ppo_clip
+        self.ppo_epochs = ppo_epochs
+        self.max_resamples = max_resamples
+        self.network = None
+        self._decisions = None  # [(name, candidate values)] the network was built for
+        self._reset_learning_state()
+
+    def _reset_learning_state(self):
+        self.baseline = None
+        self.updates = 0
+        self.learned = []  # trial ids, in the order they were learned from
+        self.sampling_log_probs = {}  # trial id -> log-probability when proposed
+        self._weights_file = None
+        self._saved_updates = None
+        self._saved_decisions = None
+        self._last_update = {}
+
+    # The network.
+
+    def _current_decisions(self):
+        decisions = []
+        for hp in self.hyperparameters.space:
+            values = candidate_values(hp)
+            if values is None:
+                raise ValueError(
+                    f"The controller needs discrete decisions; `{hp.name}` is a "
+                    f"{type(hp).__name__} with too many values to enumerate.")
+            decisions.append((hp.name, values))
+        return decisions
+
+    def _ensure_network(self):
+        """Builds the network for the current decisions (loading saved weights
+        if they were saved for the same decisions)."""
+        decisions = self._current_decisions()
+        if self.network is not None and decisions == self._decisions:
+            return
+        if self.network is not None:
+            warnings.warn("The space gained decisions: the controller starts learning "
+                          "again with a new network.")
+            self._reset_learning_state()
+        self._decisions = decisions
+        self.network = PolicyNetwork([len(v) for _, v in decisions], units=self.units,
+                                     temperature=self.temperature,
+                                     tanh_constant=self.tanh_constant, seed=self.seed)
+        self.network.build()
+        self.optimizer = keras.optimizers.Adam(self.learning_rate)
+        self.optimizer.build(self.network.trainable_variables)
+        self._container = _Checkpoint(self.network, self.optimizer)
+        self._train_step = tf.function(self._gradient_step, reduce_retracing=True)
+        if self._weights_file is not None:
+            path = os.path.join(self._project_dir, self._weights_file)
+            signature = [[name, len(values)] for name, values in decisions]
+            if self._saved_decisions != signature:
+                raise ValueError(
+                    f"The controller's weights {path} were saved for other "
+                    f"decisions ({self._saved_decisions}) than this space's "
+                    f"({signature}); use the same space or start the search over "
+                    "(overwrite=True).")
+            if not os.path.exists(path):
+                raise FileNotFoundError(
+                    f"The controller's weights {path}, named in oracle.json, are "
+                    "missing; restore the file or start the search over "
+                    "(overwrite=True).")
+            self._container.load_weights(path)
+
+    def _encode(self, values):
+        """`(choices, active)` rows of an architecture's decision values."""
+        choices, active = [], []
+        for name, candidates in self._decisions:
+            on = name in values and values[name] in candidates
+            choices.append(candidates.index(values[name]) if on else 0)
+            active.append(on)
+        return choices, active
+
+    def probability(self, values):
+        """The controller's probability of sampling the architecture `values`."""
+        self._ensure_network()
+        choices, active = self._encode(values)
+        log_prob, _ = self.network(tf.constant([choices]), tf.constant([active]))
+        return float(np.exp(log_prob[0]))
+
+    # Proposals.
+
+    def _sample(self, rng):
+        sampler = self.network.sampler()
+        hps = kt.HyperParameters()
+        for step, hp in enumerate(self.hyperparameters.space):
+            hps.merge([hp])
+            if not hps.is_active(hp):
+                continue
+            candidates = self._decisions[step][1]
+            index = int(rng.choice(len(candidates), p=sampler.probabilities(step)))
+            sampler.choose(step, index)
+            hps.values[hp.name] = candidates[index]
+        values = {k: v for k, v in hps.values.items() if hps.is_active(k)}
+        return values, sampler.log_prob
+
+    def _log_prob(self, values):
+        sampler = self.network.sampler()
+        choices, active = self._encode(values)
+        for step, (index, on) in enumerate(zip(choices, active)):
+            if on:
+                sampler.choose(step, index)
+        return sampler.log_prob
+
+    def propose(self, rng):
+        self._ensure_network()
+        for _ in range(self.max_resamples):
+            values, log_prob = self._sample(rng)
+            if self.is_new(values):
+                return {"status": RUNNING, "values": values, "log_prob": log_prob}
+        response = self.random_proposal(rng)
+        if response["status"] == RUNNING:
+            response["log_prob"] = self._log_prob(response["values"])
+        return response
+
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        log_prob = response.pop("log_prob", None)
+        if log_prob is not None:
+            self.sampling_log_probs[trial_id] = log_prob
+        return response
+
+    # Learning.
+
+    def learn(self):
+        learned = set(self.learned)
+        pending = [t for t in self.completed_trials() if t.trial_id not in learned]
+        while len(pending) >= self.batch_size:
+            batch, pending = pending[: self.batch_size], pending[self.batch_size:]
+            self._update(batch)
+
+    def _update(self, trials):
+        self._ensure_network()
+        sign = 1.0 if self.objective.direction == "max" else -1.0
+        advantages = []
+        for trial in trials:
+            reward = sign * float(trial.score)
+            if self.baseline is None:
+                self.baseline = reward
+            self.baseline -= (1 - self.baseline_decay) * (self.baseline - reward)
+            advantages.append(reward - self.baseline)
+        rows = [self._encode(Architecture.from_trial(t).values) for t in trials]
+        choices = tf.constant([r[0] for r in rows])
+        active = tf.constant([r[1] for r in rows])
+        advantages = tf.constant(advantages, dtype="float32")
+        old = tf.constant([self.sampling_log_probs.get(t.trial_id, np.nan)
+                           for t in trials], dtype="float32")
+        for _ in range(self.ppo_epochs if self.algorithm == "ppo" else 1):
+            loss, entropy = self._train_step(choices, active, advantages, old)
+        self._last_update = {
+            "reward": float(np.mean([sign * float(t.score) for t in trials])),
+            "baseline": float(self.baseline), "entropy": float(entropy),
+            "loss": float(loss)}
+        self.updates += 1
+        self.learned.extend(t.trial_id for t in trials)
+
+    def _gradient_step(self, choices, active, advantages, sampling_log_prob):
+        """One optimizer step on the REINFORCE or PPO loss (a tf.function)."""
+        with tf.GradientTape() as tape:
+            log_prob, entropy = self.network(choices, active)
+            if self.algorithm == "ppo":
+                # A trial without a recorded sampling probability is treated
+                # as sampled by the current policy (ratio 1).
+                reference = tf.where(tf.math.is_nan(sampling_log_prob),
+                                     tf.stop_gradient(log_prob), sampling_log_prob)
+                ratio = tf.exp(log_prob - reference)
+                clipped = tf.clip_by_value(ratio, 1 - self.ppo_clip, 1 + self.ppo_clip)
+                surrogate = tf.minimum(ratio * advantages, clipped * advantages)
+            else:
+                surrogate = log_prob * advantages
+            loss = -tf.reduce_mean(surrogate) - self.entropy_weight * tf.reduce_mean(entropy)
+        variables = self.network.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(
+            [(g, v) for g, v in zip(gradients, variables) if g is not None])
+        return loss, tf.reduce_mean(entropy)
+
+    def scalars(self):
+        """The last update's mean reward, baseline, policy entropy and loss."""
+        return dict(self._last_update)
+
+    # Persistence.
+
+    def save(self):
+        if self.network is not None and self.updates != self._saved_updates:
+            name = f"controller-{self.updates:06d}.weights.h5"
+            temporary = os.path.join(self._project_dir, f"tmp-{name}")
+            self._container.save_weights(temporary)
+            os.replace(temporary, os.path.join(self._project_dir, name))
+            self._weights_file, self._saved_updates = name, self.updates
+        super().save()
+        for path in glob.glob(os.path.join(self._project_dir, "controller-*.weights.h5")):
+            if os.path.basename(path) != self._weights_file:
+                os.remove(path)  # older than the state oracle.json now names
+
+    def get_state(self):
+        state = super().get_state()
+        state["controller"] = {
+            "algorithm": self.algorithm,
+            "baseline": self.baseline,
+            "updates": self.updates,
+            "learned": list(self.learned),
+            "sampling_log_probs": dict(self.sampling_log_probs),
+            "weights_file": self._weights_file,
+            "decisions": [[name, len(values)] for name, values in self._decisions or []],
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        saved = state.get("controller")
+        self.network = None
+        self._reset_learning_state()
+        if not saved:
+            return
+        self.baseline = saved["baseline"]
+        self.updates = saved["updates"]
+        self.learned = list(saved["learned"])
+        self.sampling_log_probs = dict(saved["sampling_log_probs"])
+        self._weights_file = saved["weights_file"]
+        self._saved_updates = self.updates if self._weights_file else None
+        self._saved_decisions = saved["decisions"]
+
+
+class _Checkpoint(keras.Model):
+    """Holds the network and its optimizer, so that one Keras weights file
+    saves both."""
+
+    def __init__(self, network, optimizer):
+        super().__init__()
+        self.network = network
+        self.optimizer = optimizer
+        self.built = True
+
+
+class PPOControllerOracle(ControllerOracle):
+    """`ControllerOracle` trained by PPO (the `ppo` strategy)."""
+
+    def __init__(self, *args, algorithm="ppo", **kwargs):
+        super().__init__(*args, algorithm=algorithm, **kwargs)
