@@ -1,5 +1,6 @@
 import functools
 import json
+import os
 import keras_tuner as kt
 import pytest
 
@@ -231,3 +232,54 @@ def test_local_search_resumes_identically_past_local_optima(tmp_path):
     search(tmp_path / "b", interrupt_after=60)
     _, resumed = search(tmp_path / "b")
     assert resumed == straight
+
+
+def test_an_exception_in_an_oracle_method_releases_its_lock(tmp_path):
+    """KerasTuner's `synchronized` keeps the lock when the method raises, so
+    every other worker would block forever; tfnas's releases it."""
+    import threading
+
+    class FailsOnce(oracles.RandomOracle):
+        failed = False
+
+        def populate_space(self, trial_id):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("proposal failed")
+            return super().populate_space(trial_id)
+
+    oracle = FailsOnce(objective=OBJECTIVE, max_trials=3, seed=0)
+    LookupTuner(oracle, spaces.MLPSpace((4,), 2), synthetic_score, signal_name="score",
+                directory=tmp_path)
+
+    def first_worker():
+        with pytest.raises(RuntimeError, match="proposal failed"):
+            oracle.create_trial("worker0")
+
+    thread = threading.Thread(target=first_worker)
+    thread.start()
+    thread.join(timeout=30)
+    results = []
+    other = threading.Thread(target=lambda: results.append(oracle.create_trial("worker1")))
+    other.start()
+    other.join(timeout=30)
+    assert not other.is_alive(), "the lock was not released"
+    assert results[0].status == "RUNNING"
+
+
+def test_a_corrupt_oracle_state_is_reported_by_name(tmp_path):
+    space = spaces.MLPSpace((4,), 2)
+
+    def search():
+        oracle = oracles.get("evolution", OBJECTIVE, 4, seed=0)
+        LookupTuner(oracle, space, synthetic_score, signal_name="score",
+                    directory=tmp_path, project_name="p").search()
+        return oracle
+
+    search()
+    state = tmp_path / "p" / "oracle.json"
+    assert not [name for name in os.listdir(tmp_path / "p") if name.endswith(".tmp")]
+    json.loads(state.read_text())  # written whole
+    state.write_text(state.read_text()[:40])  # truncated, as by a full disk
+    with pytest.raises(oracles.OracleStateError, match="oracle.json cannot be read"):
+        search()

@@ -16,7 +16,7 @@
 
 import keras_tuner as kt
 
-from tfnas.oracles.base import NASOracle, RandomOracle, check_max_trials
+from tfnas.oracles.base import NASOracle, OracleStateError, RandomOracle, check_max_trials
 from tfnas.oracles.controller import ControllerOracle, PPOControllerOracle
 from tfnas.oracles.evolution import RegularizedEvolutionOracle
 from tfnas.oracles.halving import SuccessiveHalving
@@ -89,6 +89,6 @@ def get(name, objective, max_trials, seed=None, space=None, **kwargs):
 
 
 __all__ = ["ORACLES", "NASOracle", "RandomOracle", "RegularizedEvolutionOracle",
-           "ControllerOracle", "PPOControllerOracle",
+           "ControllerOracle", "PPOControllerOracle", "OracleStateError",
            "LocalSearchOracle", "PredictorOracle", "SuccessiveHalving",
            "budget_defaults", "get"]

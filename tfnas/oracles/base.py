@@ -8,11 +8,19 @@ derive their population or incumbent from the trial history that KerasTuner
 persists, so a restarted search continues where it stopped.
 """
 
+import functools
+import json
+import os
+import threading
+
 import keras_tuner as kt
 import numpy as np
+# KerasTuner's per-oracle locks, which its `synchronized` uses; not exported.
+from keras_tuner.src.engine import oracle as _KT_ORACLE
 
 from tfnas.architecture import BUDGET_PREFIX, Architecture
 from tfnas.oracles import halving as halving_module
+from tfnas.project import write_atomically
 
 RUNNING = kt.engine.trial.TrialStatus.RUNNING
 STOPPED = kt.engine.trial.TrialStatus.STOPPED
@@ -42,6 +50,31 @@ def _decisions(values):
     return {k: v for k, v in values.items() if not k.startswith(BUDGET_PREFIX)}
 
 
+class OracleStateError(RuntimeError):
+    """The saved state of an oracle cannot be read."""
+
+
+def synchronized(method):
+    """`keras_tuner.synchronized` that releases the lock when `method` raises.
+
+    Shares KerasTuner's per-oracle lock, so it also guards the KerasTuner
+    methods that `method` calls (they see the lock held by this thread).
+    """
+    @functools.wraps(method)
+    def wrapped(oracle, *args, **kwargs):
+        thread = threading.current_thread().name
+        if _KT_ORACLE.THREADS[oracle] == thread:
+            return method(oracle, *args, **kwargs)
+        with _KT_ORACLE.LOCKS[oracle]:
+            _KT_ORACLE.THREADS[oracle] = thread
+            try:
+                return method(oracle, *args, **kwargs)
+            finally:
+                _KT_ORACLE.THREADS[oracle] = None
+
+    return wrapped
+
+
 def check_max_trials(max_trials):
     """Raises a clear error unless `max_trials` is a positive integer (or None)."""
     if max_trials is not None and (
@@ -56,10 +89,14 @@ def check_max_trials(max_trials):
 class NASOracle(kt.Oracle):
     """Base class of tfnas's search strategies (KerasTuner oracles).
 
-    Fixes two KerasTuner behaviours for every strategy: `seed=0` is a seed
-    (KerasTuner replaces it with a random one), and the oracle's state is
-    saved again after `end_trial` has removed the trial from the ongoing
-    ones, so a restarted search does not run a finished trial again.
+    Fixes KerasTuner behaviours for every strategy: `seed=0` is a seed
+    (KerasTuner replaces it with a random one); the oracle's state is saved
+    again after `end_trial` has removed the trial from the ongoing ones, so
+    a restarted search does not run a finished trial again; `oracle.json` is
+    written atomically (a crash mid-write leaves the previous state), and a
+    corrupt one is reported by name instead of failing obscurely; an
+    exception inside `create_trial`, `update_trial` or `end_trial` releases
+    the oracle's lock instead of blocking every other worker.
 
     A subclass implements `propose(rng)`, returning a `populate_space`
     response for a new architecture. With `halving`, every new architecture
@@ -122,11 +159,36 @@ class NASOracle(kt.Oracle):
         the controller's reward, baseline and entropy (`{name: float}`)."""
         return {}
 
-    @kt.synchronized
+    @synchronized
+    def create_trial(self, tuner_id):
+        return super().create_trial(tuner_id)
+
+    @synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        return super().update_trial(trial_id, metrics, step=step)
+
+    @synchronized
     def end_trial(self, trial):
         super().end_trial(trial)
         self.learn()
         self.save()  # now that the trial is no longer ongoing
+
+    def save(self):
+        write_atomically(self._get_oracle_fname(), self.get_state())
+
+    def reload(self):
+        path = self._get_oracle_fname()
+        try:
+            with open(path) as file:
+                json.load(file)
+        except (OSError, ValueError) as error:
+            raise OracleStateError(
+                f"The oracle state {path} cannot be read ({error}). The finished "
+                f"trials are intact in {os.path.dirname(path)}/trial_*/trial.json; "
+                "restore oracle.json from a backup to resume, or start the "
+                "search over with overwrite=True (or another project name)."
+            ) from error
+        super().reload()
 
     # Random numbers.
 
