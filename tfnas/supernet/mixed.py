@@ -1,0 +1,182 @@
+"""Mixed layers: every candidate of one decision inside a supernet.
+
+A mixed layer holds all candidates of an operation choice and one
+architecture weight per candidate (`alpha`, trainable, zeros at first). Its
+mode says how the candidates are combined:
+
+- "darts" (Liu et al., 2019): the softmax(alpha)-weighted sum of all
+  candidates;
+- "gdas" (Dong & Yang, 2019): one candidate sampled by Gumbel-softmax with
+  temperature `temperature`; only it is computed; the straight-through
+  one-hot weight carries the gradient to alpha;
+- "proxyless" (Cai et al., 2019): binarized paths. In the weight phase one
+  candidate, sampled from softmax(alpha), is computed (the memory of one
+  path); in the architecture phase two sampled candidates are computed and
+  alpha receives the binary-gate gradient renormalized over those two;
+- "single_path" (ENAS, SPOS): the candidate in `index` (set from outside,
+  e.g. by a sampler or a controller) is the only one computed, and the
+  only one to receive gradients.
+
+Outside training, "gdas" and "proxyless" use the candidate of largest
+alpha; "darts" keeps its weighted sum.
+"""
+
+import keras
+import tensorflow as tf
+
+MODES = ("darts", "gdas", "proxyless", "single_path")
+WEIGHT_PHASE, ARCHITECTURE_PHASE = 0, 1
+
+
+def _check_mode(mode):
+    if mode not in MODES:
+        raise ValueError(
+            f"Received an invalid value for `mode`, expected one of {MODES}. "
+            f"Received: mode={mode!r}")
+
+
+def _switch(index, branches):
+    return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class MixedOp(keras.layers.Layer):
+    """All candidate operations of one decision, mixed by architecture weights.
+
+    Args:
+        candidates: The candidate layers (their outputs must have one shape).
+        labels: The candidates' names, as in the decision's values.
+        mode: One of `MODES`.
+        temperature: The Gumbel-softmax temperature ("gdas"); the strategy
+            anneals it with `set_temperature`.
+        seed: Seed of the layer's sampling ("gdas", "proxyless").
+    """
+
+    def __init__(self, candidates, labels, mode="darts", temperature=1.0, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        candidates = list(candidates)
+        labels = [str(label) for label in labels]
+        if not candidates or len(labels) != len(candidates) or len(set(labels)) != len(labels):
+            raise ValueError(
+                "Expected as many distinct `labels` as `candidates` (at least one). "
+                f"Received: {len(candidates)} candidates, labels={labels}")
+        _check_mode(mode)
+        if not temperature > 0:
+            raise ValueError(
+                "Received an invalid value for `temperature`, expected a positive "
+                f"number. Received: temperature={temperature!r}")
+        self.candidates = candidates
+        self.labels = labels
+        self.mode = mode
+        self.initial_temperature = float(temperature)
+        self.seed = seed
+        self._seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        count = len(self.candidates)
+        self.alpha = self.add_weight(name="alpha", shape=(count,), initializer="zeros")
+        self.index = self.add_weight(name="index", shape=(), dtype="int32",
+                                     initializer="zeros", trainable=False)
+        self.phase = self.add_weight(name="phase", shape=(), dtype="int32",
+                                     initializer="zeros", trainable=False)
+        self.temperature = self.add_weight(
+            name="temperature", shape=(),
+            initializer=keras.initializers.Constant(self.initial_temperature),
+            trainable=False)
+        for candidate in self.candidates:
+            if isinstance(candidate, keras.layers.Layer) and not candidate.built:
+                candidate.build(input_shape)
+        self.built = True
+
+    @property
+    def architecture_variables(self):
+        return [self.alpha]
+
+    def probabilities(self):
+        """softmax(alpha): the learned distribution over the candidates."""
+        return tf.nn.softmax(self.alpha)
+
+    def set_index(self, index):
+        self.index.assign(int(index))
+
+    def set_phase(self, phase):
+        self.phase.assign(int(phase))
+
+    def set_temperature(self, temperature):
+        self.temperature.assign(float(temperature))
+
+    def _branches(self, inputs, training):
+        return [lambda c=c: c(inputs, training=training) if _takes_training(c) else c(inputs)
+                for c in self.candidates]
+
+    def call(self, inputs, training=None):
+        branches = self._branches(inputs, training)
+        if self.mode == "darts":
+            weights = tf.nn.softmax(self.alpha)
+            return tf.add_n([weights[i] * branch() for i, branch in enumerate(branches)])
+        if self.mode == "single_path":
+            return _switch(self.index, branches)
+        if not training:
+            return _switch(tf.argmax(self.alpha), branches)
+        if self.mode == "gdas":
+            return self._gdas(branches)
+        return self._proxyless(branches)
+
+    def _gdas(self, branches):
+        uniform = keras.random.uniform(self.alpha.shape, minval=1e-10, maxval=1.0,
+                                       seed=self._seed_generator)
+        gumbel = -tf.math.log(-tf.math.log(uniform))
+        soft = tf.nn.softmax((self.alpha + gumbel) / self.temperature)
+        index = tf.argmax(soft, output_type=tf.int32)
+        hard = tf.one_hot(index, len(branches))
+        straight_through = hard - tf.stop_gradient(soft) + soft
+        return straight_through[index] * _switch(index, branches)
+
+    def _sample(self, logits):
+        return keras.random.categorical(logits[tf.newaxis], 1, seed=self._seed_generator)[0, 0]
+
+    def _proxyless(self, branches):
+        def weight_phase():
+            index = tf.cast(self._sample(tf.stop_gradient(self.alpha)), tf.int32)
+            return _switch(index, branches)
+
+        def architecture_phase():
+            # Two distinct paths sampled from softmax(alpha); the gate is
+            # renormalized over them, and only they are computed.
+            first = tf.cast(self._sample(tf.stop_gradient(self.alpha)), tf.int32)
+            masked = tf.tensor_scatter_nd_update(
+                tf.stop_gradient(self.alpha), [[first]], [-1e9])
+            second = tf.cast(self._sample(masked), tf.int32)
+            if len(branches) == 1:
+                second = first
+            pair = tf.stack([first, second])
+            pair_probabilities = tf.nn.softmax(tf.gather(self.alpha, pair))
+            chosen = tf.cast(self._sample(tf.math.log(tf.stop_gradient(pair_probabilities))),
+                             tf.int32)
+            gates = (tf.one_hot(chosen, 2) - tf.stop_gradient(pair_probabilities)
+                     + pair_probabilities)
+            return gates[0] * _switch(first, branches) + gates[1] * _switch(second, branches)
+
+        return tf.cond(tf.equal(self.phase, ARCHITECTURE_PHASE), architecture_phase,
+                       weight_phase)
+
+    def compute_output_shape(self, input_shape):
+        return self.candidates[0].compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "candidates": [keras.saving.serialize_keras_object(c) for c in self.candidates],
+                "labels": list(self.labels), "mode": self.mode,
+                "temperature": self.initial_temperature, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["candidates"] = [keras.saving.deserialize_keras_object(c)
+                                for c in config["candidates"]]
+        return cls(**config)
+
+
+def _takes_training(layer):
+    return isinstance(layer, keras.layers.Layer)
