@@ -147,3 +147,21 @@ def test_unknown_space_argument_is_a_clear_error(tmp_path, capsys):
                      "--directory", str(tmp_path)])
     assert code == 2
     assert "--space-arg for space 'nb201'" in capsys.readouterr().err
+
+
+def test_weight_sharing_search_from_the_command_line(tmp_path):
+    result = run("search", "--strategy", "darts", "--epochs", "1",
+                 "--space-arg", "max_layers=2", "--space-arg", "filters=[4]",
+                 "--space-arg", 'operations=["conv3x3","sepconv3x3"]',
+                 "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [trial_id for trial_id, _ in trial_lines(result.stdout)] == ["0"]
+    project = tmp_path / "chain-darts-digits"
+    assert (project / "architecture_probabilities.json").exists()
+    assert (project / "best" / "saved_model" / "saved_model.pb").exists()
+
+    # Pooling keeps the input's channels, convolutions do not: no supernet.
+    mismatched = run("search", "--strategy", "darts", "--epochs", "1",
+                     "--directory", str(tmp_path / "other"))
+    assert mismatched.returncode != 0
+    assert "outputs of one shape" in mismatched.stderr

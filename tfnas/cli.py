@@ -15,6 +15,9 @@ IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "halving", "min_epochs"
                       "dataset", "epochs", "batch_size", "seed", "objective",
                       "mnasnet_target", "latency_table")
 HALVING_STRATEGIES = ("random", "evolution", "local", "predictor", "controller", "ppo")
+# Weight-sharing strategies (tfnas.supernet.tuner.ONE_SHOT_STRATEGIES): the
+# supernet trains for --epochs, then the derived architecture for --epochs.
+ONE_SHOT_STRATEGIES = ("darts", "darts2", "gdas", "proxyless", "spos", "enas")
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -67,8 +70,13 @@ def build_parser():
                         help="argument of the space's constructor, repeatable; "
                              "e.g. --space-arg cells_per_stage=2 "
                              "--space-arg 'filters=[16,32]'")
-    search.add_argument("--strategy", default="evolution", choices=sorted(oracles.ORACLES),
-                        help="search strategy (oracle)")
+    search.add_argument("--strategy", default="evolution",
+                        choices=sorted(oracles.ORACLES) + list(ONE_SHOT_STRATEGIES),
+                        help="search strategy: an oracle, or a weight-sharing "
+                             "strategy (darts, darts2, gdas, proxyless, spos, enas) "
+                             "that trains the space's supernet (for --epochs; ENAS: "
+                             "--max-trials controller samples), then the derived "
+                             "architecture from scratch")
     search.add_argument("--halving", action="store_true",
                         help="train candidates of random/evolution/local/predictor "
                              "briefly first and promote the best (asynchronous "
@@ -327,14 +335,27 @@ def run_search(args):
         from tfnas.latency import LatencyTable
 
         predictor = LatencyTable.load(args.latency_table, space=space)
-    tuner = NASTuner(
-        space,
-        oracle=_make_oracle(args, space),
-        directory=args.directory,
-        project_name=project_name,
-        overwrite=args.overwrite,
-        latency_predictor=predictor,
-    )
+    if args.strategy in ONE_SHOT_STRATEGIES:
+        from tfnas.supernet.tuner import OneShotTuner
+
+        if args.halving or args.mnasnet_target is not None:
+            raise ValueError(f"--strategy {args.strategy} takes neither --halving nor "
+                             "--mnasnet-target.")
+        tuner = OneShotTuner(space, strategy=args.strategy, seed=args.seed,
+                             enas_trials=args.max_trials, spos_trials=args.max_trials,
+                             objective=args.objective, latency_table=predictor,
+                             latency_weight=0.01 if predictor else 0.0,
+                             directory=args.directory, project_name=project_name,
+                             overwrite=args.overwrite)
+    else:
+        tuner = NASTuner(
+            space,
+            oracle=_make_oracle(args, space),
+            directory=args.directory,
+            project_name=project_name,
+            overwrite=args.overwrite,
+            latency_predictor=predictor,
+        )
     project.write_atomically(config_path, identity)
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "

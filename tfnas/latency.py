@@ -71,7 +71,8 @@ class LatencyTable:
         self.repeats = repeats
         self.measure_missing = measure_missing
 
-    def _time(self, layer, shape):
+    def time_layer(self, layer, shape):
+        """Median milliseconds of `layer` alone on inputs of `shape`."""
         inputs = keras.Input(shape[1:])
         return estimation.measure_latency(keras.Model(inputs, layer(inputs)),
                                           batch_size=self.batch_size, repeats=self.repeats)
@@ -80,7 +81,7 @@ class LatencyTable:
         if key not in self.entries:
             if not self.measure_missing:
                 raise KeyError(f"No latency for {key} in the table.")
-            self.entries[key] = self._time(layer, shape)
+            self.entries[key] = self.time_layer(layer, shape)
         return self.entries[key]
 
     def operations(self, values):

@@ -150,6 +150,16 @@ class SearchLog:
                     self._log_architecture(best_trial, number)
         self._search().flush()
 
+    def log_probabilities(self, rows):
+        """Writes a supernet's architecture distribution over training:
+        `supernet/<decision>/<candidate>` by epoch (rows as recorded by
+        `tfnas.supernet.oneshot.ProbabilityLog`)."""
+        with self._search().as_default():
+            for row in rows:
+                tf.summary.scalar(f"supernet/{row['decision']}/{row['candidate']}",
+                                  row["probability"], step=row["epoch"])
+        self.close()
+
     def _log_architecture(self, trial, step):
         if self.diagram is None:
             return

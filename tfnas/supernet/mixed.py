@@ -50,10 +50,14 @@ class MixedOp(keras.layers.Layer):
         temperature: The Gumbel-softmax temperature ("gdas"); the strategy
             anneals it with `set_temperature`.
         seed: Seed of the layer's sampling ("gdas", "proxyless").
+        alpha_owner: Another `MixedOp` of the same decision whose `alpha`
+            (and sampling state) this one uses, e.g. the same operation
+            choice in every normal cell: one architecture, separate weights.
+            Not part of the config: a saved supernet's copies are untied.
     """
 
     def __init__(self, candidates, labels, mode="darts", temperature=1.0, seed=None,
-                 **kwargs):
+                 alpha_owner=None, **kwargs):
         super().__init__(**kwargs)
         candidates = list(candidates)
         labels = [str(label) for label in labels]
@@ -72,26 +76,48 @@ class MixedOp(keras.layers.Layer):
         self.initial_temperature = float(temperature)
         self.seed = seed
         self._seed_generator = keras.random.SeedGenerator(seed)
+        if alpha_owner is not None and len(alpha_owner.labels) != len(labels):
+            raise ValueError("Expected `alpha_owner` to have the same candidates.")
+        # Set past Keras's attribute tracking: the owner's variables belong to
+        # the owner only.
+        object.__setattr__(self, "_alpha_owner", alpha_owner)
 
     def build(self, input_shape):
         count = len(self.candidates)
-        self.alpha = self.add_weight(name="alpha", shape=(count,), initializer="zeros")
-        self.index = self.add_weight(name="index", shape=(), dtype="int32",
-                                     initializer="zeros", trainable=False)
-        self.phase = self.add_weight(name="phase", shape=(), dtype="int32",
-                                     initializer="zeros", trainable=False)
-        self.temperature = self.add_weight(
-            name="temperature", shape=(),
-            initializer=keras.initializers.Constant(self.initial_temperature),
-            trainable=False)
+        if self._alpha_owner is None:
+            self._alpha = self.add_weight(name="alpha", shape=(count,), initializer="zeros")
+            self._index = self.add_weight(name="index", shape=(), dtype="int32",
+                                          initializer="zeros", trainable=False)
+            self._phase = self.add_weight(name="phase", shape=(), dtype="int32",
+                                          initializer="zeros", trainable=False)
+            self._temperature = self.add_weight(
+                name="temperature", shape=(),
+                initializer=keras.initializers.Constant(self.initial_temperature),
+                trainable=False)
         for candidate in self.candidates:
             if isinstance(candidate, keras.layers.Layer) and not candidate.built:
                 candidate.build(input_shape)
         self.built = True
 
+    def _owner(self):
+        return self._alpha_owner or self
+
     @property
-    def architecture_variables(self):
-        return [self.alpha]
+    def alpha(self):
+        """The architecture weights, one per candidate (shared with the owner)."""
+        return self._owner()._alpha
+
+    @property
+    def index(self):
+        return self._owner()._index
+
+    @property
+    def phase(self):
+        return self._owner()._phase
+
+    @property
+    def temperature(self):
+        return self._owner()._temperature
 
     def probabilities(self):
         """softmax(alpha): the learned distribution over the candidates."""
@@ -114,7 +140,11 @@ class MixedOp(keras.layers.Layer):
         branches = self._branches(inputs, training)
         if self.mode == "darts":
             weights = tf.nn.softmax(self.alpha)
-            return tf.add_n([weights[i] * branch() for i, branch in enumerate(branches)])
+            outputs = [branch() for branch in branches]
+            self._check_shapes(outputs)
+            return tf.add_n([weights[i] * output for i, output in enumerate(outputs)])
+        if not self.built or not getattr(self, "_shapes_checked", False):
+            self._check_shapes([branch() for branch in branches])
         if self.mode == "single_path":
             return _switch(self.index, branches)
         if not training:
@@ -122,6 +152,16 @@ class MixedOp(keras.layers.Layer):
         if self.mode == "gdas":
             return self._gdas(branches)
         return self._proxyless(branches)
+
+    def _check_shapes(self, outputs):
+        shapes = {label: tuple(output.shape[1:]) for label, output in zip(self.labels, outputs)}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(
+                f"{self.name}: a supernet mixes the candidates of a decision, so "
+                f"they must give outputs of one shape. Received: {shapes}. Make the "
+                "space's candidates agree (e.g. project pooling to the same "
+                "channels) to search it with weight sharing.")
+        object.__setattr__(self, "_shapes_checked", True)
 
     def _gdas(self, branches):
         uniform = keras.random.uniform(self.alpha.shape, minval=1e-10, maxval=1.0,
@@ -160,9 +200,6 @@ class MixedOp(keras.layers.Layer):
 
         return tf.cond(tf.equal(self.phase, ARCHITECTURE_PHASE), architecture_phase,
                        weight_phase)
-
-    def compute_output_shape(self, input_shape):
-        return self.candidates[0].compute_output_shape(input_shape)
 
     def get_config(self):
         return {**super().get_config(),

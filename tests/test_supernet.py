@@ -1,0 +1,161 @@
+"""Supernets from the spaces' own definitions, one-shot training, derivation."""
+
+import json
+import os
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+import tfnas
+from tfnas import spaces
+from tfnas.spaces import ops
+from tfnas.supernet.builder import build_supernet
+from tfnas.supernet.oneshot import OneShotModel, derive, paired
+from tfnas.supernet.tuner import PROBABILITIES_FILE, OneShotTuner
+
+SMALL_SPACES = {
+    "cell": dict(num_cells=3, num_blocks=2, filters=4),
+    "nb201": dict(cells_per_stage=1, filters=4),
+    "macro": dict(init_filters=4, head_filters=16),
+    "mobile": dict(width_multiplier=0.25),
+    "chain": dict(max_layers=3, filters=(8,), operations=("conv3x3", "sepconv3x3")),
+}
+
+
+def tiny_chain():
+    """A chain space whose candidates agree in shape: ops, skips and depth."""
+    return spaces.ChainSpace((8, 8, 1), 10, max_layers=2, filters=(4,),
+                             operations=("conv3x3", "sepconv3x3"))
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_SPACES))
+def test_supernet_of_each_space_trains(name, digits):
+    model, builder = build_supernet(spaces.get(name, (8, 8, 1), 10, **SMALL_SPACES[name]))
+    # Every op choice, input choice and depth of the space is a mixed layer.
+    assert builder.mixed and all(len(layer.labels) >= 1 for layer in builder.mixed.values())
+    x, y = next(iter(digits.train))
+    # Training-mode losses on one batch (inference would use batch-norm
+    # statistics that a few steps barely move).
+    losses = [model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(15)]
+    assert losses[-1] < losses[0]
+
+
+def test_candidates_of_different_shapes_are_a_clear_error():
+    with pytest.raises(ValueError, match="outputs of one shape"):
+        build_supernet(spaces.ChainSpace((8, 8, 1), 10))  # pooling keeps 1 channel
+
+
+class SignalMustPass(kt.HyperModel):
+    """One decision: the identity, or a zero op that blocks the signal."""
+
+    def build(self, hp):
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Flatten()(inputs)
+        x = tfnas.choose_op(hp, "op", {"zero": ops.Zero,
+                                       "identity": keras.layers.Identity})(x)
+        model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+
+@pytest.mark.parametrize("second_order", [False, True])
+def test_darts_moves_alpha_toward_the_op_that_passes_the_signal(second_order, digits):
+    keras.utils.set_random_seed(0)
+    supernet, builder = build_supernet(SignalMustPass())
+    model = OneShotModel(supernet, builder, second_order=second_order, warmup_steps=17,
+                         architecture_optimizer=keras.optimizers.Adam(0.01, beta_1=0.5))
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(paired(digits.train, digits.validation), epochs=4, verbose=0)
+    assert model.probabilities()["op"]["identity"] > 0.7
+    assert derive(model) == {"op": "identity"}
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def _scalar_tags(path):
+    accumulator = event_accumulator.EventAccumulator(
+        str(path), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    return accumulator.Tags()["tensors"]
+
+
+def test_one_shot_search_derives_and_retrains_a_standalone_model(tmp_path, digits):
+    space = tiny_chain()
+    tuner = OneShotTuner(space, strategy="darts", supernet_epochs=2, directory=tmp_path,
+                         architecture_learning_rate=3e-3, seed=0, progress=False)
+    tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
+
+    derived = tuner.oracle.architecture
+    trial = tuner.oracle.get_best_trials(1)[0]
+    assert trial.status == "COMPLETED"
+    assert tfnas.Architecture.from_trial(trial).values == derived
+    assert "num_layers" in derived and "layer_0/op" in derived
+    model = tuner.get_best_models(1)[0]
+    assert not any(isinstance(layer, tfnas.supernet.MixedOp) for layer in model.layers)
+    assert model.count_params() == space.build(
+        tfnas.Architecture(derived).to_hyperparameters()).count_params()
+
+    with open(os.path.join(tuner.project_dir, PROBABILITIES_FILE)) as file:
+        rows = json.load(file)
+    decisions = {row["decision"] for row in rows}
+    assert {row["epoch"] for row in rows} == {1, 2} and "layer_0/op" in decisions
+    for decision in decisions:
+        total = sum(r["probability"] for r in rows if r["decision"] == decision
+                    and r["epoch"] == 2)
+        assert total == pytest.approx(1.0, abs=1e-5)
+    assert "supernet/layer_0/op/conv3x3" in _scalar_tags(
+        os.path.join(tuner.log_dir, "search"))
+
+    # A second search on the same project reuses the derived architecture.
+    again = OneShotTuner(space, strategy="darts", directory=tmp_path, seed=0, progress=False)
+    assert again.oracle.architecture == derived
+
+
+@pytest.mark.parametrize("strategy", ["darts2", "gdas", "proxyless", "spos", "enas"])
+def test_every_one_shot_strategy_runs_end_to_end(strategy, tmp_path, digits):
+    tuner = OneShotTuner(tiny_chain(), strategy=strategy, supernet_epochs=1,
+                         directory=tmp_path, seed=0, spos_trials=4, enas_trials=4,
+                         enas_steps=2, progress=False)
+    tuner.search(digits.train.take(6), validation_data=digits.validation.take(2),
+                 epochs=1, verbose=0)
+    values = tuner.oracle.architecture
+    rebuilt = tiny_chain().build(tfnas.Architecture(values).to_hyperparameters())
+    assert rebuilt.count_params() == tuner.get_best_models(1)[0].count_params()
+
+
+def test_supernet_trains_under_a_mirrored_strategy(digits):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        supernet, builder = build_supernet(tiny_chain())
+        model = OneShotModel(supernet, builder)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    alphas = [a.numpy().copy() for a in model.alphas]
+    history = model.fit(paired(digits.train.take(8), digits.validation), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(alphas, model.alphas))
+
+
+def test_one_shot_tuner_validates_its_arguments(tmp_path, digits):
+    with pytest.raises(ValueError, match="strategy"):
+        OneShotTuner(tiny_chain(), strategy="enas2", directory=tmp_path)
+    tuner = OneShotTuner(tiny_chain(), directory=tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="validation_data"):
+        tuner.search(digits.train, epochs=1)
+
+
+def test_enas_shares_weights_across_the_controller_trials(tmp_path, digits):
+    tuner = OneShotTuner(tiny_chain(), strategy="enas", directory=tmp_path, seed=0,
+                         enas_trials=6, enas_steps=20, progress=False,
+                         weight_optimizer=keras.optimizers.Adam(0.01))
+    tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
+    history = tuner.architecture_history
+    assert len(history) == 6 and all(0 <= row["score"] <= 1 for row in history)
+    best = max(history, key=lambda row: row["score"])
+    assert tuner.oracle.architecture == best["architecture"]
+    # The shared weights kept training: later paths score above chance.
+    assert max(row["score"] for row in history[3:]) > 0.2

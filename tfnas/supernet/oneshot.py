@@ -1,0 +1,255 @@
+"""One-shot training of a supernet: DARTS, GDAS, ProxylessNAS, SPOS.
+
+`OneShotModel` wraps a supernet built by `build_supernet` and trains it with
+`fit` on pairs of batches `((x_train, y_train), (x_val, y_val))`:
+
+- "darts": bi-level (Liu et al., 2019): an architecture step on the
+  validation batch (Adam on the alphas), then a weight step on the training
+  batch. `second_order=True` uses the unrolled architecture gradient with the
+  paper's finite-difference Hessian-vector product.
+- "gdas": the same alternation with Gumbel-softmax sampling of one candidate
+  per decision (Dong & Yang, 2019); `TemperatureSchedule` anneals it.
+- "proxyless": weight steps on one sampled path, architecture steps on two
+  (Cai et al., 2019), plus `latency_weight` times the expected latency of the
+  mixed layers when a latency table is given.
+- "spos": weight steps on a uniformly sampled single path (Guo et al.,
+  2020); the architecture is searched afterwards (`OneShotTuner`).
+- "enas": weight steps on the single path set from outside (Pham et al.,
+  2018): the controller chooses it (`OneShotTuner`).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnas.supernet.mixed import ARCHITECTURE_PHASE, WEIGHT_PHASE
+
+STRATEGY_MODES = {"darts": "darts", "darts2": "darts", "gdas": "gdas",
+                  "proxyless": "proxyless", "spos": "single_path", "enas": "single_path"}
+
+
+class OneShotModel(keras.Model):
+    """A supernet trained by a one-shot strategy (see the module docstring).
+
+    Args:
+        supernet: The model from `build_supernet`.
+        builder: Its `SupernetBuilder` (the mixed layers by decision).
+        strategy: "darts", "gdas", "proxyless", "spos" or "enas".
+        architecture_optimizer: Optimizer of the alphas; defaults to DARTS's
+            Adam(3e-4, beta_1=0.5).
+        second_order: DARTS's unrolled (second-order) architecture gradient.
+        latency: Optional `{decision name: [ms per candidate]}` for the
+            expected-latency term.
+        latency_weight: Weight of the expected latency in the architecture
+            loss ("proxyless", "darts", "gdas").
+        warmup_steps: Weight steps before the first architecture step. At
+            initialization the weights are random, and the alphas of
+            parameter-free candidates (skip, zero) win early for no good
+            reason (a known failure of DARTS); a warm-up avoids it.
+        seed: Seed of SPOS's path sampling.
+    """
+
+    def __init__(self, supernet, builder, strategy="darts", architecture_optimizer=None,
+                 second_order=False, latency=None, latency_weight=0.0, warmup_steps=0,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if strategy not in ("darts", "gdas", "proxyless", "spos", "enas"):
+            raise ValueError(
+                "Received an invalid value for `strategy`, expected 'darts', 'gdas', "
+                f"'proxyless', 'spos' or 'enas'. Received: strategy={strategy!r}")
+        self.supernet = supernet
+        self.builder = builder
+        self.strategy = strategy
+        self.second_order = bool(second_order)
+        self.architecture_optimizer = architecture_optimizer or keras.optimizers.Adam(
+            3e-4, beta_1=0.5)
+        self.latency_weight = float(latency_weight)
+        self.warmup_steps = int(warmup_steps)
+        self.mixed_layers = [layer for layer in supernet.layers if hasattr(layer, "alpha")]
+        self.decisions = dict(builder.mixed)  # name -> owner MixedOp
+        self._latency = {name: tf.constant(values, dtype="float32")
+                         for name, values in (latency or {}).items()}
+        self._rng = tf.random.Generator.from_seed(0 if seed is None else seed)
+        # Built now, in the strategy's scope: an optimizer that creates its
+        # slots inside a replica's step fails under a distribution strategy.
+        self.architecture_optimizer.build(self.alphas)
+
+    @property
+    def alphas(self):
+        return [layer.alpha for layer in self.decisions.values()]
+
+    def _weights(self):
+        alpha_ids = {id(v) for v in self.alphas}
+        return [v for v in self.supernet.trainable_variables if id(v) not in alpha_ids]
+
+    def call(self, inputs, training=None):
+        return self.supernet(inputs, training=training)
+
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # Under a distribution strategy Keras builds metrics from one batch,
+        # read as (x, y): here a ((x, y), (x_val, y_val)) pair. Build from
+        # the training half.
+        if (iterator is None and isinstance(data_batch, (tuple, list))
+                and len(data_batch) == 2 and isinstance(data_batch[0], (tuple, list))):
+            data_batch = tuple(data_batch[0])
+        return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def probabilities(self):
+        """`{decision: {candidate: probability}}` under the current alphas."""
+        return {name: dict(zip(layer.labels, tf.nn.softmax(layer.alpha).numpy().tolist()))
+                for name, layer in self.decisions.items()}
+
+    def _expected_latency(self):
+        total = tf.constant(0.0)
+        for name, costs in self._latency.items():
+            total += tf.reduce_sum(tf.nn.softmax(self.decisions[name].alpha) * costs)
+        return total
+
+    def _loss(self, x, y, training=True):
+        predictions = self.supernet(x, training=training)
+        return self.compute_loss(x=x, y=y, y_pred=predictions), predictions
+
+    def _set_phase(self, phase):
+        for layer in self.decisions.values():
+            layer.phase.assign(phase)
+
+    def _sample_paths(self):
+        for layer in self.decisions.values():
+            layer.index.assign(self._rng.uniform((), 0, len(layer.labels), dtype=tf.int32))
+
+    def _architecture_step(self, x_train, y_train, x_val, y_val):
+        weights, alphas = self._weights(), self.alphas
+        if self.second_order:
+            gradients = self._unrolled_gradients(x_train, y_train, x_val, y_val, weights)
+        else:
+            with tf.GradientTape() as tape:
+                loss, _ = self._loss(x_val, y_val)
+                loss += self.latency_weight * self._expected_latency()
+            gradients = tape.gradient(loss, alphas)
+        # During the warm-up the gradient is zero, so Adam leaves the alphas
+        # as they are (no branch: a synchronization point inside a
+        # conditional is not allowed under a distribution strategy).
+        active = tf.cast(self.optimizer.iterations >= self.warmup_steps, tf.float32)
+        self.architecture_optimizer.apply(
+            [tf.zeros_like(a) if g is None else active * g for g, a in zip(gradients, alphas)],
+            alphas)
+
+    def _unrolled_gradients(self, x_train, y_train, x_val, y_val, weights):
+        """DARTS eq. 7-8: d/dalpha L_val(w - xi * dL_train/dw, alpha), with the
+        Hessian-vector product by finite differences."""
+        alphas = self.alphas
+        xi = tf.cast(self.optimizer.learning_rate, tf.float32)
+        backup = [tf.identity(w) for w in weights]
+        with tf.GradientTape() as tape:
+            train_loss, _ = self._loss(x_train, y_train)
+        train_gradients = tape.gradient(train_loss, weights)
+        for w, g in zip(weights, train_gradients):
+            if g is not None:
+                w.assign_sub(xi * g)
+        with tf.GradientTape() as tape:
+            val_loss, _ = self._loss(x_val, y_val)
+            val_loss += self.latency_weight * self._expected_latency()
+        gradients = tape.gradient(val_loss, alphas + weights)
+        alpha_gradients = [tf.zeros_like(a) if g is None else g
+                           for g, a in zip(gradients[:len(alphas)], alphas)]
+        vector = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
+                  for g, w in zip(gradients[len(alphas):], weights)]
+        epsilon = 0.01 / (tf.linalg.global_norm(vector) + 1e-12)
+
+        def train_alpha_gradients(sign):
+            for w, b, v in zip(weights, backup, vector):
+                w.assign(b + sign * epsilon * v)
+            with tf.GradientTape() as tape:
+                loss, _ = self._loss(x_train, y_train)
+            return [tf.zeros_like(a) if g is None else g
+                    for g, a in zip(tape.gradient(loss, alphas), alphas)]
+
+        plus, minus = train_alpha_gradients(1.0), train_alpha_gradients(-1.0)
+        for w, b in zip(weights, backup):
+            w.assign(b)
+        return [g - xi * (p - m) / (2 * epsilon)
+                for g, p, m in zip(alpha_gradients, plus, minus)]
+
+    def train_step(self, data):
+        (x_train, y_train), (x_val, y_val) = data
+        if self.strategy == "spos":
+            self._sample_paths()
+        elif self.strategy != "enas":
+            if self.strategy == "proxyless":
+                self._set_phase(ARCHITECTURE_PHASE)
+            self._architecture_step(x_train, y_train, x_val, y_val)
+            if self.strategy == "proxyless":
+                self._set_phase(WEIGHT_PHASE)
+        weights = self._weights()
+        with tf.GradientTape() as tape:
+            loss, predictions = self._loss(x_train, y_train)
+        gradients = tape.gradient(loss, weights)
+        self.optimizer.apply(
+            [tf.zeros_like(w) if g is None else g for g, w in zip(gradients, weights)], weights)
+        return self._report(loss, y_train, predictions)
+
+    def _report(self, loss, y, predictions):
+        # `compute_loss` divides by the replicas (their gradients are summed);
+        # report the loss of the batch itself.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss * replicas)
+            else:
+                metric.update_state(y, predictions)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        loss, predictions = self._loss(x, y, training=False)
+        return self._report(loss, y, predictions)
+
+
+class TemperatureSchedule(keras.callbacks.Callback):
+    """Anneals GDAS's Gumbel-softmax temperature linearly per epoch.
+
+    Args:
+        epochs: The number of epochs of the schedule.
+        start, end: Temperatures of the first and the last epoch (GDAS: 10
+            and 0.1).
+    """
+
+    def __init__(self, epochs, start=10.0, end=0.1):
+        super().__init__()
+        self.epochs, self.start, self.end = int(epochs), float(start), float(end)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        fraction = epoch / max(1, self.epochs - 1)
+        temperature = self.start + (self.end - self.start) * min(1.0, fraction)
+        for layer in self.model.decisions.values():
+            layer.set_temperature(temperature)
+
+
+class ProbabilityLog(keras.callbacks.Callback):
+    """Records the architecture distribution after every epoch.
+
+    `rows` holds `{"epoch", "decision", "candidate", "probability"}` dicts.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        for decision, probabilities in self.model.probabilities().items():
+            for candidate, probability in probabilities.items():
+                self.rows.append({"epoch": epoch + 1, "decision": decision,
+                                  "candidate": candidate, "probability": probability})
+
+
+def paired(train, validation):
+    """`((x_train, y_train), (x_val, y_val))` batches for bi-level training:
+    the validation data repeats as long as the training data lasts."""
+    return tf.data.Dataset.zip((train, validation.repeat()))
+
+
+def derive(model):
+    """The candidate of largest alpha per decision, as decision values
+    (inactive ones included: see `tfnas.supernet.search.derived_architecture`)."""
+    return {name: model.builder.values[name][int(np.argmax(layer.alpha.numpy()))]
+            for name, layer in model.decisions.items()}
