@@ -21,6 +21,19 @@ tf.config.set_logical_device_configuration(
 
 
 @pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several MirroredStrategy objects in one process can hand out colliding
+    collective-op keys (an all-reduce then meets a peer of another shape),
+    so the tests share this one.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "the CPU is split into two logical devices above"
+    return tf.distribute.MirroredStrategy(devices)
+
+
+@pytest.fixture(scope="session")
 def digits():
     """The embedded digits data, batched, as a `tfnas.data.SearchData`."""
     from tfnas import data

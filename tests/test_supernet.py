@@ -7,7 +7,6 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
-import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 import tfnas
@@ -127,9 +126,8 @@ def test_every_one_shot_strategy_runs_end_to_end(strategy, tmp_path, digits):
     assert rebuilt.count_params() == tuner.get_best_models(1)[0].count_params()
 
 
-def test_supernet_trains_under_a_mirrored_strategy(digits):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
+def test_supernet_trains_under_a_mirrored_strategy(digits, mirrored):
+    with mirrored.scope():
         supernet, builder = build_supernet(tiny_chain())
         model = OneShotModel(supernet, builder)
         model.compile(optimizer=keras.optimizers.Adam(1e-3),

@@ -2,7 +2,6 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import tfnas
 from tfnas import spaces
@@ -171,13 +170,10 @@ class ReplicaCountingSpace(kt.HyperModel):
         return model.fit(*args, **kwargs)
 
 
-def test_trials_train_under_mirrored_strategy_with_two_replicas(tmp_path, digits):
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2, "conftest splits the CPU into two logical devices"
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_trials_train_under_mirrored_strategy_with_two_replicas(tmp_path, digits, mirrored):
     space = ReplicaCountingSpace()
     tuner = tfnas.NASTuner(space, max_trials=1, directory=tmp_path,
-                           distribution_strategy=strategy)
+                           distribution_strategy=mirrored)
     tuner.search(digits.train, validation_data=digits.validation, epochs=3, verbose=0)
     assert space.replicas == [2]
     (trial,) = completed(tuner)
