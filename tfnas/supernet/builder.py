@@ -9,6 +9,7 @@ KerasTuner hyperparameters of the space (e.g. a layer's width) keep one
 value: their default, or the one given in `fixed_values`.
 """
 
+import contextlib
 import itertools
 import re
 
@@ -141,18 +142,7 @@ class SupernetHyperParameters(kt.HyperParameters):
     def conditional_scope(self, parent_name, parent_values):
         # Every repetition exists in a supernet: no condition may switch
         # the plain hyperparameters inside one off.
-        return _always_active(super().conditional_scope(parent_name, parent_values))
-
-
-class _always_active:
-    def __init__(self, scope):
-        self.scope = scope
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+        return contextlib.nullcontext()
 
 
 def build_supernet(space, mode="darts", fixed_values=None, seed=None):

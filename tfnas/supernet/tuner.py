@@ -9,7 +9,6 @@ then trains that architecture from scratch as an ordinary trial, so
 search.
 """
 
-import json
 import os
 import tempfile
 
@@ -263,7 +262,7 @@ class OneShotTuner(NASTuner):
                  "architecture": Architecture.from_trial(t).values}
                 for t in oracle.trials.values()]
         write_atomically(os.path.join(self.project_dir, PROBABILITIES_FILE),
-                         json.loads(json.dumps(self.architecture_history)))
+                         self.architecture_history)
         return Architecture.from_trial(best).values
 
 
