@@ -8,9 +8,16 @@ time of `create_trial` + `end_trial` when 10, 100 and 1,000 trials have
 completed (KerasTuner's state saves included).
 
 Usage: python benchmarks/strategies_on_macro.py [--seeds 100] [--budgets 50 100 200]
+    [--curves runs.jsonl]
+
+With `--curves`, each seed's best-so-far curve is appended to a JSON-lines
+file as soon as it is done, and a rerun with the same file skips the seeds
+already there: a long run (KerasTuner's Bayesian optimization costs about a
+second per proposal at 100 trials) can be stopped and resumed.
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -61,6 +68,28 @@ def oracle_overhead(name, table, checkpoints=(10, 100, 1000), samples=20, split=
     return result
 
 
+def seed_curves(table, name, budget, seeds, curves_path=None):
+    """Best-so-far curves of `name` for each seed, resumed from `curves_path`."""
+    done = {}
+    if curves_path and os.path.exists(curves_path):
+        with open(curves_path) as file:
+            for line in file:
+                record = json.loads(line)
+                if record["strategy"] == name and len(record["curve"]) >= budget:
+                    done[record["seed"]] = record["curve"]
+    curves = []
+    for seed in seeds:
+        if seed not in done:
+            done[seed] = bench.run_seed(table, name, budget, seed)
+            if curves_path:
+                with open(curves_path, "a") as file:
+                    file.write(json.dumps({"strategy": name, "seed": seed,
+                                           "curve": done[seed]}) + "\n")
+            print(f"{name} seed {seed}: {done[seed][-1]:.2f}", file=sys.stderr, flush=True)
+        curves.append(done[seed])
+    return curves
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100)
@@ -70,6 +99,7 @@ def main():
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--strategies",
                         default="random,evolution,local,predictor,kt-random,kt-bayesian")
+    parser.add_argument("--curves", help="JSON-lines file of per-seed curves to resume from")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "strategies_on_macro.md"))
     args = parser.parse_args()
@@ -83,7 +113,8 @@ def main():
     for name in names:
         seeds = args.slow_seeds if name in slow else args.seeds
         start = time.perf_counter()
-        records = bench.compare(table, [name], args.budgets, range(seeds))
+        curves = seed_curves(table, name, max(args.budgets), range(seeds), args.curves)
+        records = bench.summarize(table, name, curves, args.budgets)
         checkpoints = slow.get(name, (10, 100, 1000))
         overhead = oracle_overhead(name, table, checkpoints)
         cells = [f"{r['mean']:.2f} ± {r['std']:.2f}" for r in records]

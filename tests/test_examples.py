@@ -19,3 +19,22 @@ def test_example_runs(script, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Results summary" in result.stdout
     assert "val_accuracy=" in result.stdout
+
+
+@pytest.mark.slow
+def test_distributed_example_runs(tmp_path):
+    """A chief and two workers started by the documented shell script."""
+    import os
+
+    from tfnas.distributed import free_port
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    environment.update(PYTHON=sys.executable, KERASTUNER_ORACLE_PORT=str(free_port()))
+    result = subprocess.run(
+        ["bash", str(EXAMPLES / "distributed" / "local_cluster.sh"), "--max-trials", "3",
+         "--epochs", "1", "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=environment,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Results summary" in result.stdout
+    assert result.stdout.count("val_accuracy=") >= 3

@@ -8,6 +8,7 @@ import time
 import warnings
 
 DEFAULT_DIRECTORY = "tfnas_projects"
+DEFAULT_ADDRESS = "127.0.0.1:8470"
 SEARCH_CONFIG_FILE = "tfnas_search.json"
 # Arguments that define a search: resuming with other values would mix
 # incomparable trials in one project.
@@ -119,6 +120,27 @@ def build_parser():
     search.add_argument("--overwrite", action="store_true",
                         help="delete an existing project of the same name and start "
                              "over (default: resume it)")
+    search.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="print one line per finished trial")
+    parallel = search.add_argument_group(
+        "distributed search",
+        "KerasTuner's chief/worker mode: the chief holds the strategy, workers train. "
+        "The gRPC channel is unauthenticated: keep it on 127.0.0.1 or a trusted network.")
+    roles = parallel.add_mutually_exclusive_group()
+    roles.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="run a chief and N worker processes on this machine, "
+                            "restarting any that dies")
+    roles.add_argument("--chief", action="store_true",
+                       help="serve the strategy to workers at --address, then report "
+                            "the best architecture")
+    roles.add_argument("--worker", default=None, metavar="NAME",
+                       help="train the trials of the chief at --address; a restarted "
+                            "worker must keep its NAME to resume its trial")
+    parallel.add_argument("--address", default=None, metavar="HOST:PORT",
+                          help="the chief's address (default: 127.0.0.1:8470, or a "
+                               "free port with --workers)")
+    parallel.add_argument("--max-restarts", type=int, default=3,
+                          help="with --workers: restarts allowed per process")
 
     bench = commands.add_parser(
         "bench",
@@ -305,22 +327,78 @@ def _objective(args):
     return objectives.MnasNetReward(args.mnasnet_target, accuracy=args.objective, cost=cost)
 
 
+def _search_argv(argv):
+    """`argv` without the options that give a process its role."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        name = item.split("=", 1)[0]
+        if name in ("--workers", "--address", "--max-restarts", "--worker"):
+            skip = "=" not in item
+            continue
+        if name == "--chief":
+            continue
+        kept.append(item)
+    return kept
+
+
+def run_launcher(args):
+    from tfnas.launcher import Launcher
+
+    if args.strategy in ONE_SHOT_STRATEGIES:
+        raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
+                         "it takes no --workers, --chief or --worker.")
+    search_argv = args.argv[args.argv.index("search") + 1:]
+    launcher = Launcher(_search_argv(search_argv), args.workers, address=args.address,
+                        max_restarts=args.max_restarts)
+    return launcher.run()
+
+
+def _set_role(args):
+    """Sets KerasTuner's variables for --chief/--worker; returns the role."""
+    from tfnas import distributed
+
+    if args.chief or args.worker:
+        role = distributed.CHIEF if args.chief else "worker"
+        os.environ.update(distributed.environment(
+            role, args.address or DEFAULT_ADDRESS, args.worker))
+    elif args.address:
+        raise ValueError("--address needs --chief, --worker or --workers.")
+    return distributed.check_environment()
+
+
 def run_search(args):
+    if args.workers:
+        return run_launcher(args)
     started = time.perf_counter()
+    role = _set_role(args)
+    strategy = "auto"
+    if role == "worker" and os.environ.get("TF_CONFIG"):
+        # One trial across the processes of a TF_CONFIG cluster, which all
+        # run as the same --worker NAME. Created before any other
+        # TensorFlow operation: collectives are configured at start-up.
+        import tensorflow as tf
+
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     # Candidates with disconnected paths (e.g. NAS-Bench-201 "none" edges)
     # have weights without gradients: expected in a search, not a problem.
     warnings.filterwarnings("ignore", message="Gradients do not exist")
     import keras
 
     from tfnas import data as data_module
-    from tfnas import project, spaces
+    from tfnas import distributed, project, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
     args.space_args = dict(args.space_arg)
     project_name = _project_name(args)
     project_dir = os.path.join(args.directory, project_name)
-    config_path, identity = _check_resumable(project_dir, args)
+    if role == "worker":
+        args.overwrite = False  # only the chief may start the project over
+    else:
+        config_path, identity = _check_resumable(project_dir, args)
 
     keras.utils.set_random_seed(args.seed)
     data = data_module.load_data(args.dataset, batch_size=args.batch_size,
@@ -337,6 +415,10 @@ def run_search(args):
         predictor = LatencyTable.load(args.latency_table, space=space)
     if args.strategy in ONE_SHOT_STRATEGIES:
         from tfnas.supernet.tuner import OneShotTuner
+
+        if role is not None:
+            raise ValueError(f"--strategy {args.strategy} trains one supernet in one "
+                             "process: it takes no --chief or --worker.")
 
         if args.halving or args.mnasnet_target is not None:
             raise ValueError(f"--strategy {args.strategy} takes neither --halving nor "
@@ -355,12 +437,27 @@ def run_search(args):
             project_name=project_name,
             overwrite=args.overwrite,
             latency_predictor=predictor,
+            progress=args.progress,
+            distribution_strategy=strategy,
         )
+    if role == "worker":
+        print(f"Worker {args.worker or os.environ['KERASTUNER_TUNER_ID']} of the chief at "
+              f"{args.address or DEFAULT_ADDRESS}: training its trials in {project_dir}",
+              flush=True)
+        tuner.search(data.train, validation_data=data.validation,
+                     epochs=args.epochs, verbose=0, shuffle=False)
+        print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: the chief has no more trials.",
+              flush=True)
+        return 0
     project.write_atomically(config_path, identity)
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
           f"{args.max_trials} trials of {args.epochs} epochs "
           f"({done} already completed) in {project_dir}", flush=True)
+    if role == distributed.CHIEF:
+        print(f"Chief listening on {os.environ['KERASTUNER_ORACLE_IP']}:"
+              f"{os.environ['KERASTUNER_ORACLE_PORT']} (unauthenticated gRPC: keep it on a "
+              "trusted network)", flush=True)
 
     # shuffle=False: the training dataset shuffles itself every epoch.
     tuner.search(data.train, validation_data=data.validation,
@@ -444,7 +541,9 @@ def run_export(args):
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         if args.command == "search":
             return run_search(args)
@@ -460,7 +559,7 @@ def main(argv=None):
         print("\nInterrupted. Finished trials are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         print(f"tfnas: error: {error}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
     return EXIT_BAD_ARGUMENTS

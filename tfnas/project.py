@@ -9,6 +9,7 @@ objects that made it.
 
 import json
 import os
+import threading
 
 import keras_tuner as kt
 
@@ -26,9 +27,12 @@ def space_record(hypermodel):
 def write_atomically(path, record):
     """Writes `record` as JSON to `path` through a temporary file and a rename."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    temporary = f"{path}.tmp"
+    # Unique per process and thread: a chief and its workers share directories.
+    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(temporary, "w") as file:
         json.dump(record, file, indent=2, sort_keys=True)
+        file.flush()
+        os.fsync(file.fileno())  # the data is on disk before the rename makes it current
     os.replace(temporary, path)
 
 

@@ -8,6 +8,7 @@ architectures (oracles), declares them (spaces) or reads the results
 import json
 import math
 import os
+import tempfile
 import time
 import warnings
 
@@ -16,6 +17,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from tfnas import distributed
 from tfnas import estimation
 from tfnas import latency
 from tfnas import objectives
@@ -176,12 +178,20 @@ class NASTuner(kt.Tuner):
             )
         if distribution_strategy == "auto":
             distribution_strategy = default_distribution_strategy()
+        self.role = distributed.check_environment()
+        if distribution_strategy is not None:
+            distributed.use_multi_worker_keras(distribution_strategy)
         super().__init__(
             oracle=oracle,
             hypermodel=hypermodel,
             distribution_strategy=distribution_strategy,
             **kwargs,
         )
+        if self.role == "worker":
+            client = distributed.WorkerOracleClient(self.oracle._oracle)
+            client.multi_worker = self.oracle.multi_worker
+            client.should_report = self.oracle.should_report
+            self.oracle = client
         self.measure_latency = measure_latency
         self.latency_batch_size = latency_batch_size
         self.latency_repeats = latency_repeats
@@ -194,6 +204,8 @@ class NASTuner(kt.Tuner):
         self.latency_predictor = latency_predictor
         self.progress = progress
         self.log_dir = os.path.join(self.project_dir, "logs") if log_dir == "auto" else log_dir
+        if not self._reports_results():
+            self.log_dir = None  # the cluster's reporting worker logs the trial
         self._search_log = None
         self._logged_decisions = None
 
@@ -239,7 +251,45 @@ class NASTuner(kt.Tuner):
                 f"The objective {objective_names} is a validation metric, but "
                 "`validation_data` and `validation_split` are missing."
             )
+        if self.role == distributed.CHIEF:
+            # KerasTuner's chief server polls every 20 s and never stops.
+            self.on_search_begin()
+            self.save()
+            report = oracles_module.base.synchronized(
+                lambda oracle, trial_id: self._report_trial(oracle.trials[trial_id]))
+            distributed.serve(self.oracle,
+                              on_trial_end=lambda trial_id: report(self.oracle, trial_id))
+            self.on_search_end()
+            return None
         return super().search(*fit_args, **fit_kwargs)
+
+    def _reports_results(self):
+        """False on the workers of a MultiWorkerMirroredStrategy cluster that
+        train the same trial as its first worker, which alone reports it."""
+        return getattr(self.oracle, "should_report", True)
+
+    def pre_create_trial(self):
+        super().pre_create_trial()
+        if getattr(self.oracle, "multi_worker", False):
+            # All workers of a cluster wait for the first one's report of the
+            # previous trial, so they all receive the same next trial.
+            if getattr(self, "_barrier", None) is None:
+                strategy = self.distribution_strategy
+                self._barrier = tf.function(lambda: strategy.reduce(
+                    "SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))
+            self._barrier()
+
+    def _get_checkpoint_fname(self, trial_id):
+        path = super()._get_checkpoint_fname(trial_id)
+        if self._reports_results():
+            return path
+        # Another worker of the cluster writes the same file.
+        return os.path.join(self._scratch_dir(), trial_id, os.path.basename(path))
+
+    def _scratch_dir(self):
+        if getattr(self, "_scratch", None) is None:
+            self._scratch = tempfile.mkdtemp(prefix="tfnas-worker-")
+        return self._scratch
 
     def on_search_begin(self):
         super().on_search_begin()
@@ -263,7 +313,10 @@ class NASTuner(kt.Tuner):
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        finished = self.oracle.get_trial(trial.trial_id)
+        self._report_trial(self.oracle.get_trial(trial.trial_id))
+
+    def _report_trial(self, finished):
+        """Prints a finished trial's line and logs it to TensorBoard."""
         if self.progress:
             line = progress.trial_line(finished, self.oracle.objective.name,
                                        self._describer())
@@ -336,8 +389,9 @@ class NASTuner(kt.Tuner):
         objectives.add_derived_metrics(self.oracle.objective, metrics)
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))
-        with open(self._get_build_config_fname(trial.trial_id), "w") as file:
-            json.dump(model.get_build_config(), file)
+        if self._reports_results():
+            with open(self._get_build_config_fname(trial.trial_id), "w") as file:
+                json.dump(model.get_build_config(), file)
         return metrics
 
     def _callbacks(self, callbacks):
@@ -371,7 +425,7 @@ class NASTuner(kt.Tuner):
         parent = values.get("tuner/trial_id")
         if parent is None:
             return
-        checkpoint = self._get_checkpoint_fname(parent)
+        checkpoint = kt.Tuner._get_checkpoint_fname(self, parent)  # the reporter's
         if not os.path.exists(checkpoint):
             # E.g. the parent trained on another worker's disk: train the
             # whole budget from scratch rather than fail the trial.

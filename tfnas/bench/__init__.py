@@ -8,7 +8,15 @@ records = bench.compare(table, ["random", "evolution"], budgets=[50, 100],
 ```
 """
 
-from tfnas.bench.runner import LookupTuner, RunResult, SearchInterrupted, compare, run
+from tfnas.bench.runner import (
+    LookupTuner,
+    RunResult,
+    SearchInterrupted,
+    compare,
+    run,
+    run_seed,
+    summarize,
+)
 from tfnas.bench.tables import (
     Table,
     encode_key,
@@ -17,4 +25,4 @@ from tfnas.bench.tables import (
 )
 
 __all__ = ["LookupTuner", "RunResult", "SearchInterrupted", "Table", "compare",
-           "encode_key", "load_nas_bench_macro", "load_table", "run"]
+           "encode_key", "load_nas_bench_macro", "load_table", "run", "run_seed", "summarize"]

@@ -111,25 +111,45 @@ def compare(table, strategies, budgets, seeds, strategy_args=None):
         A list of records `{strategy, budget, seeds, mean, std, regret}`,
         `regret` being the table's optimum minus the mean (plus for "min").
     """
-    budgets = sorted(budgets)
-    if not budgets or budgets[0] < 1:
-        raise ValueError(f"Expected positive budgets. Received: {budgets}")
-    seeds = list(seeds)
-    optimum = table.optimum()
+    budgets = _checked_budgets(budgets)
     records = []
     for name in strategies:
         kwargs = (strategy_args or {}).get(name, {})
-        curves = []
-        for seed in seeds:
-            oracle = oracles.get(name, kt.Objective(SIGNAL, table.direction),
-                                 budgets[-1], seed=seed, space=table.space, **kwargs)
-            curves.append(run(oracle, table).best_so_far)
-        for budget in budgets:
-            finals = [curve[min(budget, len(curve)) - 1] for curve in curves if curve]
-            mean = statistics.fmean(finals)
-            records.append({
-                "strategy": name, "budget": budget, "seeds": len(finals),
-                "mean": mean, "std": statistics.pstdev(finals),
-                "regret": (optimum - mean) if table.direction == "max" else (mean - optimum),
-            })
+        curves = [run_seed(table, name, budgets[-1], seed, **kwargs) for seed in seeds]
+        records.extend(summarize(table, name, curves, budgets))
     return records
+
+
+def run_seed(table, strategy, budget, seed, **strategy_args):
+    """The best-so-far curve of one seeded run of `strategy` for `budget` queries."""
+    oracle = oracles.get(strategy, kt.Objective(SIGNAL, table.direction), budget,
+                         seed=seed, space=table.space, **strategy_args)
+    return run(oracle, table).best_so_far
+
+
+def summarize(table, strategy, curves, budgets):
+    """Records `{strategy, budget, seeds, mean, std, regret}` from best-so-far curves.
+
+    A curve shorter than a budget (a search that ran out of architectures)
+    counts with its last pick.
+    """
+    optimum = table.optimum()
+    records = []
+    for budget in _checked_budgets(budgets):
+        finals = [curve[min(budget, len(curve)) - 1] for curve in curves if curve]
+        if not finals:
+            raise ValueError(f"No completed query in the runs of {strategy!r}.")
+        mean = statistics.fmean(finals)
+        records.append({
+            "strategy": strategy, "budget": budget, "seeds": len(finals),
+            "mean": mean, "std": statistics.pstdev(finals),
+            "regret": (optimum - mean) if table.direction == "max" else (mean - optimum),
+        })
+    return records
+
+
+def _checked_budgets(budgets):
+    budgets = sorted(budgets)
+    if not budgets or budgets[0] < 1:
+        raise ValueError(f"Expected `budgets` to be positive query counts. Received: {budgets}")
+    return budgets

@@ -12,12 +12,14 @@ import functools
 import json
 import os
 import threading
+import time
 
 import keras_tuner as kt
 import numpy as np
 # KerasTuner's per-oracle locks, which its `synchronized` uses; not exported.
 from keras_tuner.src.engine import oracle as _KT_ORACLE
 
+from tfnas import distributed
 from tfnas.architecture import BUDGET_PREFIX, Architecture
 from tfnas.oracles import halving as halving_module
 from tfnas.project import write_atomically
@@ -98,6 +100,15 @@ class NASOracle(kt.Oracle):
     exception inside `create_trial`, `update_trial` or `end_trial` releases
     the oracle's lock instead of blocking every other worker.
 
+    For distributed search (KerasTuner's chief and workers), also: trial
+    files are written atomically too; a restarted chief keeps each running
+    trial with the worker that runs it (KerasTuner queues them all for a
+    retry, so the next worker to ask runs a trial that its owner is still
+    training, and it is evaluated twice), and a restarted worker gets its
+    trial back under its name; a second report of a trial that has already
+    ended is ignored; a failed trial's reason sent by a worker
+    (`tfnas.distributed.WorkerOracleClient`) is kept as its message.
+
     A subclass implements `propose(rng)`, returning a `populate_space`
     response for a new architecture. With `halving`, every new architecture
     is first trained for the first rung's epochs, and promotions of the best
@@ -124,6 +135,8 @@ class NASOracle(kt.Oracle):
             self._seed_state = self.seed
         self.halving = halving
         self._seen = (0, set())
+        self.runners = {}  # trial id -> the tuner ids (workers) that were given it
+        self.busy_seconds = 0.0  # time spent in create_trial and end_trial
 
     def propose(self, rng):
         """A `populate_space` response for a new architecture."""
@@ -143,9 +156,17 @@ class NASOracle(kt.Oracle):
             response["values"] = {**response["values"], **self.halving.first_rung()}
         return response
 
+    def get_state(self):
+        state = super().get_state()
+        state["runners"] = self.runners
+        state["busy_seconds"] = self.busy_seconds
+        return state
+
     def set_state(self, state):
         super().set_state(state)
         self._seen = (0, set())  # the trials were reloaded
+        self.runners = dict(state.get("runners", {}))
+        self.busy_seconds = float(state.get("busy_seconds", 0.0))
 
     def learn(self):
         """Learns from the trial history; called after each trial ends.
@@ -161,7 +182,14 @@ class NASOracle(kt.Oracle):
 
     @synchronized
     def create_trial(self, tuner_id):
-        return super().create_trial(tuner_id)
+        start = time.perf_counter()
+        trial = super().create_trial(tuner_id)
+        if trial.status == RUNNING:
+            runners = self.runners.setdefault(trial.trial_id, [])
+            if not runners or runners[-1] != tuner_id:
+                runners.append(tuner_id)
+        self.busy_seconds += time.perf_counter() - start
+        return trial
 
     @synchronized
     def update_trial(self, trial_id, metrics, step=0):
@@ -169,18 +197,41 @@ class NASOracle(kt.Oracle):
 
     @synchronized
     def end_trial(self, trial):
+        start = time.perf_counter()
+        self._end_trial(trial)
+        self.busy_seconds += time.perf_counter() - start
+
+    def _end_trial(self, trial):
+        distributed.take_failure_message(trial)
+        if trial.trial_id in self.end_order and trial.trial_id not in self._retry_queue:
+            # E.g. a worker that lost the chief reports again after a restart.
+            self._release(trial.trial_id)
+            return
+        if trial.trial_id in self._retry_queue:  # reported by its first runner after all
+            self._retry_queue.remove(trial.trial_id)
         super().end_trial(trial)
         self.learn()
         self.save()  # now that the trial is no longer ongoing
 
+    def _release(self, trial_id):
+        """Forgets which worker runs `trial_id`."""
+        for tuner_id, ongoing in list(self.ongoing_trials.items()):
+            if ongoing.trial_id == trial_id:
+                del self.ongoing_trials[tuner_id]
+        self.save()
+
     def save(self):
         write_atomically(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        write_atomically(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+                         trial.get_state())
 
     def reload(self):
         path = self._get_oracle_fname()
         try:
             with open(path) as file:
-                json.load(file)
+                state = json.load(file)
         except (OSError, ValueError) as error:
             raise OracleStateError(
                 f"The oracle state {path} cannot be read ({error}). The finished "
@@ -189,6 +240,13 @@ class NASOracle(kt.Oracle):
                 "search over with overwrite=True (or another project name)."
             ) from error
         super().reload()
+        # KerasTuner's reload appends the running trials to the retry queue;
+        # give them back to their workers instead (see the class docstring).
+        for tuner_id, trial_id in state.get("ongoing_trials", {}).items():
+            queue = self._retry_queue
+            if trial_id in queue:
+                del queue[len(queue) - 1 - queue[::-1].index(trial_id)]
+            self.ongoing_trials[tuner_id] = self.trials[trial_id]
 
     # Random numbers.
 

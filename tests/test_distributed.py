@@ -1,0 +1,239 @@
+"""Distributed search with real processes on 127.0.0.1.
+
+A chief and workers are started as separate Python processes (through
+`tfnas search --workers N`, or a script reading KerasTuner's environment
+variables), killed with SIGKILL where a test says so, and judged by the
+trial records they leave on disk.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tfnas import distributed, project
+
+pytestmark = pytest.mark.slow
+SCRIPTS = os.path.join(os.path.dirname(__file__), "distributed_scripts.py")
+TIMEOUT = 240
+
+
+def _environment(**extra):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    environment.pop("TF_CONFIG", None)
+    environment.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **extra)
+    return environment
+
+
+class Launch:
+    """`tfnas search --workers N ...` in the background, its output collected."""
+
+    def __init__(self, directory, *arguments):
+        command = [sys.executable, "-m", "tfnas", "search", "--space", "mlp",
+                   "--space-arg", "units=[16,32,64]", "--dataset", "digits",
+                   "--directory", str(directory), "--project-name", "p", *arguments]
+        self.project_dir = os.path.join(str(directory), "p")
+        self.lines = []
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True,
+                                        env=_environment())
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self):
+        return "\n".join(self.lines)
+
+    def pid_of(self, name):
+        """The pid of the latest start of `name` ("chief", "worker0", ...)."""
+        pids = [int(m.group(1)) for line in self.lines
+                if (m := re.search(rf"started {name} \(pid (\d+)\)", line))]
+        return pids[-1] if pids else None
+
+    def wait(self):
+        try:
+            code = self.process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError("the search did not end in time:\n" + self.output())
+        self._reader.join(10)
+        return code
+
+
+def _oracle_state(project_dir):
+    try:
+        with open(os.path.join(project_dir, "oracle.json")) as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_for(condition, what, launch=None, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}"
+                         + ("\n" + launch.output() if launch else ""))
+
+
+def _check_finished(project_dir, max_trials, output):
+    """Exactly `max_trials` distinct completed architectures, each ended once,
+    and the chief's printed best equal to the best on disk."""
+    trials = project.load_trials(project_dir)
+    completed = [t for t in trials if t.status == "COMPLETED"]
+    assert len(trials) == len(completed) == max_trials, output
+    hashes = {json.dumps(t.hyperparameters.values, sort_keys=True) for t in completed}
+    assert len(hashes) == max_trials, "an architecture was evaluated twice"
+    state = _oracle_state(project_dir)
+    assert sorted(state["end_order"]) == sorted(t.trial_id for t in trials)
+    assert state["ongoing_trials"] == {} and state["retry_queue"] == []
+    best = max(completed, key=lambda t: t.score)
+    match = re.search(r"Best architecture \(trial (\d+), val_accuracy=([\d.]+)\)", output)
+    assert match, output
+    assert match.group(1) == best.trial_id
+    assert float(match.group(2)) == pytest.approx(best.score, abs=1e-4)
+    return state, completed
+
+
+def test_two_workers_run_an_evolution_search_of_distinct_architectures(tmp_path):
+    launch = Launch(tmp_path, "--strategy", "evolution", "--max-trials", "8",
+                    "--epochs", "1", "--workers", "2")
+    assert launch.wait() == 0, launch.output()
+    state, _ = _check_finished(launch.project_dir, 8, launch.output())
+    runners = {name for names in state["runners"].values() for name in names}
+    assert runners == {"worker0", "worker1"}, "the trials were not spread"
+    # The chief reported every trial once; the workers printed no lines.
+    assert len(re.findall(r"^\[trial \d+\]", launch.output(), re.M)) == 8
+
+
+def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path):
+    launch = Launch(tmp_path, "--strategy", "random", "--max-trials", "6",
+                    "--epochs", "8", "--workers", "2")
+
+    def worker0_trial():
+        state = _oracle_state(launch.project_dir)
+        return state and state["ongoing_trials"].get("worker0")
+
+    trial_id = _wait_for(worker0_trial, "worker0 to start a trial", launch)
+    time.sleep(1.0)  # well inside its 8 epochs
+    assert worker0_trial() == trial_id
+    os.kill(launch.pid_of("worker0"), signal.SIGKILL)
+    assert launch.wait() == 0, launch.output()
+    assert "worker0 killed by SIGKILL; restarting it (1 of 3)" in launch.output()
+    state, completed = _check_finished(launch.project_dir, 6, launch.output())
+    assert trial_id in {t.trial_id for t in completed}
+    # The restarted worker got its own trial back under its name.
+    assert state["runners"][trial_id] == ["worker0"]
+    assert state["run_times"][trial_id] == 1
+
+
+def test_a_killed_chief_is_restarted_and_no_trial_is_lost_or_repeated(tmp_path):
+    launch = Launch(tmp_path, "--strategy", "controller", "--max-trials", "8",
+                    "--epochs", "2", "--workers", "2")
+    _wait_for(lambda: len((_oracle_state(launch.project_dir) or {"end_order": []})
+                          ["end_order"]) >= 3, "three finished trials", launch)
+    os.kill(launch.pid_of("chief"), signal.SIGKILL)
+    assert launch.wait() == 0, launch.output()
+    assert "chief killed by SIGKILL; restarting it (1 of 3)" in launch.output()
+    state, completed = _check_finished(launch.project_dir, 8, launch.output())
+    assert all(count == 1 for count in state["run_times"].values()), state["run_times"]
+    # The controller learned from every trial exactly once, across the restart.
+    controller = state["controller"]
+    assert sorted(controller["learned"]) == sorted(t.trial_id for t in completed)
+    assert os.path.exists(os.path.join(launch.project_dir, controller["weights_file"]))
+
+
+def _start_chief_and_workers(tmp_path, mode, worker_environments):
+    port = distributed.free_port()
+    chief = subprocess.Popen(
+        [sys.executable, SCRIPTS, mode, str(tmp_path)], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+        env=_environment(**distributed.environment("chief", f"127.0.0.1:{port}")))
+    workers = [subprocess.Popen(
+        [sys.executable, SCRIPTS, mode, str(tmp_path)], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+        env=_environment(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port),
+                         **extra))
+        for extra in worker_environments]
+    processes = [*workers, chief]  # the chief ends only after its workers
+    outputs = []
+    try:
+        for process in processes:
+            try:
+                outputs.append(process.communicate(timeout=TIMEOUT)[0])
+            except subprocess.TimeoutExpired:
+                process.kill()
+                outputs.append(process.communicate()[0] + "\n(timed out)")
+            assert process.returncode == 0, "\n\n".join(outputs)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    return [outputs[-1], *outputs[:-1]]
+
+
+def test_failures_on_a_worker_reach_the_chief_with_their_reasons(tmp_path):
+    chief_output, _ = _start_chief_and_workers(tmp_path, "faults",
+                                               [{"KERASTUNER_TUNER_ID": "w0"}])
+    trials = {t.hyperparameters.values["fault"]: t
+              for t in project.load_trials(os.path.join(tmp_path, "faults"))}
+    assert set(trials) == {"none", "raise", "nan", "oom"}, chief_output
+    assert trials["none"].status == "COMPLETED"
+    reasons = {"raise": "deliberate failure of this candidate",
+               "nan": "training diverged",
+               "oom": "out of memory while building"}
+    for fault, reason in reasons.items():
+        assert trials[fault].status == "FAILED"
+        assert reason in (trials[fault].message or ""), (fault, trials[fault].message)
+        assert distributed.FAILURE_MESSAGE not in trials[fault].hyperparameters.values
+    assert chief_output.count("FAILED") == 3, chief_output
+
+
+def test_one_trial_trains_across_two_processes_with_multi_worker_mirrored(tmp_path):
+    ports = [distributed.free_port() for _ in range(2)]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    worker_environments = [
+        {"KERASTUNER_TUNER_ID": "cluster0",
+         "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                                "index": index}})}
+        for index in range(2)]
+    chief_output, *worker_outputs = _start_chief_and_workers(tmp_path, "multiworker",
+                                                             worker_environments)
+    ran = [re.findall(r"^RAN (\d+)", output, re.M) for output in worker_outputs]
+    # Both processes trained the same three trials, in the same order.
+    assert ran[0] == ran[1] == ["0", "1", "2"], worker_outputs
+    trials = project.load_trials(os.path.join(tmp_path, "multiworker"))
+    assert [t.status for t in trials] == ["COMPLETED"] * 3, chief_output
+    state = _oracle_state(os.path.join(tmp_path, "multiworker"))
+    assert state["run_times"] == {"0": 1, "1": 1, "2": 1}
+
+
+def test_half_set_environment_variables_are_refused():
+    with pytest.raises(ValueError, match="KERASTUNER_ORACLE_PORT"):
+        distributed.check_environment({"KERASTUNER_TUNER_ID": "chief",
+                                       "KERASTUNER_ORACLE_IP": "127.0.0.1"})
+    with pytest.raises(ValueError, match="KERASTUNER_ORACLE_IP"):
+        distributed.check_environment({"KERASTUNER_ORACLE_PORT": "8470"})
+    with pytest.raises(ValueError, match="port number"):
+        distributed.check_environment({"KERASTUNER_TUNER_ID": "w", "KERASTUNER_ORACLE_IP":
+                                       "127.0.0.1", "KERASTUNER_ORACLE_PORT": "http"})
+    assert distributed.check_environment({}) is None
+    assert distributed.check_environment({
+        "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": "8470"}) == "chief"
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        distributed.parse_address("127.0.0.1")
+    with pytest.raises(ValueError, match="chief"):
+        distributed.environment("worker", "127.0.0.1:8470", "chief2")

@@ -1,0 +1,271 @@
+"""Distributed search on KerasTuner's chief/worker mode.
+
+One process, the chief, holds the oracle and answers the workers over gRPC;
+each worker asks it for a trial, trains the candidate and reports the
+result. The roles come from KerasTuner's environment variables:
+
+- `KERASTUNER_TUNER_ID`: "chief" for the chief, any other unique name for a
+  worker (a restarted worker must keep its name to get its trial back);
+- `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`: the chief's address.
+
+`tfnas search --chief/--worker/--workers N` sets them (see `tfnas.launcher`).
+This module fixes what KerasTuner's own chief and workers lack:
+
+- `check_environment` refuses half-set variables with a clear error;
+- `serve` runs the chief's gRPC server on the given address and returns
+  as soon as the last worker is done (KerasTuner polls every 20 seconds and
+  never stops its server);
+- `WorkerOracleClient` waits with a growing pause while the oracle answers
+  IDLE (KerasTuner's workers ask again at once, in a busy loop), and carries
+  a failed trial's reason to the chief inside the trial's values, since the
+  Trial message over gRPC has no field for it.
+
+The gRPC channel is unauthenticated and unencrypted: keep the chief on
+127.0.0.1 or on a trusted private network.
+"""
+
+import os
+import socket
+import time
+from concurrent import futures
+
+import grpc
+import keras_tuner as kt
+from keras_tuner.src import protos
+from keras_tuner.src.distribute import oracle_chief, oracle_client
+from keras_tuner.src.engine import conditions
+
+TUNER_ID = "KERASTUNER_TUNER_ID"
+ORACLE_IP = "KERASTUNER_ORACLE_IP"
+ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+CHIEF = "chief"
+# A failed trial's reason travels from a worker to the chief under this
+# value; the chief's oracle moves it back to `trial.message`.
+FAILURE_MESSAGE = "tfnas/failure_message"
+MAX_MESSAGE_CHARACTERS = 8000
+IDLE = kt.engine.trial.TrialStatus.IDLE
+
+
+def _condition_to_proto(condition):
+    """`conditions.Parent.to_proto` without the debugging `print` of
+    KerasTuner 1.4 (one line per conditional decision per gRPC message)."""
+    proto = protos.get_proto()
+    first = condition.values[0]
+    if isinstance(first, str):
+        kind = "string_value"
+    elif isinstance(first, bool):
+        kind = "boolean_value"
+    elif isinstance(first, int):
+        kind = "int_value"
+    else:
+        kind = "float_value"
+    return proto.Condition(parent=proto.Condition.Parent(
+        name=condition.name,
+        values=[proto.Value(**{kind: value}) for value in condition.values]))
+
+
+conditions.Parent.to_proto = _condition_to_proto
+
+
+def use_multi_worker_keras(strategy):
+    """Lets Keras 3 `fit` run under `strategy` when it spans several workers.
+
+    Keras 3's TensorFlow trainer fails under MultiWorkerMirroredStrategy
+    (tensorflow/tensorflow#72388): it averages each step's scalar logs
+    across workers along an axis 0 they do not have, and builds the model
+    from a cross-worker mean of the first input batch, which eager
+    collectives refuse. For multi-worker strategies only, scalar logs are
+    averaged without an axis and the model is built from this worker's own
+    first batch; single-process training is untouched.
+    """
+    import tensorflow as tf
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer
+
+    if not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+        return
+    if getattr(trainer, "_tfnas_multi_worker", False):
+        return
+    reduce_per_replica = trainer.reduce_per_replica
+    maybe_symbolic_build = trainer.TensorFlowTrainer._maybe_symbolic_build
+
+    def local(value, strategy):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def reduce_logs(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(
+                strategy):
+            return reduce_per_replica(values, strategy, reduction)
+
+        def reduce(value):
+            if local(value, strategy).shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return reduce_per_replica(value, strategy, reduction)
+
+        return tree.map_structure(reduce, values)
+
+    def build_from_local_batch(model, iterator=None, data_batch=None):
+        strategy = model._distribute_strategy
+        if strategy is None or iterator is None or not trainer._collective_all_reduce_multi_worker(
+                strategy):
+            return maybe_symbolic_build(model, iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = tree.map_structure(lambda v: local(v, strategy), next(batches))
+            break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    trainer.reduce_per_replica = reduce_logs
+    trainer.TensorFlowTrainer._maybe_symbolic_build = build_from_local_batch
+    trainer._tfnas_multi_worker = True
+
+
+def check_environment(environ=None):
+    """The role of this process from KerasTuner's variables, or None.
+
+    Returns:
+        None when none of the variables is set (a local search), "chief" or
+        "worker".
+
+    Raises:
+        ValueError: when only some of the variables are set, or the port is
+            not a port number.
+    """
+    environ = os.environ if environ is None else environ
+    names = (TUNER_ID, ORACLE_IP, ORACLE_PORT)
+    present = [name for name in names if environ.get(name)]
+    if not present:
+        return None
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise ValueError(
+            f"Distributed search needs {', '.join(names)} together. Received "
+            f"{', '.join(f'{n}={environ[n]!r}' for n in present)} but not "
+            f"{', '.join(missing)}. Set all three (KERASTUNER_TUNER_ID=chief on "
+            "the chief, a unique name on each worker), or none for a local search.")
+    port = environ[ORACLE_PORT]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"Expected {ORACLE_PORT} to be a port number (1-65535). "
+                         f"Received: {port!r}")
+    return CHIEF if CHIEF in environ[TUNER_ID] else "worker"
+
+
+def parse_address(address):
+    """("host", port) from "host:port"; raises ValueError naming the address."""
+    host, sep, port = str(address).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"Expected an address HOST:PORT (e.g. 127.0.0.1:8470). Received: {address!r}")
+    return host, int(port)
+
+
+def environment(role, address, worker_id=None):
+    """KerasTuner's variables for `role` ("chief" or "worker") at `address`."""
+    host, port = parse_address(address)
+    if role == CHIEF:
+        tuner_id = CHIEF
+    elif role == "worker":
+        if not worker_id or CHIEF in worker_id:
+            raise ValueError(
+                f"Expected a worker name without the word 'chief'. Received: {worker_id!r}")
+        tuner_id = worker_id
+    else:
+        raise ValueError(f"Expected role 'chief' or 'worker'. Received: {role!r}")
+    return {TUNER_ID: tuner_id, ORACLE_IP: host, ORACLE_PORT: str(port)}
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port on `host` that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None):
+    """Serves `oracle` to the workers until the search is over.
+
+    The search is over when the oracle has told a worker to stop and no
+    trial is running and every worker has been told to stop.
+
+    Args:
+        oracle: The chief's oracle.
+        address: "host:port" to listen on; defaults to KerasTuner's
+            variables.
+        poll_seconds: How often to check whether the search is over.
+        on_trial_end: Called with the id of each trial that ends, in the
+            order they end (from this thread, not the server's).
+
+    Raises:
+        OSError: when the address cannot be bound (e.g. already in use).
+    """
+    if address is None:
+        address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
+    # One thread, as in KerasTuner: the oracle handles one request at a time.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError as error:  # grpc reports a failed bind as RuntimeError
+        raise OSError(f"The chief cannot listen on {address}: {error}") from error
+    server.start()
+    reported = len(oracle.end_order)
+
+    def report_ended():
+        nonlocal reported
+        while on_trial_end is not None and reported < len(oracle.end_order):
+            on_trial_end(oracle.end_order[reported])
+            reported += 1
+
+    try:
+        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+            time.sleep(poll_seconds)
+            report_ended()
+        report_ended()
+    finally:
+        server.stop(grace=2).wait()
+
+
+class WorkerOracleClient(oracle_client.OracleClient):
+    """KerasTuner's worker-side oracle proxy, patient and with failure reasons.
+
+    Args:
+        oracle: The worker's local oracle (its objective and max_trials are
+            read locally, as in KerasTuner).
+        min_wait, max_wait: Seconds to wait after an IDLE answer; the wait
+            doubles with each consecutive IDLE, up to `max_wait`.
+    """
+
+    def __init__(self, oracle, min_wait=0.05, max_wait=2.0):
+        super().__init__(oracle)
+        self.min_wait = min_wait
+        self.max_wait = max_wait
+        self._wait = min_wait
+
+    def create_trial(self, tuner_id):
+        trial = super().create_trial(tuner_id)
+        if trial.status == IDLE:
+            time.sleep(self._wait)
+            self._wait = min(2 * self._wait, self.max_wait)
+        else:
+            self._wait = self.min_wait
+        return trial
+
+    def end_trial(self, trial):
+        values = trial.hyperparameters.values
+        if trial.message:
+            values[FAILURE_MESSAGE] = str(trial.message)[-MAX_MESSAGE_CHARACTERS:]
+        try:
+            super().end_trial(trial)
+        finally:
+            values.pop(FAILURE_MESSAGE, None)
+
+
+def take_failure_message(trial):
+    """Moves a worker's failure reason from the trial's values to its message."""
+    message = trial.hyperparameters.values.pop(FAILURE_MESSAGE, None)
+    if message:
+        trial.message = message
+    return trial
