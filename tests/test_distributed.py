@@ -15,9 +15,12 @@ import sys
 import threading
 import time
 
+import keras_tuner as kt
+import numpy as np
 import pytest
 
-from tfnas import distributed, project
+from tfnas import bench, distributed, oracles, project
+from tfnas.architecture import Architecture
 
 pytestmark = pytest.mark.slow
 SCRIPTS = os.path.join(os.path.dirname(__file__), "distributed_scripts.py")
@@ -218,6 +221,134 @@ def test_one_trial_trains_across_two_processes_with_multi_worker_mirrored(tmp_pa
     assert [t.status for t in trials] == ["COMPLETED"] * 3, chief_output
     state = _oracle_state(os.path.join(tmp_path, "multiworker"))
     assert state["run_times"] == {"0": 1, "1": 1, "2": 1}
+
+
+@pytest.mark.parametrize("name, arguments", [
+    ("evolution", {}),
+    ("evolution", {"pareto_objectives": [("signal", "max"), ("params", "min")]}),
+    ("predictor", {}),
+    ("local", {}),
+    ("controller", {}),
+    ("sha", {}),
+    ("hyperband", {"max_epochs": 9}),
+])
+def test_each_oracle_serves_three_concurrent_workers_over_grpc(name, arguments, tmp_path,
+                                                               monkeypatch):
+    """The chief's real gRPC server, three worker clients in threads that
+    finish trials out of order, NAS-Bench-Macro lookups instead of training."""
+    table = bench.load_nas_bench_macro()
+    oracle = oracles.get(name, kt.Objective("signal", "max"), 24, seed=0,
+                         space=table.space, **arguments)
+    bench.LookupTuner(oracle, table.space, lambda values: 0.0, directory=tmp_path)
+    port = distributed.free_port()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "unused")
+    server = threading.Thread(target=distributed.serve, args=(oracle,),
+                              kwargs={"poll_seconds": 0.02})
+    server.start()
+    idle_answers = {}
+
+    def work(worker, seed):
+        rng = np.random.default_rng(seed)
+        client = distributed.WorkerOracleClient(oracle, min_wait=0.01, max_wait=0.1)
+        while True:
+            trial = client.create_trial(worker)
+            if trial.status == "STOPPED":
+                return
+            if trial.status == "IDLE":
+                idle_answers[worker] = idle_answers.get(worker, 0) + 1
+                continue
+            values = trial.hyperparameters.values
+            time.sleep(float(rng.uniform(0, 0.03)))  # ends come out of order
+            client.update_trial(trial.trial_id, {
+                "signal": table.lookup(values, table.signal),
+                "params": float(table.lookup(values, "params"))})
+            trial.status = "COMPLETED"
+            client.end_trial(trial)
+
+    workers = [threading.Thread(target=work, args=(f"w{i}", i)) for i in range(3)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(120)
+    server.join(30)
+    assert not server.is_alive() and not any(t.is_alive() for t in workers)
+    # IDLE answers (Hyperband between rungs) are waited out, not spun on.
+    assert all(count < 50 for count in idle_answers.values()), idle_answers
+    ended = [oracle.trials[i] for i in oracle.end_order]
+    assert len(ended) == len(oracle.trials) and all(t.status == "COMPLETED" for t in ended)
+    if name != "hyperband":  # it sets its own number of trials
+        assert len(ended) == 24
+    # No (architecture, budget) ran twice, though three workers asked at once.
+    runs = {(Architecture.from_trial(t).hash, t.hyperparameters.values.get("tuner/epochs"))
+            for t in ended}
+    assert len(runs) == len(ended)
+    if isinstance(oracle, oracles.NASOracle):
+        assert {w for names in oracle.runners.values() for w in names} == {"w0", "w1", "w2"}
+    if name == "controller":
+        assert sorted(oracle.learned) == sorted(oracle.end_order)
+
+
+class WaitingOracle(oracles.RandomOracle):
+    """Answers IDLE for its first `waits` requests, as an oracle between
+    rungs does, then proposes random architectures."""
+
+    waits = 0
+
+    def propose(self, rng):
+        if self.waits > 0:
+            self.waits -= 1
+            return {"status": "IDLE", "values": None}
+        return super().propose(rng)
+
+
+def test_a_worker_waits_out_idle_answers_without_spinning(tmp_path, monkeypatch):
+    table = bench.load_nas_bench_macro()
+    oracle = WaitingOracle(kt.Objective("signal", "max"), max_trials=1, seed=0)
+    bench.LookupTuner(oracle, table.space, lambda values: 0.0, directory=tmp_path)
+    oracle.waits = 10**6
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(distributed.free_port()))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "unused")
+    server = threading.Thread(target=distributed.serve, args=(oracle,),
+                              kwargs={"poll_seconds": 0.02})
+    server.start()
+    client = distributed.WorkerOracleClient(oracle, min_wait=0.01, max_wait=0.2)
+    asked, start = 0, time.monotonic()
+    while time.monotonic() - start < 1.5:
+        assert client.create_trial("w0").status == "IDLE"
+        asked += 1
+    # 0.01 + 0.02 + ... doubling to 0.2 s: about a dozen requests, not thousands.
+    assert 5 <= asked <= 20, asked
+    oracle.waits = 0
+    trial = client.create_trial("w0")
+    assert trial.status == "RUNNING" and client._wait == client.min_wait
+    client.update_trial(trial.trial_id, {"signal": 1.0})
+    trial.status = "COMPLETED"
+    client.end_trial(trial)
+    assert client.create_trial("w0").status == "STOPPED"
+    server.join(30)
+    assert not server.is_alive()
+
+
+def test_a_process_killed_while_writing_state_leaves_a_whole_file(tmp_path):
+    """State files are written to a temporary file and renamed: SIGKILL at
+    any moment leaves the previous or the new version, never a mix."""
+    path = tmp_path / "oracle.json"
+    writer = ("import sys\nfrom tfnas.project import write_atomically\ni = 0\n"
+              "while True:\n"
+              "    write_atomically(sys.argv[1], {'i': i, 'pad': 'x' * 200000})\n"
+              "    i += 1\n")
+    for _ in range(3):
+        process = subprocess.Popen([sys.executable, "-c", writer, str(path)],
+                                   env=_environment())
+        _wait_for(lambda: path.exists() and json.loads(path.read_text())["i"] > 20,
+                  "the writer to write")
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        record = json.loads(path.read_text())
+        assert len(record["pad"]) == 200000
 
 
 def test_half_set_environment_variables_are_refused():

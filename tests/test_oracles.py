@@ -278,8 +278,13 @@ def test_a_corrupt_oracle_state_is_reported_by_name(tmp_path):
 
     search()
     state = tmp_path / "p" / "oracle.json"
-    assert not [name for name in os.listdir(tmp_path / "p") if name.endswith(".tmp")]
-    json.loads(state.read_text())  # written whole
+    written = [os.path.join(root, name) for root, _, names in os.walk(tmp_path / "p")
+               for name in names]
+    assert not [path for path in written if path.endswith(".tmp")]
+    for path in written:
+        if path.endswith(".json"):
+            with open(path) as file:
+                json.load(file)  # written whole: oracle.json and every trial.json
     state.write_text(state.read_text()[:40])  # truncated, as by a full disk
     with pytest.raises(oracles.OracleStateError, match="oracle.json cannot be read"):
         search()
