@@ -119,6 +119,7 @@ def test_two_workers_run_an_evolution_search_of_distinct_architectures(tmp_path)
     assert runners == {"worker0", "worker1"}, "the trials were not spread"
     # The chief reported every trial once; the workers printed no lines.
     assert len(re.findall(r"^\[trial \d+\]", launch.output(), re.M)) == 8
+    assert "restarting" not in launch.output(), "a process died"
 
 
 def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path):
@@ -135,6 +136,7 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path)
     os.kill(launch.pid_of("worker0"), signal.SIGKILL)
     assert launch.wait() == 0, launch.output()
     assert "worker0 killed by SIGKILL; restarting it (1 of 3)" in launch.output()
+    assert launch.output().count("restarting") == 1, "another process died"
     state, completed = _check_finished(launch.project_dir, 6, launch.output())
     assert trial_id in {t.trial_id for t in completed}
     # The restarted worker got its own trial back under its name.
@@ -368,3 +370,23 @@ def test_half_set_environment_variables_are_refused():
         distributed.parse_address("127.0.0.1")
     with pytest.raises(ValueError, match="chief"):
         distributed.environment("worker", "127.0.0.1:8470", "chief2")
+
+
+def test_command_line_roles_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    from tfnas import cli
+
+    assert cli._search_argv(["--space", "mlp", "--workers", "2", "--address=h:1",
+                             "--max-restarts", "1", "--chief", "--epochs", "3"]) == [
+        "--space", "mlp", "--epochs", "3"]
+    for arguments, message in [
+        (["--address", "127.0.0.1:8470"], "--address needs --chief, --worker or --workers"),
+        (["--chief", "--address", "127.0.0.1"], "HOST:PORT"),
+        (["--workers", "2", "--strategy", "darts"], "takes no --workers"),
+    ]:
+        code = cli.main(["search", "--directory", str(tmp_path), *arguments])
+        assert code == 2
+        assert message in capsys.readouterr().err
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    code = cli.main(["search", "--space", "mlp", "--directory", str(tmp_path)])
+    assert code == 2
+    assert "KERASTUNER_ORACLE_PORT" in capsys.readouterr().err

@@ -13,6 +13,9 @@ import tensorflow as tf
 
 from tfnas import pareto, plots, report
 
+# One process computes the shared `searched_project` fixture for both files.
+pytestmark = pytest.mark.xdist_group("searched_project")
+
 
 def test_records_from_the_tuner_and_from_the_directory_agree(searched_project):
     from_tuner = report.trial_records(searched_project)

@@ -38,8 +38,9 @@ def build(space, values):
 @pytest.mark.parametrize("name", sorted(spaces.SPACES))
 def test_every_space_passes_the_conformance_suite(name):
     space = spaces.get(name, DIGITS, 10, **SMALL[name])
-    report = check_space(space, num_architectures=6, seed=0)
-    assert report.architectures == 6
+    count = 3 if name == "mobile" else 6  # a mobile candidate costs seconds to build
+    report = check_space(space, num_architectures=count, seed=0)
+    assert report.architectures == count
     assert report.min_params > 0
 
 

@@ -18,6 +18,9 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tfnas
 from tfnas.plots import running_best
 
+# One process computes the shared `searched_project` fixture for both files.
+pytestmark = pytest.mark.xdist_group("searched_project")
+
 COSTS = ("params", "flops", "latency_ms", "predicted_latency_ms", "train_time_s")
 
 

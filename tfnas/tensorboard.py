@@ -18,6 +18,7 @@ Layout under the log directory (one TensorBoard "run" per folder):
   the best trial changes.
 """
 
+import contextlib
 import glob
 import os
 import time
@@ -104,7 +105,8 @@ class SearchLog:
         previous = glob.glob(os.path.join(self.log_dir, "events.out.tfevents.*"))
         _write_once(self.log_dir, lambda: hparams_api.hparams_config(hparams, metrics))
         for path in previous:  # only after the new one exists
-            os.remove(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
     def log_trial(self, trial, number, best_trial=None, strategy_scalars=None):
         """Writes a finished trial's session and the search scalars.

@@ -305,6 +305,8 @@ class NASTuner(kt.Tuner):
             self._write_experiment()
 
     def _write_experiment(self):
+        if self.role == "worker":
+            return  # the chief, which knows every decision, writes it
         hyperparameters = self.oracle.get_space()
         names = [hp.name for hp in hyperparameters.space]
         if names != self._logged_decisions:
