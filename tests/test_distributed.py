@@ -211,8 +211,8 @@ def test_one_trial_trains_across_two_processes_with_multi_worker_mirrored(tmp_pa
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     worker_environments = [
         {"KERASTUNER_TUNER_ID": "cluster0",
-         "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
-                                                                "index": index}})}
+         "TF_CONFIG": json.dumps({"cluster": cluster,
+                                  "task": {"type": "worker", "index": index}})}
         for index in range(2)]
     chief_output, *worker_outputs = _start_chief_and_workers(tmp_path, "multiworker",
                                                              worker_environments)

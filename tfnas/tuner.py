@@ -93,6 +93,13 @@ class NASTuner(kt.Tuner):
     A candidate that fails to build, whose loss becomes NaN, or that runs out
     of memory is recorded as FAILED with its reason, and the search goes on.
 
+    With KerasTuner's environment variables set (see `tfnas.distributed`),
+    the tuner is the chief of a distributed search (`search` serves its
+    oracle to the workers and returns when the search is over) or a worker
+    (it trains the trials the chief gives it). Under a
+    MultiWorkerMirroredStrategy, the processes of a cluster share one worker
+    name and train each trial together.
+
     Args:
         hypermodel: The search space, a `keras_tuner.HyperModel` (e.g. one of
             `tfnas.spaces`) or a function `build(hp) -> keras.Model`.
