@@ -102,6 +102,14 @@ def _check_finished(project_dir, max_trials, output):
     state = _oracle_state(project_dir)
     assert sorted(state["end_order"]) == sorted(t.trial_id for t in trials)
     assert state["ongoing_trials"] == {} and state["retry_queue"] == []
+    # Persisted state is JSON or Keras weights: nothing to unpickle or execute
+    # (TensorBoard logs and the exported best model aside, which a resumed
+    # search never reads).
+    for root, _, names in os.walk(project_dir):
+        top = os.path.relpath(root, project_dir).split(os.sep)[0]
+        if top not in ("logs", "best"):
+            assert all(name.endswith((".json", ".weights.h5")) for name in names), (
+                root, names)
     best = max(completed, key=lambda t: t.score)
     match = re.search(r"Best architecture \(trial (\d+), val_accuracy=([\d.]+)\)", output)
     assert match, output
