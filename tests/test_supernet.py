@@ -138,6 +138,42 @@ def test_supernet_trains_under_a_mirrored_strategy(digits, mirrored):
     assert any(not np.allclose(a, b.numpy()) for a, b in zip(alphas, model.alphas))
 
 
+@pytest.mark.parametrize("strategy", ["darts", "gdas", "proxyless", "spos"])
+def test_supernet_trains_under_mixed_precision(strategy, digits):
+    """float16 candidates, float32 architecture weights and head, scaled losses."""
+    from tfnas.supernet.oneshot import STRATEGY_MODES
+    from tfnas.tuner import dtype_policy_scope
+
+    with dtype_policy_scope("mixed_float16"):
+        supernet, builder = build_supernet(tiny_chain(), STRATEGY_MODES[strategy], seed=0)
+        model = OneShotModel(supernet, builder, strategy=strategy, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert keras.config.dtype_policy().name == "float32"  # the scope restored it
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert all(a.dtype == "float32" for a in model.alphas)
+    candidate = next(iter(builder.mixed.values())).candidates[0]
+    assert candidate.compute_dtype == "float16"
+    alphas = [a.numpy().copy() for a in model.alphas]
+    history = model.fit(paired(digits.train.take(10), digits.validation), epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    if strategy != "spos":  # SPOS learns no architecture weights
+        assert any(not np.allclose(a, b.numpy()) for a, b in zip(alphas, model.alphas))
+
+
+def test_one_shot_tuner_retrains_under_its_dtype_policy(tmp_path, digits):
+    tuner = OneShotTuner(tiny_chain(), strategy="darts", seed=0, directory=tmp_path,
+                         progress=False, log_dir=None, dtype_policy="mixed_float16")
+    tuner.search(digits.train.take(10), validation_data=digits.validation, epochs=1,
+                 verbose=0)
+    assert keras.config.dtype_policy().name == "float32"
+    model = tuner.get_best_models(1)[0]
+    assert model.dtype_policy.name == "mixed_float16"
+    assert model.layers[-1].dtype_policy.name == "float32"  # the softmax head
+    assert np.isfinite(tuner.oracle.get_best_trials(1)[0].score)
+
+
 def test_one_shot_tuner_validates_its_arguments(tmp_path, digits):
     with pytest.raises(ValueError, match="strategy"):
         OneShotTuner(tiny_chain(), strategy="enas2", directory=tmp_path)

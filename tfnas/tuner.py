@@ -5,6 +5,7 @@ architectures (oracles), declares them (spaces) or reads the results
 (reports, export).
 """
 
+import contextlib
 import json
 import math
 import os
@@ -69,6 +70,17 @@ def default_distribution_strategy():
     return None
 
 
+@contextlib.contextmanager
+def dtype_policy_scope(policy):
+    """Keras's global dtype policy set to `policy` inside the block."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _has_labels(data):
     """False when `data` is a dataset that certainly yields no labels."""
     if isinstance(data, tf.data.Dataset):
@@ -127,6 +139,11 @@ class NASTuner(kt.Tuner):
             "auto" for `<project_dir>/logs`, a path, or None for no logs.
             Training curves go under it unless `search` is given a
             `keras.callbacks.TensorBoard` of its own.
+        dtype_policy: The Keras dtype policy candidates are built under, e.g.
+            "mixed_float16" or "mixed_bfloat16" for mixed precision on GPUs
+            and TPUs. Defaults to the global policy when the tuner is created
+            (KerasTuner's `clear_session` before each build would otherwise
+            reset it to float32).
         **kwargs: Other `keras_tuner.Tuner` arguments: `directory`,
             `project_name`, `overwrite`, `executions_per_trial`, ...
     """
@@ -147,6 +164,7 @@ class NASTuner(kt.Tuner):
         progress=True,
         max_consecutive_failed_trials=None,
         log_dir="auto",
+        dtype_policy=None,
         **kwargs,
     ):
         oracle_args = {
@@ -185,6 +203,8 @@ class NASTuner(kt.Tuner):
             )
         if distribution_strategy == "auto":
             distribution_strategy = default_distribution_strategy()
+        self.dtype_policy = keras.dtype_policies.get(
+            dtype_policy if dtype_policy is not None else keras.config.dtype_policy())
         self.role = distributed.check_environment()
         if distribution_strategy is not None:
             distributed.use_multi_worker_keras(distribution_strategy)
@@ -269,6 +289,10 @@ class NASTuner(kt.Tuner):
             self.on_search_end()
             return None
         return super().search(*fit_args, **fit_kwargs)
+
+    def _build_hypermodel(self, hp):
+        with dtype_policy_scope(self.dtype_policy):  # clear_session has reset it
+            return super()._build_hypermodel(hp)
 
     def _reports_results(self):
         """False on the workers of a MultiWorkerMirroredStrategy cluster that

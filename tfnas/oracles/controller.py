@@ -320,7 +320,8 @@ class ControllerOracle(NASOracle):
         self._decisions = decisions
         self.network = PolicyNetwork([len(v) for _, v in decisions], units=self.units,
                                      temperature=self.temperature,
-                                     tanh_constant=self.tanh_constant, seed=self.seed)
+                                     tanh_constant=self.tanh_constant, seed=self.seed,
+                                     dtype="float32")  # whatever the global policy
         self.network.build()
         self.optimizer = keras.optimizers.Adam(self.learning_rate)
         self.optimizer.build(self.network.trainable_variables)

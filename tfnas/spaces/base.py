@@ -103,11 +103,14 @@ class SearchSpace(kt.HyperModel):
             x = keras.layers.GlobalAveragePooling2D()(x)
         elif len(x.shape) > 2:
             x = keras.layers.Flatten()(x)
+        # The head stays float32 under a mixed-precision policy, as Keras
+        # advises: a float16 softmax and loss lose precision.
         if self.task == "classification":
-            outputs = keras.layers.Dense(self.num_classes, activation="softmax")(x)
+            outputs = keras.layers.Dense(self.num_classes, activation="softmax",
+                                         dtype="float32")(x)
             loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
         else:
-            outputs = keras.layers.Dense(self.num_classes)(x)
+            outputs = keras.layers.Dense(self.num_classes, dtype="float32")(x)
             loss, metrics = "mean_squared_error", ["mean_absolute_error"]
         model = keras.Model(inputs, outputs, name=f"{self.space_name}_candidate")
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),

@@ -58,6 +58,9 @@ class MixedOp(keras.layers.Layer):
 
     def __init__(self, candidates, labels, mode="darts", temperature=1.0, seed=None,
                  alpha_owner=None, **kwargs):
+        # The architecture weights are read in float32 even under a mixed
+        # precision policy (the candidates still compute in float16).
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         candidates = list(candidates)
         labels = [str(label) for label in labels]
@@ -142,7 +145,7 @@ class MixedOp(keras.layers.Layer):
             weights = tf.nn.softmax(self.alpha)
             outputs = [branch() for branch in branches]
             self._check_shapes(outputs)
-            return tf.add_n([weights[i] * output for i, output in enumerate(outputs)])
+            return tf.add_n([_gate(weights[i], output) for i, output in enumerate(outputs)])
         if not self.built or not getattr(self, "_shapes_checked", False):
             self._check_shapes([branch() for branch in branches])
         if self.mode == "single_path":
@@ -171,7 +174,7 @@ class MixedOp(keras.layers.Layer):
         index = tf.argmax(soft, output_type=tf.int32)
         hard = tf.one_hot(index, len(branches))
         straight_through = hard - tf.stop_gradient(soft) + soft
-        return straight_through[index] * _switch(index, branches)
+        return _gate(straight_through[index], _switch(index, branches))
 
     def _sample(self, logits):
         return keras.random.categorical(logits[tf.newaxis], 1, seed=self._seed_generator)[0, 0]
@@ -196,7 +199,8 @@ class MixedOp(keras.layers.Layer):
                              tf.int32)
             gates = (tf.one_hot(chosen, 2) - tf.stop_gradient(pair_probabilities)
                      + pair_probabilities)
-            return gates[0] * _switch(first, branches) + gates[1] * _switch(second, branches)
+            return (_gate(gates[0], _switch(first, branches))
+                    + _gate(gates[1], _switch(second, branches)))
 
         return tf.cond(tf.equal(self.phase, ARCHITECTURE_PHASE), architecture_phase,
                        weight_phase)
@@ -213,6 +217,12 @@ class MixedOp(keras.layers.Layer):
         config["candidates"] = [keras.saving.deserialize_keras_object(c)
                                 for c in config["candidates"]]
         return cls(**config)
+
+
+def _gate(weight, output):
+    """`weight * output` in the output's dtype (float16 under mixed precision,
+    where the architecture weights stay float32)."""
+    return tf.cast(weight, output.dtype) * output
 
 
 def _takes_training(layer):

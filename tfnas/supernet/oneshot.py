@@ -63,6 +63,12 @@ class OneShotModel(keras.Model):
         self.second_order = bool(second_order)
         self.architecture_optimizer = architecture_optimizer or keras.optimizers.Adam(
             3e-4, beta_1=0.5)
+        if self.dtype_policy.name == "mixed_float16" and not isinstance(
+                self.architecture_optimizer, keras.optimizers.LossScaleOptimizer):
+            # As `compile` does for the weights' optimizer: float16 gradients
+            # underflow unless the loss is scaled.
+            self.architecture_optimizer = keras.optimizers.LossScaleOptimizer(
+                self.architecture_optimizer)
         self.latency_weight = float(latency_weight)
         self.warmup_steps = int(warmup_steps)
         self.mixed_layers = [layer for layer in supernet.layers if hasattr(layer, "alpha")]
@@ -121,11 +127,14 @@ class OneShotModel(keras.Model):
         weights, alphas = self._weights(), self.alphas
         if self.second_order:
             gradients = self._unrolled_gradients(x_train, y_train, x_val, y_val, weights)
+            # The optimizer unscales what it applies (mixed precision).
+            gradients = [self.architecture_optimizer.scale_loss(g) for g in gradients]
         else:
             with tf.GradientTape() as tape:
                 loss, _ = self._loss(x_val, y_val)
                 loss += self.latency_weight * self._expected_latency()
-            gradients = tape.gradient(loss, alphas)
+                scaled = self.architecture_optimizer.scale_loss(loss)
+            gradients = tape.gradient(scaled, alphas)
         # During the warm-up the gradient is zero, so Adam leaves the alphas
         # as they are (no branch: a synchronization point inside a
         # conditional is not allowed under a distribution strategy).
@@ -183,7 +192,8 @@ class OneShotModel(keras.Model):
         weights = self._weights()
         with tf.GradientTape() as tape:
             loss, predictions = self._loss(x_train, y_train)
-        gradients = tape.gradient(loss, weights)
+            scaled = self.optimizer.scale_loss(loss)  # under mixed precision
+        gradients = tape.gradient(scaled, weights)
         self.optimizer.apply(
             [tf.zeros_like(w) if g is None else g for g, w in zip(gradients, weights)], weights)
         return self._report(loss, y_train, predictions)

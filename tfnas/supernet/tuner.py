@@ -25,7 +25,7 @@ from tfnas.oracles.base import RUNNING, STOPPED, NASOracle
 from tfnas.project import write_atomically
 from tfnas.supernet import oneshot
 from tfnas.supernet.builder import build_supernet
-from tfnas.tuner import NASTuner
+from tfnas.tuner import NASTuner, dtype_policy_scope
 
 ONE_SHOT_STRATEGIES = ("darts", "darts2", "gdas", "proxyless", "spos", "enas")
 PROBABILITIES_FILE = "architecture_probabilities.json"
@@ -136,20 +136,22 @@ class OneShotTuner(NASTuner):
     def search_supernet(self, train, validation, epochs):
         """Trains the supernet and returns the derived architecture's values."""
         mode = oneshot.STRATEGY_MODES[self.strategy]
-        supernet, builder = build_supernet(self.hypermodel, mode, self.fixed_values,
-                                           seed=self.seed)
-        self._supernet_decisions = list(builder.mixed)
-        latency = self._latency_costs(builder) if self.latency_table is not None else None
-        steps = int(train.cardinality()) if train.cardinality() > 0 else 0
-        model = oneshot.OneShotModel(
-            supernet, builder, strategy="darts" if self.strategy == "darts2" else self.strategy,
-            architecture_optimizer=keras.optimizers.Adam(
-                self.architecture_learning_rate, beta_1=0.5),
-            second_order=self.strategy == "darts2", latency=latency,
-            latency_weight=self.latency_weight,
-            warmup_steps=self.warmup_epochs * steps, seed=self.seed)
-        model.compile(optimizer=self.weight_optimizer or keras.optimizers.Adam(1e-3),
-                      loss=supernet.loss, metrics=["accuracy"])
+        with dtype_policy_scope(self.dtype_policy):  # mixed precision, if asked
+            supernet, builder = build_supernet(self.hypermodel, mode, self.fixed_values,
+                                               seed=self.seed)
+            self._supernet_decisions = list(builder.mixed)
+            latency = self._latency_costs(builder) if self.latency_table is not None else None
+            steps = int(train.cardinality()) if train.cardinality() > 0 else 0
+            strategy = "darts" if self.strategy == "darts2" else self.strategy
+            model = oneshot.OneShotModel(
+                supernet, builder, strategy=strategy,
+                architecture_optimizer=keras.optimizers.Adam(
+                    self.architecture_learning_rate, beta_1=0.5),
+                second_order=self.strategy == "darts2", latency=latency,
+                latency_weight=self.latency_weight,
+                warmup_steps=self.warmup_epochs * steps, seed=self.seed)
+            model.compile(optimizer=self.weight_optimizer or keras.optimizers.Adam(1e-3),
+                          loss=supernet.loss, metrics=["accuracy"])
         log = oneshot.ProbabilityLog()
         callbacks = [log]
         if self.strategy == "gdas":
