@@ -153,14 +153,22 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path)
 
 
 def test_a_killed_chief_is_restarted_and_no_trial_is_lost_or_repeated(tmp_path):
+    # --overwrite applies to the first start only: the restarted chief resumes.
     launch = Launch(tmp_path, "--strategy", "controller", "--max-trials", "8",
-                    "--epochs", "2", "--workers", "2")
+                    "--epochs", "2", "--workers", "2", "--overwrite")
     _wait_for(lambda: len((_oracle_state(launch.project_dir) or {"end_order": []})
                           ["end_order"]) >= 3, "three finished trials", launch)
     os.kill(launch.pid_of("chief"), signal.SIGKILL)
+    finished_before = {t.trial_id: (t.hyperparameters.values, t.score)
+                       for t in project.load_trials(launch.project_dir)
+                       if t.status == "COMPLETED"}
     assert launch.wait() == 0, launch.output()
     assert "chief killed by SIGKILL; restarting it (1 of 3)" in launch.output()
     state, completed = _check_finished(launch.project_dir, 8, launch.output())
+    after = {t.trial_id: (t.hyperparameters.values, t.score) for t in completed}
+    assert {i: after[i] for i in finished_before} == finished_before
+    printed = re.findall(r"^\[trial (\d+)\]", launch.output(), re.M)
+    assert len(printed) == len(set(printed)), "a trial was run again"
     assert all(count == 1 for count in state["run_times"].values()), state["run_times"]
     # The controller learned from every trial exactly once, across the restart.
     controller = state["controller"]
@@ -378,6 +386,19 @@ def test_half_set_environment_variables_are_refused():
         distributed.parse_address("127.0.0.1")
     with pytest.raises(ValueError, match="chief"):
         distributed.environment("worker", "127.0.0.1:8470", "chief2")
+
+
+def test_a_restarted_chief_resumes_instead_of_starting_over():
+    from tfnas.launcher import Launcher
+
+    launcher = Launcher(["--space", "mlp", "--overwrite"], workers=2)
+    assert "--overwrite" in launcher.chief.argv
+    assert "--overwrite" not in launcher.chief.restart_argv
+    assert launcher.address.startswith("127.0.0.1:")  # the launcher's default
+    assert [w.argv[-3:] for w in launcher.workers] == [
+        ["--worker", "worker0", "--no-progress"], ["--worker", "worker1", "--no-progress"]]
+    with pytest.raises(ValueError, match="workers"):
+        Launcher([], workers=0)
 
 
 def test_command_line_roles_are_checked_before_any_work(tmp_path, capsys, monkeypatch):

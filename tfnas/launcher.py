@@ -39,12 +39,15 @@ class _Process:
     def __init__(self, name, argv, environment):
         self.name = name
         self.argv = argv
+        # A restart resumes the project: it must never start it over.
+        self.restart_argv = [a for a in argv if a != "--overwrite"]
         self.environment = environment
         self.restarts = 0
         self.popen = None
 
     def start(self, log):
-        self.popen = subprocess.Popen(self.argv, env=self.environment)
+        argv = self.restart_argv if self.restarts else self.argv
+        self.popen = subprocess.Popen(argv, env=self.environment)
         log(f"started {self.name} (pid {self.popen.pid})")
 
     def poll(self):
