@@ -369,6 +369,20 @@ def test_a_process_killed_while_writing_state_leaves_a_whole_file(tmp_path):
         assert len(record["pad"]) == 200000
 
 
+def test_a_chief_on_a_busy_port_is_a_clear_error(tmp_path):
+    import socket
+
+    table = bench.load_nas_bench_macro()
+    oracle = oracles.get("random", kt.Objective("signal", "max"), 2, seed=0)
+    bench.LookupTuner(oracle, table.space, lambda values: 0.0, directory=tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(OSError, match=f"cannot listen on {address}"):
+            distributed.serve(oracle, address)
+
+
 def test_half_set_environment_variables_are_refused():
     with pytest.raises(ValueError, match="KERASTUNER_ORACLE_PORT"):
         distributed.check_environment({"KERASTUNER_TUNER_ID": "chief",

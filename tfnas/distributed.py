@@ -207,9 +207,14 @@ def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None):
     servicer = oracle_chief.OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
     try:
-        server.add_insecure_port(address)
-    except RuntimeError as error:  # grpc reports a failed bind as RuntimeError
-        raise OSError(f"The chief cannot listen on {address}: {error}") from error
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:  # some grpc versions raise on a failed bind
+        bound, reason = 0, f" ({error})"
+    else:
+        reason = ""
+    if not bound:
+        raise OSError(f"The chief cannot listen on {address}{reason}: is another "
+                      "process using the port?")
     server.start()
     reported = len(oracle.end_order)
 
