@@ -8,7 +8,7 @@ time of `create_trial` + `end_trial` when 10, 100 and 1,000 trials have
 completed (KerasTuner's state saves included).
 
 Usage: python benchmarks/strategies_on_macro.py [--seeds 100] [--budgets 50 100 200]
-    [--curves runs.jsonl]
+    [--curves runs.jsonl [--reverse]]
 
 With `--curves`, each seed's best-so-far curve is appended to a JSON-lines
 file as soon as it is done, and a rerun with the same file skips the seeds
@@ -68,8 +68,7 @@ def oracle_overhead(name, table, checkpoints=(10, 100, 1000), samples=20, split=
     return result
 
 
-def seed_curves(table, name, budget, seeds, curves_path=None):
-    """Best-so-far curves of `name` for each seed, resumed from `curves_path`."""
+def _done_curves(name, budget, curves_path):
     done = {}
     if curves_path and os.path.exists(curves_path):
         with open(curves_path) as file:
@@ -77,8 +76,20 @@ def seed_curves(table, name, budget, seeds, curves_path=None):
                 record = json.loads(line)
                 if record["strategy"] == name and len(record["curve"]) >= budget:
                     done[record["seed"]] = record["curve"]
+    return done
+
+
+def seed_curves(table, name, budget, seeds, curves_path=None):
+    """Best-so-far curves of `name` for each seed, resumed from `curves_path`.
+
+    The file is read again before each seed, so a second process working
+    through the seeds in the other order (`--reverse`) shares the work.
+    """
+    done = {}
     curves = []
     for seed in seeds:
+        if seed not in done:
+            done.update(_done_curves(name, budget, curves_path))
         if seed not in done:
             done[seed] = bench.run_seed(table, name, budget, seed)
             if curves_path:
@@ -100,6 +111,9 @@ def main():
     parser.add_argument("--strategies",
                         default="random,evolution,local,predictor,kt-random,kt-bayesian")
     parser.add_argument("--curves", help="JSON-lines file of per-seed curves to resume from")
+    parser.add_argument("--reverse", action="store_true",
+                        help="run the seeds from the last one down (a second process "
+                             "sharing --curves)")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "strategies_on_macro.md"))
     args = parser.parse_args()
@@ -113,7 +127,8 @@ def main():
     for name in names:
         seeds = args.slow_seeds if name in slow else args.seeds
         start = time.perf_counter()
-        curves = seed_curves(table, name, max(args.budgets), range(seeds), args.curves)
+        order = range(seeds)[::-1] if args.reverse else range(seeds)
+        curves = seed_curves(table, name, max(args.budgets), order, args.curves)
         records = bench.summarize(table, name, curves, args.budgets)
         checkpoints = slow.get(name, (10, 100, 1000))
         overhead = oracle_overhead(name, table, checkpoints)
