@@ -347,9 +347,6 @@ def _search_argv(argv):
 def run_launcher(args):
     from tfnas.launcher import Launcher
 
-    if args.strategy in ONE_SHOT_STRATEGIES:
-        raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
-                         "it takes no --workers, --chief or --worker.")
     search_argv = args.argv[args.argv.index("search") + 1:]
     launcher = Launcher(_search_argv(search_argv), args.workers, address=args.address,
                         max_restarts=args.max_restarts)
@@ -370,10 +367,13 @@ def _set_role(args):
 
 
 def run_search(args):
+    role = None if args.workers else _set_role(args)
+    if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
+        raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
+                         "it takes no --workers, --chief or --worker.")
     if args.workers:
         return run_launcher(args)
     started = time.perf_counter()
-    role = _set_role(args)
     strategy = "auto"
     if role == "worker" and os.environ.get("TF_CONFIG"):
         # One trial across the processes of a TF_CONFIG cluster, which all
@@ -416,10 +416,6 @@ def run_search(args):
     if args.strategy in ONE_SHOT_STRATEGIES:
         from tfnas.supernet.tuner import OneShotTuner
 
-        if role is not None:
-            raise ValueError(f"--strategy {args.strategy} trains one supernet in one "
-                             "process: it takes no --chief or --worker.")
-
         if args.halving or args.mnasnet_target is not None:
             raise ValueError(f"--strategy {args.strategy} takes neither --halving nor "
                              "--mnasnet-target.")
@@ -440,14 +436,16 @@ def run_search(args):
             progress=args.progress,
             distribution_strategy=strategy,
         )
+    if role is not None:
+        name = os.environ[distributed.TUNER_ID]
+        address = (f"{os.environ[distributed.ORACLE_IP]}:"
+                   f"{os.environ[distributed.ORACLE_PORT]}")
     if role == "worker":
-        print(f"Worker {args.worker or os.environ['KERASTUNER_TUNER_ID']} of the chief at "
-              f"{args.address or DEFAULT_ADDRESS}: training its trials in {project_dir}",
-              flush=True)
+        print(f"Worker {name} of the chief at {address}: training its trials in "
+              f"{project_dir}", flush=True)
         tuner.search(data.train, validation_data=data.validation,
                      epochs=args.epochs, verbose=0, shuffle=False)
-        print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: the chief has no more trials.",
-              flush=True)
+        print(f"Worker {name}: the chief has no more trials.", flush=True)
         return 0
     project.write_atomically(config_path, identity)
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
@@ -455,8 +453,7 @@ def run_search(args):
           f"{args.max_trials} trials of {args.epochs} epochs "
           f"({done} already completed) in {project_dir}", flush=True)
     if role == distributed.CHIEF:
-        print(f"Chief listening on {os.environ['KERASTUNER_ORACLE_IP']}:"
-              f"{os.environ['KERASTUNER_ORACLE_PORT']} (unauthenticated gRPC: keep it on a "
+        print(f"Chief listening on {address} (unauthenticated gRPC: keep it on a "
               "trusted network)", flush=True)
 
     # shuffle=False: the training dataset shuffles itself every epoch.

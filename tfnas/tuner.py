@@ -235,6 +235,8 @@ class NASTuner(kt.Tuner):
             self.log_dir = None  # the cluster's reporting worker logs the trial
         self._search_log = None
         self._logged_decisions = None
+        self._barrier = None  # multi-worker clusters: a collective, built once
+        self._scratch = None  # multi-worker clusters: a non-reporter's checkpoints
 
     # Searching.
 
@@ -304,7 +306,7 @@ class NASTuner(kt.Tuner):
         if getattr(self.oracle, "multi_worker", False):
             # All workers of a cluster wait for the first one's report of the
             # previous trial, so they all receive the same next trial.
-            if getattr(self, "_barrier", None) is None:
+            if self._barrier is None:
                 strategy = self.distribution_strategy
                 self._barrier = tf.function(lambda: strategy.reduce(
                     "SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))
@@ -318,7 +320,7 @@ class NASTuner(kt.Tuner):
         return os.path.join(self._scratch_dir(), trial_id, os.path.basename(path))
 
     def _scratch_dir(self):
-        if getattr(self, "_scratch", None) is None:
+        if self._scratch is None:
             self._scratch = tempfile.mkdtemp(prefix="tfnas-worker-")
         return self._scratch
 

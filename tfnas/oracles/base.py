@@ -203,12 +203,10 @@ class NASOracle(kt.Oracle):
 
     def _end_trial(self, trial):
         distributed.take_failure_message(trial)
-        if trial.trial_id in self.end_order and trial.trial_id not in self._retry_queue:
+        if trial.trial_id in self.end_order:
             # E.g. a worker that lost the chief reports again after a restart.
             self._release(trial.trial_id)
             return
-        if trial.trial_id in self._retry_queue:  # reported by its first runner after all
-            self._retry_queue.remove(trial.trial_id)
         super().end_trial(trial)
         self.learn()
         self.save()  # now that the trial is no longer ongoing
