@@ -288,3 +288,22 @@ def test_a_corrupt_oracle_state_is_reported_by_name(tmp_path):
     state.write_text(state.read_text()[:40])  # truncated, as by a full disk
     with pytest.raises(oracles.OracleStateError, match="oracle.json cannot be read"):
         search()
+
+
+def test_tied_trials_rank_by_end_order_after_a_reload(tmp_path):
+    """Small models often tie on validation accuracy; a reload reads the
+    trials back in directory order, which must not change the ranking."""
+    def search():
+        oracle = oracles.get("random", OBJECTIVE, 5, seed=0)
+        LookupTuner(oracle, spaces.MLPSpace((4,), 2), lambda values: 0.5, signal_name="score",
+                    directory=tmp_path, project_name="p").search()
+        return oracle
+
+    oracle = search()
+    ended = [oracle.trials[trial_id] for trial_id in oracle.end_order]
+    assert [t.trial_id for t in oracle.get_best_trials(5)] == [t.trial_id for t in ended]
+
+    reloaded = search()
+    reloaded.trials = dict(reversed(list(reloaded.trials.items())))  # another directory order
+    assert [t.trial_id for t in reloaded.get_best_trials(3)] == [t.trial_id for t in ended[:3]]
+    assert reloaded.get_best_trials(1)[0].score == 0.5

@@ -269,6 +269,24 @@ class NASOracle(kt.Oracle):
             completed = [t for t in completed if halving_module.rung_of(t) == 0]
         return completed
 
+    def get_best_trials(self, num_trials=1):
+        """The best completed trials, best first, then the others (as
+        KerasTuner does when too few have completed).
+
+        Equal scores are common (small models, small validation sets); the
+        trial that ended first ranks first, so the ranking is the same after
+        a reload, which reads the trials back in directory order.
+        """
+        position = {trial_id: index for index, trial_id in enumerate(self.end_order)}
+        by_end = sorted(self.trials.values(),
+                        key=lambda t: (position.get(t.trial_id, len(position)), t.trial_id))
+        completed = [t for t in by_end if t.status == COMPLETED]
+        ranked = sorted(completed, key=lambda t: t.score,
+                        reverse=self.objective.direction == "max")  # stable: ties keep end order
+        if len(ranked) < num_trials:
+            ranked += [t for t in by_end if t.status != COMPLETED]
+        return ranked[:num_trials]
+
     def is_better(self, score, other):
         """Whether `score` beats `other` under the objective's direction."""
         return score > other if self.objective.direction == "max" else score < other
