@@ -10,7 +10,13 @@ of one training step of the supernet (DARTS, with its architecture step;
 SPOS, one path) against one step of a standalone candidate, medians over
 `--steps` steps.
 
+Every found architecture (one-shot and evolution's best) is then trained
+`--retrains` more times from scratch: the test accuracy of one training run
+varies by a point or more on digits, so the mean tells the architectures
+apart better than the search's own model does.
+
 Usage: python benchmarks/oneshot_on_digits.py [--epochs 6] [--budget-factor 10]
+    [--seeds 0 1 2] [--retrains 5]
 """
 
 import argparse
@@ -37,7 +43,11 @@ OPERATIONS = ("conv3x3", "conv5x5", "sepconv3x3", "sepconv5x5", "dilconv3x3")
 
 
 def space():
-    return tfnas.spaces.ChainSpace((8, 8, 1), 10, max_layers=4, filters=(16, 32),
+    """The decisions a supernet searches (op, depth, skip inputs) and nothing
+    else: a supernet keeps a plain hyperparameter such as the width at one
+    value, so a width choice would be searched by evolution only."""
+    return tfnas.spaces.ChainSpace((8, 8, 1), 10, max_layers=4, filters=(32,),
+                                   activations=("relu",), strides=(1,),
                                    operations=OPERATIONS)
 
 
@@ -69,7 +79,8 @@ def evolution(data, epochs, budget_seconds, seed):
             tuner.search(data.train, validation_data=data.validation, epochs=epochs,
                          verbose=0)
         elapsed = time.perf_counter() - start
-        return elapsed, trials, test_accuracy(tuner.get_best_models(1)[0], data)
+        return (elapsed, trials, test_accuracy(tuner.get_best_models(1)[0], data),
+                tuner.get_best_architectures(1)[0].values)
 
 
 def step_times(data, steps):
@@ -104,34 +115,78 @@ def _step_time(model, one_batch, steps, repeats=3):
     return statistics.median(timings)
 
 
+def retrained_accuracies(values, data, epochs, repeats):
+    """Test accuracies of `values` trained from scratch `repeats` times: the
+    quality of the architecture, free of the luck of one initialization."""
+    accuracies = []
+    for _ in range(repeats):
+        keras.backend.clear_session()
+        model = space().build(tfnas.Architecture(values).to_hyperparameters())
+        model.fit(data.train, epochs=epochs, verbose=0)
+        accuracies.append(test_accuracy(model, data))
+    return accuracies
+
+
+def _within_a_point(accuracies, evolution_accuracies):
+    """Seeds where the accuracy is at most 1 point below evolution's."""
+    return sum(mine >= theirs - 0.01 for mine, theirs in zip(accuracies, evolution_accuracies))
+
+
+def _mean_std(values):
+    return f"{statistics.fmean(values):.4f} ± {statistics.pstdev(values):.4f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--budget-factor", type=float, default=10.0)
     parser.add_argument("--strategies", default="darts,darts2,gdas,proxyless,spos,enas")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--retrains", type=int, default=5,
+                        help="times each found architecture is trained again from scratch")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "oneshot_on_digits.md"))
     args = parser.parse_args()
-    keras.utils.set_random_seed(args.seed)
-    data = data_module.load_digits_data(batch_size=64, seed=args.seed)
+    strategies = args.strategies.split(",")
 
-    rows = ["| strategy | search wall time (s) | test accuracy of the derived model "
-            "| derived architecture |", "|---|---|---|---|"]
-    times = []
-    for strategy in args.strategies.split(","):
-        elapsed, accuracy, values = one_shot(strategy, data, args.epochs, args.seed)
-        times.append(elapsed)
-        rows.append(f"| {strategy} | {elapsed:.0f} | {accuracy:.4f} "
-                    f"| {space().describe(values)} |")
+    rows = ["| seed | strategy | search wall time (s) | test accuracy of the search's model "
+            f"| test accuracy, {args.retrains} retrains (mean ± std) "
+            "| found architecture |", "|---|---|---|---|---|---|"]
+    single, retrained = {}, {}
+    for seed in args.seeds:
+        keras.utils.set_random_seed(seed)
+        data = data_module.load_digits_data(batch_size=64, seed=seed)
+        times = []
+        found = []
+        for strategy in strategies:
+            elapsed, accuracy, values = one_shot(strategy, data, args.epochs, seed)
+            times.append(elapsed)
+            found.append((strategy, f"{elapsed:.0f}", accuracy, values))
+        budget = args.budget_factor * statistics.median(times)
+        elapsed, trials, accuracy, values = evolution(data, args.epochs, budget, seed)
+        found.append((f"evolution, full training ({trials} trials, budget "
+                      f"{args.budget_factor:g} x median one-shot time)", f"{elapsed:.0f}",
+                      accuracy, values))
+        for name, elapsed, accuracy, values in found:
+            key = name.split(",")[0]
+            repeats = retrained_accuracies(values, data, args.epochs, args.retrains)
+            single.setdefault(key, []).append(accuracy)
+            retrained.setdefault(key, []).append(statistics.fmean(repeats))
+            rows.append(f"| {seed} | {name} | {elapsed} | {accuracy:.4f} "
+                        f"| {_mean_std(repeats)} | {space().describe(values)} |")
+            print(rows[-1], flush=True)
+
+    rows += ["", "| strategy | seeds | test accuracy of the search's model, mean "
+             "| retrained, mean of the seeds' means | seeds within 1 point of evolution "
+             "(search's model / retrained) |", "|---|---|---|---|---|"]
+    for key in single:
+        within = [_within_a_point(figures[key], figures["evolution"])
+                  for figures in (single, retrained)]
+        rows.append(f"| {key} | {len(single[key])} | {statistics.fmean(single[key]):.4f} "
+                    f"| {statistics.fmean(retrained[key]):.4f} "
+                    f"| {within[0]} / {within[1]} of {len(single[key])} |")
         print(rows[-1], flush=True)
-    budget = args.budget_factor * statistics.median(times)
-    elapsed, trials, accuracy = evolution(data, args.epochs, budget, args.seed)
-    rows.append(f"| evolution, full training ({trials} trials, budget "
-                f"{args.budget_factor:g} x median one-shot time) | {elapsed:.0f} "
-                f"| {accuracy:.4f} | |")
-    print(rows[-1], flush=True)
 
     rows += ["", "| training step (batch 64) | median ms | ratio to the standalone "
              "candidate |", "|---|---|---|"]
@@ -142,8 +197,12 @@ def main():
     report.write_table(
         args.output, "One-shot strategies against full training on digits",
         f"`python {' '.join(sys.argv)}`: chain space, convolutions only ({', '.join(OPERATIONS)}),"
-        f" up to 4 layers, filters 16/32 (the supernet uses 16), {args.epochs} epochs of "
-        "supernet training and of retraining; one seed.", rows)
+        f" up to 4 layers, skip inputs, 32 filters, relu, stride 1; {args.epochs} epochs of "
+        "supernet training, of retraining the derived architecture and of every evolution "
+        "candidate. \"Search's model\": the model the search returns (one-shot: the "
+        "derived architecture trained once; evolution: its best trial by validation "
+        f"accuracy). \"Retrained\": the found architecture trained {args.retrains} more "
+        "times from scratch, test accuracy averaged.", rows)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ time of `create_trial` + `end_trial` when 10, 100 and 1,000 trials have
 completed (KerasTuner's state saves included).
 
 Usage: python benchmarks/strategies_on_macro.py [--seeds 100] [--budgets 50 100 200]
-    [--curves runs.jsonl [--reverse]]
+    [--curves runs.jsonl [--reverse | --done-only]]
 
 With `--curves`, each seed's best-so-far curve is appended to a JSON-lines
 file as soon as it is done, and a rerun with the same file skips the seeds
 already there: a long run (KerasTuner's Bayesian optimization costs about a
-second per proposal at 100 trials) can be stopped and resumed.
+second per proposal at 100 trials, two at 200) can be stopped and resumed,
+or summarized as it stands with `--done-only` (the seeds in the file, among
+the first `--seeds`, and no others).
 """
 
 import argparse
@@ -114,6 +116,8 @@ def main():
     parser.add_argument("--reverse", action="store_true",
                         help="run the seeds from the last one down (a second process "
                              "sharing --curves)")
+    parser.add_argument("--done-only", action="store_true",
+                        help="summarize the seeds already in --curves; run no others")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "strategies_on_macro.md"))
     args = parser.parse_args()
@@ -128,13 +132,16 @@ def main():
         seeds = args.slow_seeds if name in slow else args.seeds
         start = time.perf_counter()
         order = range(seeds)[::-1] if args.reverse else range(seeds)
+        if args.done_only:
+            done = _done_curves(name, max(args.budgets), args.curves)
+            order = [seed for seed in order if seed in done]
         curves = seed_curves(table, name, max(args.budgets), order, args.curves)
         records = bench.summarize(table, name, curves, args.budgets)
         checkpoints = slow.get(name, (10, 100, 1000))
         overhead = oracle_overhead(name, table, checkpoints)
         cells = [f"{r['mean']:.2f} ± {r['std']:.2f}" for r in records]
         costs = ", ".join(f"{overhead[c]:.1f} at {c}" for c in checkpoints)
-        rows.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {costs} |")
+        rows.append(f"| {name} | {len(curves)} | " + " | ".join(cells) + f" | {costs} |")
         print(rows[-1], f"({time.perf_counter() - start:.0f}s)", flush=True)
     optimum = f"{table.optimum():.2f}"
     rows.append("| optimum | | " + " | ".join(optimum for _ in args.budgets) + " | |")
