@@ -277,14 +277,14 @@ class NASOracle(kt.Oracle):
         trial that ended first ranks first, so the ranking is the same after
         a reload, which reads the trials back in directory order.
         """
-        position = {trial_id: index for index, trial_id in enumerate(self.end_order)}
-        by_end = sorted(self.trials.values(),
-                        key=lambda t: (position.get(t.trial_id, len(position)), t.trial_id))
-        completed = [t for t in by_end if t.status == COMPLETED]
-        ranked = sorted(completed, key=lambda t: t.score,
+        ended = set(self.end_order)
+        in_end_order = [self.trials[trial_id] for trial_id in self.end_order] + [
+            t for t in self.trials.values() if t.trial_id not in ended]
+        ranked = sorted((t for t in in_end_order if t.status == COMPLETED),
+                        key=lambda t: t.score,
                         reverse=self.objective.direction == "max")  # stable: ties keep end order
         if len(ranked) < num_trials:
-            ranked += [t for t in by_end if t.status != COMPLETED]
+            ranked += [t for t in in_end_order if t.status != COMPLETED]
         return ranked[:num_trials]
 
     def is_better(self, score, other):
