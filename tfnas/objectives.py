@@ -93,3 +93,67 @@ def add_derived_metrics(objective, metrics):
 def epoch_metric(objective):
     """The metric by which the best epoch is chosen for `objective`."""
     return getattr(objective, "epoch_metric", objective.name)
+
+
+def _metric_name(metric):
+    """The name a compiled metric logs under; None when the config hides it."""
+    if isinstance(metric, str):
+        return metric
+    if isinstance(metric, dict):
+        config = metric.get("config")
+        if isinstance(config, str):  # a plain function: its name
+            return config
+        if isinstance(config, dict) and isinstance(config.get("name"), str):
+            return config["name"]
+    return None
+
+
+def compiled_metric_names(model, validation):
+    """The metrics `model.fit` will log, read from the compiled model.
+
+    Args:
+        model: A compiled, single-output Keras model.
+        validation: Whether `fit` is given validation data (adds `val_` names).
+
+    Returns:
+        A set of names, or None when the compiled model cannot tell (not
+        compiled, several outputs, or metrics given per output).
+    """
+    config = model.get_compile_config() if getattr(model, "compiled", False) else None
+    if not config or len(getattr(model, "outputs", None) or [None]) != 1:
+        return None
+    names = {"loss"}
+    for key in ("metrics", "weighted_metrics"):
+        metrics = config.get(key) or []
+        if not isinstance(metrics, (list, tuple)):
+            return None  # per-output metrics: named after the outputs
+        for metric in metrics:
+            name = _metric_name(metric)
+            if name is None:
+                return None
+            names.add(name)
+    return names | {f"val_{name}" for name in names} if validation else names
+
+
+def check_logged(objective, model, validation):
+    """Refuses, before training, an objective the compiled model never logs.
+
+    Args:
+        objective: The oracle's objective.
+        model: The first candidate, built and compiled.
+        validation: Whether `fit` is given validation data.
+
+    Raises:
+        keras_tuner.errors.FatalValueError: when the model's compiled
+            metrics show that the objective's metric is never logged.
+    """
+    logged = compiled_metric_names(model, validation)
+    if logged is None:
+        return
+    missing = [epoch_metric(single) for single in objectives_of(objective)
+               if epoch_metric(single) not in logged]
+    if missing:
+        raise kt.errors.FatalValueError(
+            f"Received an objective that training never logs: {missing[0]!r}. The "
+            f"compiled model logs {sorted(logged)}: choose one of these as the "
+            "objective (`--objective`), or compile the model with that metric.")

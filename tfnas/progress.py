@@ -2,22 +2,15 @@
 
 import keras_tuner as kt
 
+from tfnas import errors
 from tfnas.architecture import Architecture
 
 COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
 
 
 def failure_reason(trial):
-    """The last line of a failed trial's error message ("Error: reason")."""
-    if not trial.message:
-        return "unknown reason"
-    lines = [line.strip() for line in trial.message.strip().splitlines()]
-    reason = next((line for line in reversed(lines) if line), "unknown reason")
-    # KerasTuner records "module.path.ErrorClass: message"; keep the class name.
-    head, sep, tail = reason.partition(": ")
-    if sep and "." in head and " " not in head:
-        reason = f"{head.rsplit('.', 1)[-1]}: {tail}"
-    return reason
+    """Why a trial failed: the root cause in its error message ("Error: cause")."""
+    return errors.root_cause(trial.message)
 
 
 def _metric(trial, name):

@@ -7,7 +7,8 @@ Layout under the log directory (one TensorBoard "run" per folder):
   search discovers decisions.
 - `<trial_id>`: the trial's HParams session: its decision values, a readable
   summary, and the objective, `params`, `flops`, `latency_ms`,
-  `train_time_s` as scalars; failed trials end with a failure status.
+  `train_time_s` as scalars; failed trials end with a failure status and
+  their root cause as the text `failure_reason`.
 - `<trial_id>/execution0/{train,validation}`: the training curves, written by
   Keras's TensorBoard callback.
 - `search`: `best_<objective>` by trial number (wall time is on every
@@ -34,6 +35,7 @@ from tfnas.architecture import BUDGET_PREFIX, Architecture
 
 COST_METRICS = ("params", "flops", "latency_ms", "predicted_latency_ms", "train_time_s")
 SUMMARY_HPARAM = "architecture"
+FAILURE_REASON = "failure_reason"
 SEARCH_RUN = "search"
 
 
@@ -130,6 +132,8 @@ class SearchLog:
             for name in (self.objective, *COST_METRICS):
                 if trial.metrics.exists(name):
                     tf.summary.scalar(name, trial.metrics.get_last_value(name), step=0)
+            if not completed:
+                tf.summary.text(FAILURE_REASON, progress.failure_reason(trial), step=0)
             status = api_pb2.STATUS_SUCCESS if completed else api_pb2.STATUS_FAILURE
             end = hparams_summary.session_end_pb(status)
             tf.summary.experimental.write_raw_pb(end.SerializeToString(), step=0)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas import distributed
+from tfnas import errors
 from tfnas import estimation
 from tfnas import latency
 from tfnas import objectives
@@ -246,7 +247,10 @@ class NASTuner(kt.Tuner):
         Raises:
             ValueError: before any training, when the training or validation
                 data yields no labels, or the objective is a validation
-                metric and no validation data is given.
+                metric and no validation data is given, or (before the first
+                `fit`) the compiled model never logs the objective.
+            tfnas.errors.SearchStopped: after too many consecutive failed
+                trials (a `RuntimeError`, as in KerasTuner).
         """
         x = fit_args[0] if fit_args else fit_kwargs.get("x")
         y = fit_args[1] if len(fit_args) > 1 else fit_kwargs.get("y")
@@ -290,7 +294,13 @@ class NASTuner(kt.Tuner):
                               on_trial_end=lambda trial_id: report(self.oracle, trial_id))
             self.on_search_end()
             return None
-        return super().search(*fit_args, **fit_kwargs)
+        try:
+            return super().search(*fit_args, **fit_kwargs)
+        except RuntimeError as error:
+            stopped = errors.search_stopped(error)
+            if stopped is None:
+                raise
+            raise stopped from error
 
     def _build_hypermodel(self, hp):
         with dtype_policy_scope(self.dtype_policy):  # clear_session has reset it
@@ -410,6 +420,10 @@ class NASTuner(kt.Tuner):
             ) from error
 
         self._apply_budget(trial, model, kwargs)
+        if type(self.hypermodel).fit is kt.HyperModel.fit:  # a user's fit logs its own
+            validation = kwargs.get("validation_data") is not None or bool(
+                kwargs.get("validation_split"))
+            objectives.check_logged(self.oracle.objective, model, validation)
         kwargs["callbacks"] = self._callbacks(kwargs.get("callbacks"))
         start = time.perf_counter()
         try:
