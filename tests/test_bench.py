@@ -95,3 +95,53 @@ def test_bench_command_table_and_errors(capsys, tmp_path):
     assert "--strategies" in capsys.readouterr().err
     assert cli.main(["bench", "--table", str(tmp_path / "x.csv")]) == 2
     assert "--space is required" in capsys.readouterr().err
+
+
+def test_numeric_looking_keys_stay_strings(tmp_path):
+    """NAS-Bench-Macro codes look like numbers: `00000000` and `10202202` must
+    not become `0.0` and `10202202.0`."""
+    codes = ["00000000", "10202202", "22222222"]
+    path = tmp_path / "tables" / "macro.csv"
+    path.parent.mkdir()
+    path.write_text("arch,signal,final\n" + "".join(
+        f"{code},{i},{i + 0.5}\n" for i, code in enumerate(codes)))
+    table = bench.load_table(str(path), "macro")
+    assert sorted(table.rows) == codes
+    assert table.lookup(nbmacro.from_code("00000000"), "final") == 0.5
+    assert table.lookup(nbmacro.from_code("10202202"), "signal") == 1.0
+
+
+@pytest.mark.parametrize("cell, shown", [("nan", "'nan'"), ("n/a", "'n/a'"), ("", "''")])
+def test_every_row_is_validated_up_front(tmp_path, cell, shown):
+    path = tmp_path / "t.csv"
+    path.write_text(f"arch,signal,final\n00000000,1,1\n10202202,{cell},2\n")
+    with pytest.raises(ValueError) as caught:
+        bench.load_table(str(path), "macro")
+    message = str(caught.value)
+    assert str(path) in message and "row '10202202'" in message
+    assert "column 'signal'" in message and shown in message
+
+
+def test_duplicate_keys_are_an_error(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arch,signal,final\n00000000,1,1\n00000001,2,2\n00000000,3,3\n")
+    with pytest.raises(ValueError, match="'00000000' appears twice"):
+        bench.load_table(str(path), "macro")
+    (tmp_path / "t.json").write_text('{"00000000": {"signal": 1, "final": 1}, '
+                                     '"00000000": {"signal": 2, "final": 2}}')
+    with pytest.raises(ValueError, match="duplicate key '00000000'"):
+        bench.load_table(str(tmp_path / "t.json"), "macro")
+    (tmp_path / "l.json").write_text(json.dumps(
+        [{"arch": "00000000", "signal": 1, "final": 1},
+         {"arch": "00000000", "signal": 2, "final": 2}]))
+    with pytest.raises(ValueError, match="appears twice"):
+        bench.load_table(str(tmp_path / "l.json"), "macro")
+
+
+def test_bench_command_names_the_bad_row(capsys, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arch,signal,final\n00000000,1,1\n00000001,2,nan\n")
+    assert cli.main(["bench", "--table", str(path), "--space", "macro"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfnas: error: ") and err.count("\n") == 1
+    assert "row '00000001', column 'final'" in err

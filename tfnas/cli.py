@@ -252,6 +252,7 @@ def run_bench(args):
         table = bench.load_nas_bench_macro()
         table.signal = args.signal_column or table.signal
         table.final = args.final_column or table.final
+        table.validate()
     else:
         if args.space is None:
             raise ValueError("--space is required with a table file")

@@ -41,17 +41,24 @@ class Table:
     """A tabular benchmark over a search space.
 
     Args:
-        rows: A mapping from architecture key to a dict of metrics.
+        rows: A mapping from architecture key (a string) to a dict of metrics.
         space: The `tfnas.spaces` space (an instance) whose architectures the
             keys encode.
         signal: The column a strategy sees (e.g. a validation accuracy).
         final: The column reported for the picked architecture.
         direction: "max" or "min", for both columns.
+        source: Where the rows come from (a file), named in errors.
+
+    Raises:
+        KeyError: when a row lacks the signal or final column.
+        ValueError: when a row's signal or final value is not a finite
+            number; the error names the row and the column.
     """
 
-    def __init__(self, rows, space, signal, final, direction="max"):
+    def __init__(self, rows, space, signal, final, direction="max", source=None):
+        self.source = source
         if not rows:
-            raise ValueError("Received an empty benchmark table.")
+            raise ValueError(f"{self._where()}Received an empty benchmark table.")
         if direction not in ("max", "min"):
             raise ValueError(
                 "Received an invalid value for `direction`, expected 'max' or "
@@ -62,9 +69,30 @@ class Table:
         self.signal = signal
         self.final = final
         self.direction = direction
-        sample = next(iter(rows.values()))
-        column_value(sample, signal)  # fail early on a wrong column
-        column_value(sample, final)
+        self.validate()
+
+    def _where(self):
+        return f"{self.source}: " if self.source else ""
+
+    def validate(self):
+        """Checks, for every row, that the signal and final columns are finite
+        numbers, so a strategy never meets a bad row halfway through a run."""
+        for key, row in self.rows.items():
+            if not isinstance(key, str) or not isinstance(row, dict):
+                raise ValueError(
+                    f"{self._where()}expected rows keyed by architecture strings with "
+                    f"a dict of metrics each. Received: {key!r}: {type(row).__name__}")
+            for column in (self.signal, self.final):
+                try:
+                    value = column_value(row, column)
+                except KeyError as error:
+                    raise KeyError(f"{self._where()}row {key!r}: {error.args[0]}") from None
+                except (TypeError, ValueError, IndexError):
+                    value = None
+                if value is None or not math.isfinite(value):
+                    raise ValueError(
+                        f"{self._where()}row {key!r}, column {column!r}: expected a "
+                        f"finite number. Received: {_raw(row, column)!r}")
 
     def key(self, values):
         return encode_key(self.space_name, values)
@@ -91,6 +119,15 @@ def load_nas_bench_macro(path=NAS_BENCH_MACRO):
     return Table(rows, space, signal="test_acc[0]", final="mean_acc")
 
 
+def _raw(row, column):
+    match = _COLUMN.match(column)
+    value = row.get(match["name"]) if match else None
+    if match and match["index"] is not None and isinstance(value, (list, tuple)):
+        index = int(match["index"])
+        value = value[index] if index < len(value) else None
+    return value
+
+
 def _number(text):
     try:
         value = float(text)
@@ -99,10 +136,23 @@ def _number(text):
     return value if math.isfinite(value) else text
 
 
+def _unique_keys(pairs):
+    """A JSON object's dict, refusing a key written twice."""
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
 def load_table(path, space, key_column="arch", signal="signal", final="final",
                direction="max"):
     """A user's table from CSV (one row per architecture) or JSON (an object
     keyed by architecture, or a list of records with `key_column`).
+
+    Keys stay strings (`10202202` is not a number); every row is checked up
+    front (see `Table`) and a key that appears twice is an error.
 
     Args:
         path: A .csv or .json file.
@@ -115,18 +165,29 @@ def load_table(path, space, key_column="arch", signal="signal", final="final",
         space = spaces.get(space, *BENCHMARK_INPUT)
     if path.endswith(".csv"):
         with open(path, newline="") as file:
-            records = [{k: _number(v) for k, v in row.items()}
+            records = [{k: v if k == key_column else _number(v) for k, v in row.items()}
                        for row in csv.DictReader(file)]
     elif path.endswith(".json"):
         with open(path) as file:
-            records = json.load(file)
+            try:
+                records = json.load(file, object_pairs_hook=_unique_keys)
+            except ValueError as error:
+                raise ValueError(f"{path}: not a valid table ({error}).") from error
         if isinstance(records, dict):
-            return Table(records, space, signal, final, direction)
+            return Table(records, space, signal, final, direction, source=path)
     else:
         raise ValueError(f"Expected a .csv or .json table. Received: {path!r}")
-    missing = [i for i, record in enumerate(records) if key_column not in record]
+    missing = [i for i, record in enumerate(records)
+               if not isinstance(record, dict) or record.get(key_column) is None]
     if missing:
         raise ValueError(
             f"{path}: rows {missing[:5]} have no key column `{key_column}`")
-    rows = {str(record[key_column]): record for record in records}
-    return Table(rows, space, signal, final, direction)
+    rows = {}
+    for number, record in enumerate(records):
+        key = str(record[key_column])
+        if key in rows:
+            raise ValueError(
+                f"{path}: the key {key!r} appears twice (rows {list(rows).index(key)} "
+                f"and {number}); expected one row per architecture.")
+        rows[key] = record
+    return Table(rows, space, signal, final, direction, source=path)
