@@ -4,8 +4,11 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
+
+from tfnas import errors
 
 DEFAULT_DIRECTORY = "tfnas_projects"
 DEFAULT_ADDRESS = "127.0.0.1:8470"
@@ -30,6 +33,17 @@ def _positive_int(text):
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, received {text!r}")
     return value
 
 
@@ -103,7 +117,7 @@ def build_parser():
                         help="directory holding search projects")
     search.add_argument("--project-name", default=None,
                         help="project name (default: SPACE-STRATEGY-DATASET)")
-    search.add_argument("--seed", type=int, default=0,
+    search.add_argument("--seed", type=_non_negative_int, default=0,
                         help="seed of the data split, the strategy and weight "
                              "initialization")
     search.add_argument("--objective", default="val_accuracy",
@@ -219,7 +233,7 @@ def build_parser():
                        help="inference batch size")
     table.add_argument("--repeats", type=_positive_int, default=20,
                        help="timed runs per measurement (the median is kept)")
-    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--seed", type=_non_negative_int, default=0)
     table.add_argument("--output", default="latency_table.json")
 
     export = commands.add_parser(
@@ -284,8 +298,9 @@ def _check_resumable(project_dir, args):
     path = os.path.join(project_dir, SEARCH_CONFIG_FILE)
     identity = {name: getattr(args, name) for name in IDENTITY_ARGUMENTS}
     if os.path.exists(path) and not args.overwrite:
-        with open(path) as file:
-            recorded = json.load(file)
+        recorded = errors.read_json(path, (
+            "It records the search's arguments: restore it, delete it to resume with "
+            "the arguments given now, or pass --overwrite to start over."))
         changed = {k: (recorded.get(k), v) for k, v in identity.items()
                    if recorded.get(k) != v}
         if changed:
@@ -367,6 +382,18 @@ def _set_role(args):
     return distributed.check_environment()
 
 
+def _check_directory(directory):
+    """Refuses a --directory that is a file or cannot be written, before training."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise errors.TfnasError(
+            f"--directory {directory} cannot hold projects ({error.strerror or error}): "
+            "expected a writable folder. Pass another --directory.") from error
+
+
 def run_search(args):
     role = None if args.workers else _set_role(args)
     if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
@@ -389,17 +416,20 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import distributed, project, spaces
+    from tfnas import distributed, integrity, project, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
     args.space_args = dict(args.space_arg)
     project_name = _project_name(args)
     project_dir = os.path.join(args.directory, project_name)
+    _check_directory(args.directory)
     if role == "worker":
         args.overwrite = False  # only the chief may start the project over
     else:
         config_path, identity = _check_resumable(project_dir, args)
+        if not args.overwrite:
+            integrity.check_project(project_dir)
 
     keras.utils.set_random_seed(args.seed)
     data = data_module.load_data(args.dataset, batch_size=args.batch_size,
@@ -468,7 +498,13 @@ def run_search(args):
               f"`results_summary` or {project_dir}.", file=sys.stderr)
         return 1
     trial = best[0]
-    model = tuner.load_model(trial)
+    try:
+        model = tuner.load_model(trial)
+    except (OSError, ValueError) as error:
+        raise errors.CorruptFileError(
+            tuner._get_checkpoint_fname(trial.trial_id), error,
+            f"Retrain it with --overwrite, or export the next-best trial: "
+            f"tfnas export {project_dir} OUT") from error
     test = model.evaluate(data.test, verbose=0, return_dict=True)
     written = tuner.export_best(os.path.join(project_dir, "best"))
     architecture = Architecture.from_trial(trial)
@@ -539,6 +575,7 @@ def run_export(args):
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    errors.one_line_warnings()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -557,8 +594,11 @@ def main(argv=None):
         print("\nInterrupted. Finished trials are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
-    except (ValueError, OSError) as error:
-        print(f"tfnas: error: {error}", file=sys.stderr)
+    except (errors.TfnasError, ValueError, OSError) as error:
+        # Expected failures, each naming its file or argument: one line.
+        # Anything else keeps its traceback.
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"tfnas: error: {message}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
     return EXIT_BAD_ARGUMENTS
 

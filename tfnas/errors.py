@@ -44,6 +44,10 @@ class CorruptFileError(TfnasError, ValueError):
         super().__init__(f"{self.path} is corrupt or unreadable ({problem}). {way_out}")
 
 
+class InvalidRecordError(TfnasError, ValueError):
+    """A record (project, architecture, latency table) that this tfnas cannot use."""
+
+
 class SearchStopped(TfnasError, RuntimeError):
     """The search stopped after too many consecutive failed trials."""
 
@@ -60,12 +64,15 @@ def warn(message):
 def one_line_warnings():
     """Shows `TfnasWarning`s as `tfnas: warning: ...` lines, others as before."""
     original = warnings.formatwarning
+    if getattr(original, "tfnas_one_line", False):
+        return
 
     def formatwarning(message, category, *args, **kwargs):
         if issubclass(category, TfnasWarning):
             return f"tfnas: warning: {message}\n"
         return original(message, category, *args, **kwargs)
 
+    formatwarning.tfnas_one_line = True
     warnings.formatwarning = formatwarning
 
 

@@ -6,18 +6,18 @@ model. Export works from a `NASTuner` (`export_best`) or from a project
 directory (`export_project`, behind `tfnas export DIR OUT`).
 """
 
-import json
 import os
 import tempfile
 
 import tensorflow as tf
 
-from tfnas import project
+from tfnas import errors, project
 from tfnas.architecture import Architecture
 
 FORMATS = ("saved_model", "keras", "tflite")
 DEFAULT_FORMATS = ("saved_model", "keras")
 ARCHITECTURE_FILE = "architecture.json"
+CHECKPOINT_FILE = "checkpoint.weights.h5"  # KerasTuner's name for a trial's best epoch
 
 
 def architecture_record(space_record, objective, trial):
@@ -102,43 +102,88 @@ def export_best(tuner, path, formats=DEFAULT_FORMATS):
     return export_model(tuner.load_model(best[0]), record, path, formats)
 
 
+def _load_weights(model, checkpoint):
+    """Loads `checkpoint` into `model`; returns None, or why it could not."""
+    if not os.path.exists(checkpoint):
+        return f"{checkpoint} is missing"
+    try:
+        model.load_weights(checkpoint)
+    except (OSError, ValueError, KeyError) as error:
+        return f"{checkpoint} does not load ({type(error).__name__}: {error})"
+    return None
+
+
 def export_project(project_dir, path, formats=DEFAULT_FORMATS):
     """Exports the best completed trial of a project directory.
 
     The project's space must be a built-in space (its name and arguments are
     in the project record); the model is rebuilt from it and given the
-    trial's best-epoch weights.
+    trial's best-epoch weights. A trial whose `trial.json` is damaged is
+    skipped; when the best trial's checkpoint is missing or does not load,
+    the next-best trial whose checkpoint loads is exported, with a warning
+    (`tfnas.errors.TfnasWarning`) that says so.
     """
     formats = _check_formats(formats)
     record = project.read(project_dir)
-    space = project.build_space(record)
+    space = project.build_space(record, source=os.path.join(project_dir, project.PROJECT_FILE))
     objective = record["objective"]
-    completed = [t for t in project.load_trials(project_dir) if t.status == "COMPLETED"]
+    completed = [t for t in project.load_trials(project_dir)
+                 if t.status == "COMPLETED" and t.score is not None]
     if not completed:
         raise _no_completed_trial(project_dir)
-    best = sorted(completed, key=lambda t: t.score,
-                  reverse=objective["direction"] == "max")[0]
-    model = space.build(Architecture.from_trial(best).to_hyperparameters())
-    checkpoint = os.path.join(project_dir, f"trial_{best.trial_id}",
-                              "checkpoint.weights.h5")
-    if not os.path.exists(checkpoint):
-        raise FileNotFoundError(
-            f"The weights of the best trial {best.trial_id} are missing: {checkpoint}")
-    model.load_weights(checkpoint)
+    ranked = sorted(completed, key=lambda t: t.score, reverse=objective["direction"] == "max")
+    problems = []
+    for best in ranked:
+        model = space.build(Architecture.from_trial(best).to_hyperparameters())
+        checkpoint = os.path.join(project_dir, f"trial_{best.trial_id}", CHECKPOINT_FILE)
+        problem = _load_weights(model, checkpoint)
+        if problem is None:
+            break
+        problems.append(f"trial {best.trial_id}: {problem}")
+    else:
+        raise errors.TfnasError(
+            f"no completed trial of {project_dir} has weights that load: "
+            f"{'; '.join(problems)}. Run the search again to retrain them.")
+    if problems:
+        errors.warn(f"exporting trial {best.trial_id} ({objective['name']}="
+                    f"{best.score:.4f}), the best trial whose weights load, instead of "
+                    f"the best one: {'; '.join(problems)}.")
     return export_model(
         model, architecture_record(record["space"], objective["name"], best), path, formats)
 
 
 def rebuild(architecture_file):
-    """Builds the untrained model described by an `architecture.json`."""
-    with open(architecture_file) as file:
-        record = json.load(file)
-    try:
-        space = project.build_space(record)
-    except ValueError as error:
-        raise ValueError(
+    """Builds the untrained model described by an `architecture.json`.
+
+    Args:
+        architecture_file: The path of an `architecture.json`, as written by
+            `tfnas export` or `NASTuner.export_best`.
+
+    Raises:
+        TypeError: when `architecture_file` is not a path.
+        tfnas.errors.TfnasError: when the file is a folder, is damaged,
+            holds no architecture, or names a space tfnas cannot build.
+    """
+    if not isinstance(architecture_file, (str, os.PathLike)):
+        raise TypeError(
+            "Received an invalid value for `architecture_file`, expected the path "
+            f"of an {ARCHITECTURE_FILE}. Received: {architecture_file!r}")
+    architecture_file = os.fspath(architecture_file)
+    if os.path.isdir(architecture_file):
+        raise errors.TfnasError(
+            f"Received a folder, {architecture_file}: pass the {ARCHITECTURE_FILE} "
+            f"inside an export (e.g. {os.path.join(architecture_file, ARCHITECTURE_FILE)}).")
+    way_out = f"Export the project again (`tfnas export`) to rewrite {ARCHITECTURE_FILE}."
+    record = errors.read_json(architecture_file, way_out)
+    if not isinstance(record.get("architecture"), dict):
+        raise errors.InvalidRecordError(
+            f"{architecture_file} holds no \"architecture\" object: pass the "
+            f"{ARCHITECTURE_FILE} that `tfnas export` writes (not a project's "
+            f"{project.PROJECT_FILE}).")
+    if not (record.get("space") or {}).get("name"):
+        raise errors.InvalidRecordError(
             f"{architecture_file} names no built-in space, so tfnas cannot "
             "rebuild it: build it with your own HyperModel and "
-            "`Architecture(record['architecture']).to_hyperparameters()`."
-        ) from error
+            "`Architecture(record['architecture']).to_hyperparameters()`.")
+    space = project.build_space(record, source=architecture_file)
     return space.build(Architecture(record["architecture"]).to_hyperparameters())

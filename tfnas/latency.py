@@ -12,7 +12,6 @@ between whole models and the sum of their operations).
 trial, usable as the cost of `tfnas.objectives.MnasNetReward`.
 """
 
-import json
 import statistics
 
 import keras
@@ -22,6 +21,7 @@ from tfnas.architecture import Architecture
 from tfnas.project import write_atomically
 
 PREDICTED_LATENCY = "predicted_latency_ms"
+TABLE_KEYS = ("space", "base_ms", "batch_size", "repeats", "entries")
 
 
 class _RecordingBuilder(decisions.CandidateBuilder):
@@ -133,12 +133,23 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path, space=None, measure_missing=True):
-        """Loads a table; `space` defaults to the built-in space it names."""
-        from tfnas import project
+        """Loads a table; `space` defaults to the built-in space it names.
 
-        with open(path) as file:
-            record = json.load(file)
+        Raises:
+            tfnas.errors.CorruptFileError: when the file is not a latency
+                table (invalid JSON, or keys missing); the error names them.
+        """
+        from tfnas import errors, project
+
+        way_out = "Measure the table again with `tfnas latency-table --output PATH`."
+        record = errors.read_json(path, way_out)
+        missing = [key for key in TABLE_KEYS
+                   if key not in record and (key != "space" or space is None)]
+        if missing or not isinstance(record["entries"], dict):
+            raise errors.CorruptFileError(
+                path, f"a latency table needs the keys {list(TABLE_KEYS)}, with "
+                f"\"entries\" an object; missing: {missing}", way_out)
         if space is None:
-            space = project.build_space(record)
+            space = project.build_space(record, source=path)
         return cls(space, record["entries"], record["base_ms"], record["batch_size"],
                    record["repeats"], measure_missing=measure_missing)

@@ -13,9 +13,10 @@ import threading
 
 import keras_tuner as kt
 
-from tfnas import spaces
+from tfnas import errors, filenames, spaces
 
 PROJECT_FILE = "tfnas_project.json"
+TRIAL_FILE = "trial.json"
 
 
 def space_record(hypermodel):
@@ -37,11 +38,12 @@ def write_atomically(path, record):
 
 
 def read(project_dir):
-    """The project record of `project_dir`.
+    """The project record of `project_dir`, checked.
 
     Raises:
         FileNotFoundError: when `project_dir` is not a tfnas project.
-        ValueError: when the record is not valid JSON.
+        tfnas.errors.CorruptFileError: when the record is not valid JSON or
+            lacks the objective's name and direction.
     """
     path = os.path.join(project_dir, PROJECT_FILE)
     if not os.path.exists(path):
@@ -50,11 +52,16 @@ def read(project_dir):
             "missing. Pass the folder that holds oracle.json and the trial_* "
             "folders (directory/project_name), written by tfnas 0.1 or later."
         )
-    with open(path) as file:
-        try:
-            return json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}).") from error
+    way_out = ("Restore it from a backup, or run the search again on this directory "
+               "from Python (NASTuner), which rewrites it.")
+    record = errors.read_json(path, way_out)
+    objective = record.get("objective")
+    if not (isinstance(objective, dict) and isinstance(objective.get("name"), str)
+            and objective.get("direction") in ("min", "max")):
+        raise errors.CorruptFileError(
+            path, "expected \"objective\": {\"name\": ..., \"direction\": \"min\" or "
+            f"\"max\"}}. Received: objective={objective!r}", way_out)
+    return record
 
 
 def update(tuner, started_at):
@@ -75,33 +82,83 @@ def update(tuner, started_at):
     return record
 
 
+def _load_trial(project_dir, folder):
+    """The trial in `project_dir/folder/trial.json`, or None (with a warning)
+    when that file is damaged or its trial id is not the folder's."""
+    path = os.path.join(project_dir, folder, TRIAL_FILE)
+    try:
+        trial = kt.engine.trial.Trial.load(path)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
+        errors.warn(f"skipping {path}: it is corrupt or unreadable "
+                    f"({type(error).__name__}: {error}).")
+        return None
+    if not filenames.is_trial_id(trial.trial_id) or folder != f"trial_{trial.trial_id}":
+        errors.warn(f"skipping {path}: its trial_id {trial.trial_id!r} does not match "
+                    f"its folder {folder!r}.")
+        return None
+    return trial
+
+
 def load_trials(project_dir):
     """The trials recorded in `project_dir`: finished ones in end order, then
-    the others in start order."""
+    the others in start order.
+
+    A damaged `trial.json`, or one whose trial id is not its folder's, is
+    skipped with a warning that names it (`tfnas.errors.TfnasWarning`).
+    """
     trials = []
     for name in sorted(os.listdir(project_dir)):
-        path = os.path.join(project_dir, name, "trial.json")
-        if name.startswith("trial_") and os.path.exists(path):
-            trials.append(kt.engine.trial.Trial.load(path))
+        if name.startswith("trial_") and os.path.exists(
+                os.path.join(project_dir, name, TRIAL_FILE)):
+            trial = _load_trial(project_dir, name)
+            if trial is not None:
+                trials.append(trial)
     oracle_file = os.path.join(project_dir, "oracle.json")
+    state = {}
     if os.path.exists(oracle_file):
-        with open(oracle_file) as file:
-            state = json.load(file)
-        order = (state.get("end_order") or []) + (state.get("start_order") or [])
-        rank = {}
-        for trial_id in order:
-            rank.setdefault(trial_id, len(rank))
-        trials.sort(key=lambda t: rank.get(t.trial_id, len(rank)))
+        try:
+            state = errors.read_json(oracle_file, "")
+        except errors.CorruptFileError as error:
+            errors.warn(f"{error}Trials are listed in folder order.")
+    order = [*(state.get("end_order") or []), *(state.get("start_order") or [])]
+    rank = {}
+    for trial_id in order:
+        rank.setdefault(trial_id, len(rank))
+    trials.sort(key=lambda t: rank.get(t.trial_id, len(rank)))
     return trials
 
 
-def build_space(record):
-    """The built-in space a project record names."""
+def build_space(record, source=None):
+    """The built-in space a project record names.
+
+    Args:
+        record: A project record, or an `architecture.json` record.
+        source: The file the record comes from, named in errors.
+
+    Raises:
+        tfnas.errors.InvalidRecordError: when the record names no built-in space, an
+            unknown one, or arguments the space does not take.
+    """
     space = record.get("space") or {}
-    if not space.get("name"):
-        raise ValueError(
-            "The project's space is not a built-in tfnas space, so tfnas cannot "
-            "rebuild it from the directory: use your HyperModel in Python "
+    where = f"{source}: " if source else ""
+    if not isinstance(space, dict) or not space.get("name"):
+        raise errors.InvalidRecordError(
+            f"{where}the space is not a built-in tfnas space, so tfnas cannot "
+            "rebuild it from the record: use your HyperModel in Python "
             "(e.g. `NASTuner(space, ...)` on the same directory)."
         )
-    return spaces.SPACES[space["name"]](**space["config"])
+    name, config = space["name"], space.get("config")
+    if name not in spaces.SPACES:
+        raise errors.InvalidRecordError(
+            f"{where}unknown space {name!r}; this tfnas knows {sorted(spaces.SPACES)}. "
+            "Use the tfnas version that wrote the record, or your own HyperModel.")
+    if not isinstance(config, dict):
+        raise errors.InvalidRecordError(
+            f"{where}the arguments of space {name!r} should be a JSON object. "
+            f"Received: config={config!r}")
+    try:
+        return spaces.SPACES[name](**config)
+    except (TypeError, ValueError) as error:
+        raise errors.InvalidRecordError(
+            f"{where}space {name!r} cannot be built with the recorded arguments "
+            f"({error}). Use the tfnas version that wrote the record.") from error

@@ -12,7 +12,7 @@ import io
 import json
 import os
 
-from tfnas import plots, progress, project
+from tfnas import filenames, plots, progress, project
 from tfnas.architecture import Architecture
 
 FORMATS = ("markdown", "csv", "json")
@@ -156,7 +156,8 @@ def write_plots(source, output_dir):
 
     - `best_so_far.png`: each trial's objective and the best so far;
     - `objective_vs_<cost>.png` for params, FLOPs and latency (when
-      measured), with the Pareto front marked;
+      measured), with the Pareto front marked (the objective's name made a
+      safe file name: letters, digits, `.`, `_`, `-`);
     - `best_architecture.png`: the best architecture's diagram, when the
       space can draw one.
     """
@@ -166,7 +167,8 @@ def write_plots(source, output_dir):
     written = {}
 
     def save(name, figure):
-        path = os.path.join(output_dir, f"{name}.png")
+        name = filenames.safe_file_name(name)  # an objective's name is data
+        path = filenames.inside(output_dir, f"{name}.png")
         with open(path, "wb") as file:
             file.write(plots.to_png(figure))
         written[name] = path

@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfnas import distributed
 from tfnas import errors
 from tfnas import estimation
+from tfnas import integrity
 from tfnas import latency
 from tfnas import objectives
 from tfnas import pareto
@@ -207,6 +208,10 @@ class NASTuner(kt.Tuner):
         self.dtype_policy = keras.dtype_policies.get(
             dtype_policy if dtype_policy is not None else keras.config.dtype_policy())
         self.role = distributed.check_environment()
+        if not kwargs.get("overwrite") and self.role != "worker":
+            integrity.check_project(os.path.join(  # KerasTuner's defaults
+                str(kwargs.get("directory") or "."), kwargs.get("project_name") or
+                "untitled_project"))
         if distribution_strategy is not None:
             distributed.use_multi_worker_keras(distribution_strategy)
         super().__init__(
