@@ -27,6 +27,7 @@ _EXPORTS = {
     "testing": "tfnas.testing",
     "report": "tfnas.report",
     "export": "tfnas.export",
+    "errors": "tfnas.errors",
     "pareto": "tfnas.pareto",
     "plots": "tfnas.plots",
 }

@@ -8,6 +8,7 @@ directory (`export_project`, behind `tfnas export DIR OUT`).
 
 import os
 import tempfile
+import warnings
 
 import tensorflow as tf
 
@@ -107,7 +108,9 @@ def _load_weights(model, checkpoint):
     if not os.path.exists(checkpoint):
         return f"{checkpoint} is missing"
     try:
-        model.load_weights(checkpoint)
+        with warnings.catch_warnings():  # only the weights matter, not optimizer slots
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(checkpoint)
     except (OSError, ValueError, KeyError) as error:
         return f"{checkpoint} does not load ({type(error).__name__}: {error})"
     return None

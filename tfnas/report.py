@@ -34,7 +34,8 @@ class Project:
             record = project.read(self.project_dir)
             self.objective = record["objective"]["name"]
             self.direction = record["objective"]["direction"]
-            self.space = (project.build_space(record)
+            source = os.path.join(self.project_dir, project.PROJECT_FILE)
+            self.space = (project.build_space(record, source=source)
                           if (record.get("space") or {}).get("name") else None)
             self.trials = project.load_trials(self.project_dir)
         else:
