@@ -268,3 +268,14 @@ def test_rebuild_names_what_is_wrong_with_its_argument(tmp_path):
     record.write_text(json.dumps({"architecture": {}, "space": {"name": None}}))
     with pytest.raises(tfnas.errors.TfnasError, match="names no built-in space"):
         tfnas.rebuild(record)
+
+
+@pytest.mark.slow
+def test_unexpected_exceptions_keep_their_traceback(sandbox, monkeypatch):
+    """Only expected failures become one line; a bug must not hide behind one."""
+    def broken(source):
+        raise RuntimeError("a bug in tfnas")
+
+    monkeypatch.setattr(report, "trial_records", broken)
+    with pytest.raises(RuntimeError, match="a bug in tfnas"):
+        cli.main(["report", str(sandbox / "projects" / "p"), "--plots", "none"])

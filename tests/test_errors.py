@@ -1,6 +1,5 @@
 """Failures explained: root causes, objectives checked before training, one-line errors."""
 
-import json
 import os
 import re
 
@@ -151,6 +150,3 @@ def test_a_users_fit_that_returns_its_own_metric_still_works(digits, tmp_path):
     (trial,) = tuner.oracle.trials.values()
     assert trial.status == "COMPLETED" and trial.score == 0.5
 
-
-def _unused():
-    return json, os

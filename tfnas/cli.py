@@ -416,7 +416,7 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import distributed, integrity, project, spaces
+    from tfnas import distributed, project, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
@@ -428,8 +428,6 @@ def run_search(args):
         args.overwrite = False  # only the chief may start the project over
     else:
         config_path, identity = _check_resumable(project_dir, args)
-        if not args.overwrite:
-            integrity.check_project(project_dir)
 
     keras.utils.set_random_seed(args.seed)
     data = data_module.load_data(args.dataset, batch_size=args.batch_size,

@@ -52,8 +52,8 @@ def read(project_dir):
             "missing. Pass the folder that holds oracle.json and the trial_* "
             "folders (directory/project_name), written by tfnas 0.1 or later."
         )
-    way_out = ("Restore it from a backup, or run the search again on this directory "
-               "from Python (NASTuner), which rewrites it.")
+    way_out = ("Restore it from a backup, or resume the search (the same `tfnas search` "
+               "command, or a NASTuner on this directory), which rewrites it.")
     record = errors.read_json(path, way_out)
     objective = record.get("objective")
     if not (isinstance(objective, dict) and isinstance(objective.get("name"), str)
@@ -71,7 +71,12 @@ def update(tuner, started_at):
         The record written.
     """
     path = os.path.join(tuner.project_dir, PROJECT_FILE)
-    previous = read(tuner.project_dir) if os.path.exists(path) else {}
+    previous = {}
+    if os.path.exists(path):
+        try:
+            previous = read(tuner.project_dir)
+        except errors.CorruptFileError as error:  # rewritten below
+            errors.warn(f"rewriting {path}, which was damaged: {error}")
     objective = tuner.oracle.objective
     record = {
         "space": space_record(tuner.hypermodel),
