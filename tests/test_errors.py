@@ -80,6 +80,12 @@ def test_root_cause_of_messages_and_tracebacks():
         "Traceback (most recent call last):\n  File \"x\"\n"
         "tfnas.tuner.CandidateFailed: building raised ValueError: no\n") == (
         "CandidateFailed: building raised ValueError: no")
+    keras_layer_error = (
+        "ValueError: Exception encountered when calling Reshape.call().\n\n\x1b[1mThe "
+        "total size of the tensor must be unchanged.\x1b[0m\n\nArguments received by "
+        "Reshape.call():\n  \u2022 args=('<KerasTensor shape=(None, 3)>',)\n")
+    assert errors.root_cause(keras_layer_error) == (
+        "ValueError: The total size of the tensor must be unchanged.")
     assert errors.root_cause(None) == "unknown reason"
     assert errors.root_cause("plain words") == "plain words"
     assert len(errors.root_cause("ValueError: " + "x" * 5000)) == errors.MAX_REASON_LENGTH
@@ -150,3 +156,17 @@ def test_a_users_fit_that_returns_its_own_metric_still_works(digits, tmp_path):
     (trial,) = tuner.oracle.trials.values()
     assert trial.status == "COMPLETED" and trial.score == 0.5
 
+
+
+def test_cli_refuses_an_objective_never_logged_before_training(tmp_path, capsys):
+    from tfnas import cli
+
+    projects = tmp_path / "sandbox" / "projects"
+    code = cli.main(["search", "--space", "mlp", "--strategy", "random", "--max-trials", "2",
+                     "--epochs", "1", "--objective", "val_auc", "--directory", str(projects),
+                     "--project-name", "p", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("tfnas: error: ") == 1, err
+    assert "objective that training never logs: 'val_auc'" in err and "--objective" in err
+    trained = [folder for folder, _, _ in os.walk(projects) if "execution0" in folder]
+    assert not trained, "no candidate may start training"

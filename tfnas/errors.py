@@ -24,6 +24,9 @@ _LOCATION_LINES = re.compile(
     r"|\d+ derived errors ignored\.?|\d+ root error\(s\) found\.?)$")
 _TRAILING_LOCATION = re.compile(r"\s*(\[\[\{\{node [^\]]*\}\}\]\]|\[Op:[^\]]*\])\s*$")
 _ERROR_INDEX = re.compile(r"^\(\d+\)\s+[A-Z_]+:\s*")
+# Keras ends a layer's error with the call's arguments, after the cause.
+_ARGUMENTS_SECTION = re.compile(r"^\s*(Call a|A)rguments received by ")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class TfnasError(Exception):
@@ -116,7 +119,8 @@ def root_cause(message):
         one), at most `MAX_REASON_LENGTH` characters; "unknown reason" for
         an empty message.
     """
-    lines = [line.rstrip() for line in str(message or "").strip().splitlines()]
+    text = _ANSI_ESCAPE.sub("", str(message or ""))
+    lines = [line.rstrip() for line in text.strip().splitlines()]
     name, body = None, lines
     for index in range(len(lines) - 1, -1, -1):
         header = _EXCEPTION_HEADER.match(lines[index])
@@ -125,7 +129,8 @@ def root_cause(message):
             body = [(header["text"] or "").strip()] + lines[index + 1:]
             break
     cause = None
-    for line in reversed(body):
+    arguments = [i for i, line in enumerate(body) if _ARGUMENTS_SECTION.match(line)]
+    for line in reversed(body[:arguments[0]] if arguments else body):
         line = _TRAILING_LOCATION.sub("", line.strip())
         if line and not _LOCATION_LINES.match(line):
             cause = _ERROR_INDEX.sub("", line)

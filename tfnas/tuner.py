@@ -421,8 +421,8 @@ class NASTuner(kt.Tuner):
             raise CandidateFailed(_out_of_memory("building", error)) from error
         except Exception as error:
             raise CandidateFailed(
-                f"building the architecture raised {type(error).__name__}: {error}"
-            ) from error
+                "building the architecture raised "
+                + errors.root_cause(f"{type(error).__name__}: {error}")) from error
 
         self._apply_budget(trial, model, kwargs)
         if type(self.hypermodel).fit is kt.HyperModel.fit:  # a user's fit logs its own
