@@ -86,6 +86,8 @@ def test_root_cause_of_messages_and_tracebacks():
         "Reshape.call():\n  \u2022 args=('<KerasTensor shape=(None, 3)>',)\n")
     assert errors.root_cause(keras_layer_error) == (
         "ValueError: The total size of the tensor must be unchanged.")
+    assert errors.root_cause("ValueError: bad input\nReceived: x=3\n") == (
+        "ValueError: Received: x=3")
     assert errors.root_cause(None) == "unknown reason"
     assert errors.root_cause("plain words") == "plain words"
     assert len(errors.root_cause("ValueError: " + "x" * 5000)) == errors.MAX_REASON_LENGTH

@@ -13,10 +13,13 @@ import warnings
 MAX_REASON_LENGTH = 300
 
 # "tensorflow.python.framework.errors_impl.InvalidArgumentError: Graph ..."
-# at the start of a line: an exception's header in a traceback. The class
-# name is CamelCase, so TensorFlow's "INVALID_ARGUMENT: ..." lines are not.
+# at the start of a line: an exception's header in a traceback. Tracebacks
+# print a class with its module unless it is a built-in one, whose names end
+# like these; so "Received: ..." or "INVALID_ARGUMENT: ..." are not headers.
 _EXCEPTION_HEADER = re.compile(
-    r"^(?:[A-Za-z_]\w*\.)*(?P<name>[A-Z]\w*[a-z]\w*)(?::(?P<text> .*)?)?$")
+    r"^(?:(?:[A-Za-z_]\w*\.)+(?P<qualified>[A-Z]\w*)"
+    r"|(?P<builtin>[A-Z]\w*(?:Error|Exception|Interrupt|Exit|Warning|StopIteration)))"
+    r"(?::(?P<text> .*)?)?$")
 # Lines of a TensorFlow message that locate an error instead of stating it.
 _LOCATION_LINES = re.compile(
     r"^(\[\[.*\]\]|\[Op:.*\]|File \".*|Detected at node .*|Graph execution error:?"
@@ -125,7 +128,7 @@ def root_cause(message):
     for index in range(len(lines) - 1, -1, -1):
         header = _EXCEPTION_HEADER.match(lines[index])
         if header and lines[index] != "Traceback (most recent call last):":
-            name = header["name"]
+            name = header["qualified"] or header["builtin"]
             body = [(header["text"] or "").strip()] + lines[index + 1:]
             break
     cause = None
