@@ -93,6 +93,7 @@ def test_root_cause_of_messages_and_tracebacks():
     assert len(errors.root_cause("ValueError: " + "x" * 5000)) == errors.MAX_REASON_LENGTH
 
 
+@pytest.mark.slow
 def test_consecutive_failures_stop_names_the_cause_and_the_way_out(digits, tmp_path):
     tuner = tfnas.NASTuner(small_space(), oracle="random", max_trials=5, seed=0,
                            directory=tmp_path / "projects", project_name="p",
@@ -108,6 +109,7 @@ def test_consecutive_failures_stop_names_the_cause_and_the_way_out(digits, tmp_p
     assert "\n" not in message
 
 
+@pytest.mark.slow
 def test_objective_never_logged_is_refused_before_training(digits, tmp_path):
     CountTraining.started = 0
     tuner = tfnas.NASTuner(small_space(), oracle="random", objective="val_auc",
@@ -149,6 +151,7 @@ class ScoredByFit(kt.HyperModel):
         return {"custom_score": 0.5}
 
 
+@pytest.mark.slow
 def test_a_users_fit_that_returns_its_own_metric_still_works(digits, tmp_path):
     tuner = tfnas.NASTuner(ScoredByFit(), oracle="random",
                            objective=kt.Objective("custom_score", "max"),
@@ -160,6 +163,7 @@ def test_a_users_fit_that_returns_its_own_metric_still_works(digits, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_cli_refuses_an_objective_never_logged_before_training(tmp_path, capsys):
     from tfnas import cli
 
