@@ -136,7 +136,7 @@ def test_bad_arguments_fail_before_training(tmp_path, digits):
             max_trials=3,
             directory=tmp_path,
         )
-    with pytest.raises(TypeError, match="`oracle`"):
+    with pytest.raises(ValueError, match="`oracle`"):
         tfnas.NASTuner(space, oracle=42, directory=tmp_path)
 
     tuner = tfnas.NASTuner(space, max_trials=2, directory=tmp_path, project_name="q")
