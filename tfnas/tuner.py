@@ -527,7 +527,7 @@ class NASTuner(kt.Tuner):
                     raise kt.errors.FatalValueError(
                         f"Expected the dict returned by HyperModel.fit() to have the "
                         f"objective {needed} among its keys. Received: {sorted(metrics)}")
-                if isinstance(objective, kt.engine.objective.MultiObjective):
+                if hasattr(objective, "name_to_direction"):  # a list: MultiObjective
                     metrics[objective.name] = float(objective.get_value(metrics))
             if not all(math.isfinite(v) for v in metrics.values()):
                 raise CandidateFailed(f"training diverged: non-finite metrics {metrics}")
