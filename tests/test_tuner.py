@@ -26,7 +26,7 @@ def completed(tuner):
 
 def test_search_on_digits_records_costs_and_reloads(tmp_path, digits, capsys):
     tuner = tfnas.NASTuner(small_space(), max_trials=3, seed=0, directory=tmp_path,
-                           project_name="p")
+                           project_name="p", progress="always")  # lines despite verbose=0
     tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
     trials = completed(tuner)
     assert len(trials) == 3

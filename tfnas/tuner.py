@@ -139,7 +139,11 @@ class NASTuner(kt.Tuner):
             values to a latency in milliseconds, e.g. a
             `tfnas.latency.LatencyTable`; recorded as `predicted_latency_ms`.
         progress: Whether to print one line per finished trial (replacing
-            KerasTuner's multi-line trial display).
+            KerasTuner's multi-line trial display): True prints them unless
+            `search(verbose=0)` (which silences KerasTuner's display too);
+            "always" prints them even then (trial lines without Keras's
+            progress bars, as the command line does); False keeps
+            KerasTuner's display.
         max_consecutive_failed_trials: Stop the search after this many
             consecutive failed trials, when `oracle` is a name. Defaults to 3.
         hyperparameters, tune_new_entries, allow_new_entries,
@@ -395,7 +399,7 @@ class NASTuner(kt.Tuner):
 
     def _report_trial(self, finished):
         """Prints a finished trial's line and logs it to TensorBoard."""
-        if self.progress and not self._quiet:
+        if self.progress == "always" or (self.progress and not self._quiet):
             line = progress.trial_line(finished, self.oracle.objective.name,
                                        self._describer())
             print(line, flush=True)
