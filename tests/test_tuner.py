@@ -205,7 +205,9 @@ def test_nastuner_passes_every_oracle_argument_to_the_named_strategy(tmp_path):
     known.Int("units", 2, 8)
     tuner = NASTuner(_tiny_build, oracle="evolution", max_trials=5, hyperparameters=known,
                      tune_new_entries=False, allow_new_entries=False, max_retries_per_trial=2,
-                     max_consecutive_failed_trials=4, directory=tmp_path, progress=False)
+                     max_consecutive_failed_trials=4, directory=tmp_path, progress=False,
+                     max_model_size=10**6, executions_per_trial=2, overwrite=True)
+    assert (tuner.max_model_size, tuner.executions_per_trial) == (10**6, 2)
     oracle = tuner.oracle
     assert (oracle.tune_new_entries, oracle.allow_new_entries) == (False, False)
     assert (oracle.max_retries_per_trial, oracle.max_consecutive_failed_trials) == (2, 4)
