@@ -51,7 +51,7 @@ def main(mode, directory):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     digits = data.load_digits_data(batch_size=64, seed=0)
     common = dict(directory=directory, seed=0, measure_latency=False, count_flops=False,
-                  log_dir=None)
+                  log_dir=None, progress="always")  # trial lines despite verbose=0
     if mode == "faults":
         space = FaultySpace(digits.input_shape, digits.num_classes, max_layers=1,
                             units=(16,), activations=("relu",))

@@ -182,3 +182,62 @@ def test_conditional_decisions_are_skipped(tmp_path):
                    for name in values if name.startswith("layer_"))
         # The sampling log-probability sums over the active decisions only.
         assert oracle.sampling_log_probs[trial.trial_id] < 0
+
+
+class LogLearningRate(kt.HyperModel):
+    """KerasTuner's getting-started decision, plus a wide integer."""
+
+    def build(self, hp):
+        hp.Float("lr", 1e-4, 1e-2, sampling="log")
+        hp.Int("width", 1, 1000)
+
+
+@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
+def test_controller_learns_which_end_of_a_log_sampled_float_is_best(algorithm, tmp_path):
+    oracle = ControllerOracle(OBJECTIVE, max_trials=60, algorithm=algorithm, seed=0,
+                              learning_rate=0.05, bins=10)
+    # The reward grows with log(lr): the best learning rates are the largest.
+    _run(oracle, tmp_path, space=LogLearningRate(),
+         score=lambda values: float(np.log10(values["lr"]) + 4) / 2)
+    lrs = oracle._decisions[0][1]
+    assert len(lrs) == 10
+    assert lrs == sorted(lrs) and lrs[0] == pytest.approx(10 ** -3.9)
+    assert lrs[-1] == pytest.approx(10 ** -2.1)  # bin centres, evenly spaced in log
+    fresh = ControllerOracle(OBJECTIVE, max_trials=1, algorithm=algorithm, seed=0, bins=10)
+    _run(fresh, tmp_path / "fresh", space=LogLearningRate())
+    assert fresh.network.sampler().probabilities(0)[-3:].sum() < 0.4  # about 0.3
+    assert oracle.network.sampler().probabilities(0)[-3:].sum() > 0.6
+
+
+def test_continuous_values_map_to_their_nearest_bin():
+    hp = kt.HyperParameters()
+    hp.Float("lr", 1e-4, 1e-2, sampling="log")
+    lr = hp.space[0]
+    from tfnas.oracles.controller import decision_candidates, nearest_candidate
+
+    candidates = decision_candidates(lr, bins=4)
+    assert candidates == pytest.approx([10 ** -3.75, 10 ** -3.25, 10 ** -2.75, 10 ** -2.25])
+    assert nearest_candidate(lr, candidates, 1e-4) == 0
+    assert nearest_candidate(lr, candidates, 9e-3) == 3
+    with pytest.raises(ValueError, match="bins"):
+        ControllerOracle(OBJECTIVE, bins=1)
+
+
+def test_controller_oracles_sharing_a_folder_do_not_break_each_other(tmp_path):
+    errors = []
+
+    def search(index):
+        try:
+            oracle = ControllerOracle(OBJECTIVE, max_trials=8, seed=index)
+            _run(oracle, tmp_path / "shared")
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    import threading
+
+    threads = [threading.Thread(target=search, args=(i,)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors

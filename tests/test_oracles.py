@@ -307,3 +307,25 @@ def test_tied_trials_rank_by_end_order_after_a_reload(tmp_path):
     reloaded.trials = dict(reversed(list(reloaded.trials.items())))  # another directory order
     assert [t.trial_id for t in reloaded.get_best_trials(3)] == [t.trial_id for t in ended[:3]]
     assert reloaded.get_best_trials(1)[0].score == 0.5
+
+
+@pytest.mark.parametrize("name", sorted(oracles.ORACLES))
+def test_get_treats_max_trials_none_as_unlimited(name):
+    oracle = oracles.get(name, OBJECTIVE, None, seed=0)
+    if name != "hyperband":  # Hyperband sets its own number of trials
+        assert oracle.max_trials is None
+
+
+def test_old_end_trial_signature_keeps_the_trials_values(tmp_path):
+    oracle = oracles.get("evolution", OBJECTIVE, 4, seed=0)
+    LookupTuner(oracle, spaces.MLPSpace((4,), 2, max_layers=3), synthetic_score,
+                signal_name="score", directory=tmp_path, project_name="p")
+    trial = oracle.create_trial("tuner0")
+    values = dict(trial.hyperparameters.values)
+    oracle.update_trial(trial.trial_id, {"score": 0.5})
+    oracle.end_trial(trial.trial_id)  # status defaults to COMPLETED, as in KerasTuner
+    ended = oracle.get_trial(trial.trial_id)
+    assert ended.status == "COMPLETED" and ended.score == 0.5
+    assert ended.hyperparameters.values == values
+    with pytest.raises(ValueError, match="trial_id"):
+        oracle.end_trial("99", "COMPLETED")

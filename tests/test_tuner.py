@@ -1,11 +1,17 @@
+import subprocess
+import sys
+
 import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
 
 import tfnas
-from tfnas import spaces
+from tfnas import oracles, spaces
 from tfnas.spaces import ChainSpace
+from tfnas.tuner import NASTuner
+
+OBJECTIVE_ACCURACY = kt.Objective("val_accuracy", "max")
 
 COST_METRICS = ("params", "flops", "latency_ms", "train_time_s")
 
@@ -20,7 +26,7 @@ def completed(tuner):
 
 def test_search_on_digits_records_costs_and_reloads(tmp_path, digits, capsys):
     tuner = tfnas.NASTuner(small_space(), max_trials=3, seed=0, directory=tmp_path,
-                           project_name="p")
+                           project_name="p", progress="always")  # lines despite verbose=0
     tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
     trials = completed(tuner)
     assert len(trials) == 3
@@ -136,7 +142,7 @@ def test_bad_arguments_fail_before_training(tmp_path, digits):
             max_trials=3,
             directory=tmp_path,
         )
-    with pytest.raises(TypeError, match="`oracle`"):
+    with pytest.raises(ValueError, match="`oracle`"):
         tfnas.NASTuner(space, oracle=42, directory=tmp_path)
 
     tuner = tfnas.NASTuner(space, max_trials=2, directory=tmp_path, project_name="q")
@@ -184,3 +190,37 @@ def test_trials_train_under_mirrored_strategy_with_two_replicas(tmp_path, digits
 
 def test_default_strategy_is_single_device_without_gpus():
     assert tfnas.tuner.default_distribution_strategy() is None
+
+
+def _tiny_build(hp):
+    model = keras.Sequential([keras.Input((4,)),
+                              keras.layers.Dense(hp.Int("units", 2, 8)),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_nastuner_passes_every_oracle_argument_to_the_named_strategy(tmp_path):
+    known = kt.HyperParameters()
+    known.Int("units", 2, 8)
+    tuner = NASTuner(_tiny_build, oracle="evolution", max_trials=5, hyperparameters=known,
+                     tune_new_entries=False, allow_new_entries=False, max_retries_per_trial=2,
+                     max_consecutive_failed_trials=4, directory=tmp_path, progress=False,
+                     max_model_size=10**6, executions_per_trial=2, overwrite=True)
+    assert (tuner.max_model_size, tuner.executions_per_trial) == (10**6, 2)
+    oracle = tuner.oracle
+    assert (oracle.tune_new_entries, oracle.allow_new_entries) == (False, False)
+    assert (oracle.max_retries_per_trial, oracle.max_consecutive_failed_trials) == (2, 4)
+    assert [hp.name for hp in oracle.get_space().space] == ["units"]
+    with pytest.raises(ValueError, match="max_retries_per_trial"):
+        NASTuner(_tiny_build, oracle=oracles.RandomOracle(OBJECTIVE_ACCURACY, max_trials=2),
+                 max_retries_per_trial=1, directory=tmp_path / "instance")
+
+
+@pytest.mark.slow
+def test_tfnas_submodules_are_attributes_after_import():
+    code = ("import tfnas; tfnas.objectives.MnasNetReward; tfnas.data.load_data; "
+            "tfnas.latency.LatencyTable; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-500:]

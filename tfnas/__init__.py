@@ -30,6 +30,16 @@ _EXPORTS = {
     "errors": "tfnas.errors",
     "pareto": "tfnas.pareto",
     "plots": "tfnas.plots",
+    "architecture": "tfnas.architecture",
+    "data": "tfnas.data",
+    "decisions": "tfnas.decisions",
+    "distributed": "tfnas.distributed",
+    "estimation": "tfnas.estimation",
+    "latency": "tfnas.latency",
+    "objectives": "tfnas.objectives",
+    "supernet": "tfnas.supernet",
+    "tensorboard": "tfnas.tensorboard",
+    "tuner": "tfnas.tuner",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

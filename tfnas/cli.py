@@ -453,7 +453,7 @@ def run_search(args):
                              objective=args.objective, latency_table=predictor,
                              latency_weight=0.01 if predictor else 0.0,
                              directory=args.directory, project_name=project_name,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, progress="always")
     else:
         tuner = NASTuner(
             space,
@@ -462,7 +462,7 @@ def run_search(args):
             project_name=project_name,
             overwrite=args.overwrite,
             latency_predictor=predictor,
-            progress=args.progress,
+            progress="always" if args.progress else False,  # despite search(verbose=0)
             distribution_strategy=strategy,
         )
     if role is not None:

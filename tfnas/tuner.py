@@ -36,8 +36,13 @@ maybe_distribute = kt.engine.tuner.maybe_distribute
 COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
 
 
-class CandidateFailed(kt.errors.FailedTrialError):
-    """A candidate could not be built or trained; the search goes on."""
+class CandidateFailed(RuntimeError):
+    """A candidate could not be built or trained; the search goes on.
+
+    Like any error of a trial other than `keras_tuner.errors.FailedTrialError`,
+    the trial is retried up to the oracle's `max_retries_per_trial` times,
+    then recorded as FAILED with this message.
+    """
 
 
 _OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
@@ -105,7 +110,8 @@ class NASTuner(kt.Tuner):
     - `train_time_s`: wall-clock time of `model.fit`.
 
     A candidate that fails to build, whose loss becomes NaN, or that runs out
-    of memory is recorded as FAILED with its reason, and the search goes on.
+    of memory is retried up to `max_retries_per_trial` times (none by
+    default), then recorded as FAILED with its reason, and the search goes on.
 
     With KerasTuner's environment variables set (see `tfnas.distributed`),
     the tuner is the chief of a distributed search (`search` serves its
@@ -116,7 +122,8 @@ class NASTuner(kt.Tuner):
 
     Args:
         hypermodel: The search space, a `keras_tuner.HyperModel` (e.g. one of
-            `tfnas.spaces`) or a function `build(hp) -> keras.Model`.
+            `tfnas.spaces`) or a function `build(hp) -> keras.Model`. Optional
+            only in a subclass that overrides `run_trial`, as in KerasTuner.
         oracle: The search strategy: a name from `tfnas.oracles.ORACLES` or a
             `keras_tuner.Oracle` instance. Defaults to "evolution".
         objective: Metric to optimize, when `oracle` is a name. Defaults to
@@ -134,9 +141,16 @@ class NASTuner(kt.Tuner):
             values to a latency in milliseconds, e.g. a
             `tfnas.latency.LatencyTable`; recorded as `predicted_latency_ms`.
         progress: Whether to print one line per finished trial (replacing
-            KerasTuner's multi-line trial display).
+            KerasTuner's multi-line trial display): True prints them unless
+            `search(verbose=0)` (which silences KerasTuner's display too);
+            "always" prints them even then (trial lines without Keras's
+            progress bars, as the command line does); False keeps
+            KerasTuner's display.
         max_consecutive_failed_trials: Stop the search after this many
-            consecutive failed trials, when `oracle` is a name.
+            consecutive failed trials, when `oracle` is a name. Defaults to 3.
+        hyperparameters, tune_new_entries, allow_new_entries,
+            max_retries_per_trial: as for `keras_tuner.Oracle`, when `oracle`
+            is a name.
         log_dir: Where to write TensorBoard logs (see `tfnas.tensorboard`):
             "auto" for `<project_dir>/logs`, a path, or None for no logs.
             Training curves go under it unless `search` is given a
@@ -152,7 +166,7 @@ class NASTuner(kt.Tuner):
 
     def __init__(
         self,
-        hypermodel,
+        hypermodel=None,
         oracle="evolution",
         objective=None,
         max_trials=None,
@@ -167,13 +181,26 @@ class NASTuner(kt.Tuner):
         max_consecutive_failed_trials=None,
         log_dir="auto",
         dtype_policy=None,
+        hyperparameters=None,
+        tune_new_entries=True,
+        allow_new_entries=True,
+        max_retries_per_trial=0,
         **kwargs,
     ):
-        oracle_args = {
-            "objective": objective,
-            "max_trials": max_trials,
-            "seed": seed,
-            "max_consecutive_failed_trials": max_consecutive_failed_trials,
+        if hypermodel is None and type(self).run_trial is NASTuner.run_trial:
+            raise ValueError(
+                "Received `hypermodel=None`. A search space is needed unless a "
+                "subclass of NASTuner overrides `run_trial` (as in KerasTuner): pass "
+                "a keras_tuner.HyperModel or a function `build(hp) -> keras.Model`.")
+        oracle_args = {  # KerasTuner's Oracle arguments, and their defaults
+            "objective": (objective, None),
+            "max_trials": (max_trials, None),
+            "seed": (seed, None),
+            "max_consecutive_failed_trials": (max_consecutive_failed_trials, None),
+            "hyperparameters": (hyperparameters, None),
+            "tune_new_entries": (tune_new_entries, True),
+            "allow_new_entries": (allow_new_entries, True),
+            "max_retries_per_trial": (max_retries_per_trial, 0),
         }
         if isinstance(oracle, str):
             oracle = oracles_module.get(
@@ -183,16 +210,21 @@ class NASTuner(kt.Tuner):
                 max_trials=10 if max_trials is None else max_trials,
                 seed=seed,
                 max_consecutive_failed_trials=max_consecutive_failed_trials or 3,
+                hyperparameters=hyperparameters,
+                tune_new_entries=tune_new_entries,
+                allow_new_entries=allow_new_entries,
+                max_retries_per_trial=max_retries_per_trial,
             )
         elif isinstance(oracle, kt.Oracle):
-            given = [name for name, value in oracle_args.items() if value is not None]
+            given = [name for name, (value, default) in oracle_args.items()
+                     if value is not default]
             if given:
                 raise ValueError(
                     f"Received `oracle` as an Oracle instance together with "
                     f"{given}: set these on the oracle instead."
                 )
         else:
-            raise TypeError(
+            raise ValueError(
                 "Received an invalid value for `oracle`, expected a strategy "
                 f"name from {sorted(oracles_module.ORACLES)} or a "
                 f"keras_tuner.Oracle. Received: oracle={oracle!r}"
@@ -243,6 +275,7 @@ class NASTuner(kt.Tuner):
         self._logged_decisions = None
         self._barrier = None  # multi-worker clusters: a collective, built once
         self._scratch = None  # multi-worker clusters: a non-reporter's checkpoints
+        self._quiet = False  # search(verbose=0)
 
     # Searching.
 
@@ -252,11 +285,43 @@ class NASTuner(kt.Tuner):
         Raises:
             ValueError: before any training, when the training or validation
                 data yields no labels, or the objective is a validation
-                metric and no validation data is given, or (before the first
-                `fit`) the compiled model never logs the objective.
+                metric and no validation data is given (unless a subclass's
+                `run_trial` or the HyperModel's `fit` trains on its own), or
+                (before the first `fit`) the compiled model never logs the
+                objective.
             tfnas.errors.SearchStopped: after too many consecutive failed
                 trials (a `RuntimeError`, as in KerasTuner).
         """
+        self._quiet = fit_kwargs.get("verbose", 1) == 0
+        if self._trains_with_model_fit():
+            self._check_data(fit_args, fit_kwargs)
+        if self.role == distributed.CHIEF:
+            # KerasTuner's chief server polls every 20 s and never stops.
+            self.on_search_begin()
+            self.save()
+            report = oracles_module.base.synchronized(
+                lambda oracle, trial_id: self._report_trial(oracle.trials[trial_id]))
+            distributed.serve(self.oracle,
+                              on_trial_end=lambda trial_id: report(self.oracle, trial_id))
+            self.on_search_end()
+            return None
+        try:
+            return super().search(*fit_args, **fit_kwargs)
+        except RuntimeError as error:
+            stopped = errors.search_stopped(error)
+            if stopped is None:
+                raise
+            raise stopped from error
+
+    def _trains_with_model_fit(self):
+        """Whether trials train with `model.fit` on the data given to `search`
+        (no custom `run_trial`, `_build_and_fit_model` or `HyperModel.fit`)."""
+        return (type(self).run_trial is NASTuner.run_trial
+                and type(self)._build_and_fit_model is NASTuner._build_and_fit_model
+                and self.hypermodel is not None
+                and type(self.hypermodel).fit is kt.HyperModel.fit)
+
+    def _check_data(self, fit_args, fit_kwargs):
         x = fit_args[0] if fit_args else fit_kwargs.get("x")
         y = fit_args[1] if len(fit_args) > 1 else fit_kwargs.get("y")
         if x is None:
@@ -289,23 +354,6 @@ class NASTuner(kt.Tuner):
                 f"The objective {objective_names} is a validation metric, but "
                 "`validation_data` and `validation_split` are missing."
             )
-        if self.role == distributed.CHIEF:
-            # KerasTuner's chief server polls every 20 s and never stops.
-            self.on_search_begin()
-            self.save()
-            report = oracles_module.base.synchronized(
-                lambda oracle, trial_id: self._report_trial(oracle.trials[trial_id]))
-            distributed.serve(self.oracle,
-                              on_trial_end=lambda trial_id: report(self.oracle, trial_id))
-            self.on_search_end()
-            return None
-        try:
-            return super().search(*fit_args, **fit_kwargs)
-        except RuntimeError as error:
-            stopped = errors.search_stopped(error)
-            if stopped is None:
-                raise
-            raise stopped from error
 
     def _build_hypermodel(self, hp):
         with dtype_policy_scope(self.dtype_policy):  # clear_session has reset it
@@ -367,7 +415,7 @@ class NASTuner(kt.Tuner):
 
     def _report_trial(self, finished):
         """Prints a finished trial's line and logs it to TensorBoard."""
-        if self.progress:
+        if self.progress == "always" or (self.progress and not self._quiet):
             line = progress.trial_line(finished, self.oracle.objective.name,
                                        self._describer())
             print(line, flush=True)
@@ -492,10 +540,19 @@ class NASTuner(kt.Tuner):
 
     def _results_to_metrics(self, results):
         """Metrics of the best epoch of a History (or a user's fit result)."""
+        objective = self.oracle.objective
         if isinstance(results, (int, float, np.floating)):
-            results = {self.oracle.objective.name: float(results)}
+            results = {objective.name: float(results)}
         if isinstance(results, dict):
             metrics = {name: float(value) for name, value in results.items()}
+            if objective.name not in metrics:
+                needed = [objectives.epoch_metric(o) for o in objectives.objectives_of(objective)]
+                if not all(name in metrics for name in needed):
+                    raise kt.errors.FatalValueError(
+                        f"Expected the dict returned by HyperModel.fit() to have the "
+                        f"objective {needed} among its keys. Received: {sorted(metrics)}")
+                if hasattr(objective, "name_to_direction"):  # a list: MultiObjective
+                    metrics[objective.name] = float(objective.get_value(metrics))
             if not all(math.isfinite(v) for v in metrics.values()):
                 raise CandidateFailed(f"training diverged: non-finite metrics {metrics}")
             return metrics
@@ -510,17 +567,26 @@ class NASTuner(kt.Tuner):
                 raise CandidateFailed(
                     f"training diverged: the loss became {loss} in epoch {epoch + 1}"
                 )
-        name = objectives.epoch_metric(self.oracle.objective)
-        if name not in history:
+        name = objectives.epoch_metric(objective)
+        epochs = max((len(series) for series in history.values()), default=0)
+        per_epoch = [{metric: series[epoch] for metric, series in history.items()
+                      if len(series) == epochs} for epoch in range(epochs)]
+        if name in history:
+            values = np.asarray(history[name], dtype=float)
+        elif per_epoch and objective.has_value(per_epoch[0]):
+            # Computed per epoch, as KerasTuner does (e.g. a list objective).
+            values = np.asarray([objective.get_value(logs) for logs in per_epoch], dtype=float)
+        else:
             raise kt.errors.FatalValueError(
                 f"The objective `{name}` is not among the metrics that "
                 f"training logged: {sorted(history)}"
             )
-        values = np.asarray(history[name], dtype=float)
-        best = int(np.nanargmax(values) if self.oracle.objective.direction == "max"
+        best = int(np.nanargmax(values) if objective.direction == "max"
                    else np.nanargmin(values))
-        return {metric: float(series[best]) for metric, series in history.items()
-                if len(series) == len(values)}
+        metrics = {metric: float(series[best]) for metric, series in history.items()
+                   if len(series) == len(values)}
+        metrics.setdefault(name, float(values[best]))
+        return metrics
 
     def _costs(self, model, hp):
         costs = {"params": float(estimation.count_params(model))}

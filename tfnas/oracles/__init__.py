@@ -44,8 +44,11 @@ def budget_defaults(name, max_trials):
     al.'s NAS-Bench setting) with tournaments of a third of the population;
     local search starts from a tenth of the budget (at most 10) of random
     trials, predictor-guided search from a fifth (at least 2, at most 10).
-    Explicit arguments to `get` override these.
+    Explicit arguments to `get` override these. With `max_trials=None`
+    (no limit, as in KerasTuner), each strategy keeps its own defaults.
     """
+    if max_trials is None:
+        return {}
     if name == "evolution":
         population = min(20, max(2, max_trials // 3))
         return {"population_size": population,
@@ -63,7 +66,8 @@ def get(name, objective, max_trials, seed=None, space=None, **kwargs):
     Args:
         name: One of `tfnas.oracles.ORACLES`.
         objective: A metric name or `keras_tuner.Objective`.
-        max_trials: How many trials the search runs, at least 1.
+        max_trials: How many trials the search runs, at least 1, or None
+            for no limit (as in KerasTuner).
         seed: Random seed of the strategy.
         space: The space to be searched, if known: the predictor then uses
             its `path_encoding` when it has one (cell spaces).

@@ -47,9 +47,11 @@ def candidate_values(hp):
     return None
 
 
-def _decisions(values):
-    """`values` without training-budget entries (`tuner/epochs`, ...)."""
-    return {k: v for k, v in values.items() if not k.startswith(BUDGET_PREFIX)}
+def _decisions(values, names=None):
+    """`values` without training-budget entries (`tuner/epochs`, ...), and
+    only those in `names` when given."""
+    return {k: v for k, v in values.items()
+            if not k.startswith(BUDGET_PREFIX) and (names is None or k in names)}
 
 
 class OracleStateError(RuntimeError):
@@ -135,6 +137,7 @@ class NASOracle(kt.Oracle):
             self._seed_state = self.seed
         self.halving = halving
         self._seen = (0, set())
+        self._seen_names = None
         self.runners = {}  # trial id -> the tuner ids (workers) that were given it
         self.busy_seconds = 0.0  # time spent in create_trial and end_trial
 
@@ -188,6 +191,12 @@ class NASOracle(kt.Oracle):
             runners = self.runners.setdefault(trial.trial_id, [])
             if not runners or runners[-1] != tuner_id:
                 runners.append(tuner_id)
+            # A trial handed back after a reload (see `reload`) comes through
+            # KerasTuner's early return, which skips its display: record the
+            # start there too, or the display's `on_trial_end` raises KeyError.
+            # (`Display.trial_start` is KerasTuner's; it has no public check.)
+            if trial.trial_id not in self._display.trial_start:
+                self._display.on_trial_begin(trial)  # a no-op when verbose=0
         self.busy_seconds += time.perf_counter() - start
         return trial
 
@@ -196,10 +205,30 @@ class NASOracle(kt.Oracle):
         return super().update_trial(trial_id, metrics, step=step)
 
     @synchronized
-    def end_trial(self, trial):
+    def end_trial(self, trial=None, status=COMPLETED, trial_id=None):
+        """Ends a trial, as `keras_tuner.Oracle.end_trial(trial)` does.
+
+        KerasTuner's older signature `end_trial(trial_id, status="COMPLETED")`
+        is accepted too (as KerasTuner's `synchronized` accepts it); the
+        trial keeps its values and metrics.
+        """
+        if isinstance(trial, str) or trial_id is not None:
+            trial = self._trial_to_end(trial_id or trial, status)
         start = time.perf_counter()
         self._end_trial(trial)
         self.busy_seconds += time.perf_counter() - start
+
+    def _trial_to_end(self, trial_id, status):
+        """A copy of trial `trial_id` with `status`, for the old signature."""
+        if trial_id not in self.trials:
+            raise ValueError(
+                f"Received an invalid value for `trial_id`, expected one of this "
+                f"oracle's trials. Received: trial_id={trial_id!r}")
+        known = self.trials[trial_id]
+        trial = kt.engine.trial.Trial(known.hyperparameters.copy(), trial_id=trial_id,
+                                      status=status)
+        trial.message = known.message
+        return trial
 
     def _end_trial(self, trial):
         distributed.take_failure_message(trial)
@@ -358,13 +387,18 @@ class NASOracle(kt.Oracle):
         extend(0, kt.HyperParameters())
         return None if len(results) > limit else results
 
+    def _space_names(self):
+        return {hp.name for hp in self.hyperparameters.space}
+
     def mutate(self, values, rng):
         """Changes one active decision to another value, then samples the
         decisions that become active and drops those that become inactive.
+        Values of hyperparameters outside the oracle's space (kept at their
+        defaults with `tune_new_entries=False`) are dropped.
 
         Returns None when no decision can change.
         """
-        values = _decisions(values)
+        values = _decisions(values, self._space_names())
         names = [name for name, value in values.items()
                  if self._alternatives(name, value, rng)]
         if not names:
@@ -377,7 +411,7 @@ class NASOracle(kt.Oracle):
 
     def neighbours(self, values, rng):
         """Every architecture one decision away from `values`, shuffled."""
-        values = _decisions(values)
+        values = _decisions(values, self._space_names())
         result = []
         for name, value in values.items():
             for alternative in self._alternatives(name, value, rng):
@@ -387,14 +421,19 @@ class NASOracle(kt.Oracle):
 
     def is_new(self, values):
         """Whether no trial of this search has this architecture yet
-        (budget values such as `tuner/epochs` aside)."""
+        (budget values such as `tuner/epochs`, and hyperparameters the
+        oracle does not tune, aside)."""
+        names = self._space_names()
         count, seen = self._seen
-        if count != len(self.trials):
+        if count != len(self.trials) or names != self._seen_names:
+            if names != self._seen_names:
+                count, seen = 0, set()
             # Trials are only ever added (in order), so hash just the new ones.
             trials = list(self.trials.values())
-            seen.update(Architecture.from_trial(t).hash for t in trials[count:])
-            self._seen = (len(trials), seen)
-        return Architecture(values).hash not in seen
+            seen.update(Architecture(_decisions(Architecture.from_trial(t).values, names)).hash
+                        for t in trials[count:])
+            self._seen, self._seen_names = (len(trials), seen), names
+        return Architecture(_decisions(values, names)).hash not in seen
 
     def random_proposal(self, rng):
         """A RUNNING response with new random values, or STOPPED when the

@@ -6,14 +6,19 @@ an entropy bonus, or by PPO's clipped objective as in MnasNet (Tan et al.,
 2019). It emits the active decisions of any tfnas space one step at a time:
 a softmax over the decision's candidates (input choices are categorical
 decisions over candidate inputs), the chosen candidate's embedding fed to the
-next step; a decision made inactive by earlier choices is skipped.
+next step; a decision made inactive by earlier choices is skipped. A continuous or wide
+decision (`hp.Float`, an `hp.Int` of more than 64 values) is discretized into
+`bins` candidates at equal quantiles of its own sampling (linear, log or
+reverse_log), so the controller learns which region of the range is best.
 
 `PolicyNetwork` is the network (a Keras layer); `ControllerOracle` is the
 KerasTuner oracle that samples from it and learns from completed trials.
 """
 
+import contextlib
 import glob
 import os
+import uuid
 import warnings
 
 import keras
@@ -25,6 +30,7 @@ from tfnas.architecture import Architecture
 from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
 
 ALGORITHMS = ("reinforce", "ppo")
+DEFAULT_BINS = 20
 _NEG_INF = -1e9
 
 
@@ -201,6 +207,37 @@ class NumpySampler:
         self._pending = None
 
 
+def decision_candidates(hp, bins=DEFAULT_BINS):
+    """The candidates the controller chooses from for hyperparameter `hp`.
+
+    Every value of a discrete decision; for a `Float`, or an `Int` with too
+    many values to enumerate, `bins` values at the centres of equal-probability
+    intervals of the hyperparameter's own sampling (`hp.prob_to_value`), so a
+    log-sampled range gets log-spaced candidates (duplicates of a stepped or
+    narrow range are dropped).
+    """
+    values = candidate_values(hp)
+    if values is not None:
+        return values
+    candidates = []
+    for index in range(bins):
+        value = hp.prob_to_value((index + 0.5) / bins)
+        value = int(value) if isinstance(hp, kt.engine.hyperparameters.Int) else float(value)
+        if value not in candidates:
+            candidates.append(value)
+    return candidates
+
+
+def nearest_candidate(hp, candidates, value):
+    """The index of the candidate nearest to `value` under `hp`'s sampling."""
+    if value in candidates:
+        return candidates.index(value)
+    if not isinstance(hp, (kt.engine.hyperparameters.Float, kt.engine.hyperparameters.Int)):
+        return None
+    target = hp.value_to_prob(value)
+    return int(np.argmin([abs(hp.value_to_prob(c) - target) for c in candidates]))
+
+
 class ControllerOracle(NASOracle):
     """Architecture search by an LSTM controller trained by policy gradient.
 
@@ -239,21 +276,28 @@ class ControllerOracle(NASOracle):
         ppo_clip: PPO's clipping range epsilon.
         ppo_epochs: PPO's gradient steps per batch.
         max_resamples: Samples tried before a random new architecture.
+        bins: Candidates of a continuous or wide decision (`hp.Float`, an
+            `hp.Int` of more than 64 values), at equal quantiles of its
+            sampling (see `decision_candidates`). At least 2.
         **kwargs: Other `NASOracle` arguments (e.g. `halving`).
     """
 
     def __init__(self, objective=None, max_trials=100, algorithm="reinforce", units=64,
                  learning_rate=0.005, batch_size=1, baseline_decay=0.9, entropy_weight=1e-4,
                  temperature=1.0, tanh_constant=1.5, ppo_clip=0.2, ppo_epochs=4,
-                 max_resamples=50, seed=None, **kwargs):
+                 max_resamples=50, seed=None, bins=DEFAULT_BINS, **kwargs):
         if algorithm not in ALGORITHMS:
             raise ValueError(
                 f"Received an invalid value for `algorithm`, expected one of "
                 f"{ALGORITHMS}. Received: algorithm={algorithm!r}")
         _check_positive("learning_rate", learning_rate)
         for name, value in (("batch_size", batch_size), ("ppo_epochs", ppo_epochs),
-                            ("max_resamples", max_resamples)):
+                            ("max_resamples", max_resamples), ("bins", bins)):
             _check_positive(name, value, integer=True)
+        if bins < 2:
+            raise ValueError(
+                f"Received an invalid value for `bins`, expected an integer >= 2. "
+                f"Received: bins={bins!r}")
         if not 0 <= baseline_decay < 1:
             raise ValueError(
                 "Received an invalid value for `baseline_decay`, expected a number "
@@ -280,6 +324,7 @@ class ControllerOracle(NASOracle):
         self.ppo_clip = ppo_clip
         self.ppo_epochs = ppo_epochs
         self.max_resamples = max_resamples
+        self.bins = bins
         self.network = None
         self._decisions = None  # [(name, candidate values)] the network was built for
         self._reset_learning_state()
@@ -297,15 +342,8 @@ class ControllerOracle(NASOracle):
     # The network.
 
     def _current_decisions(self):
-        decisions = []
-        for hp in self.hyperparameters.space:
-            values = candidate_values(hp)
-            if values is None:
-                raise ValueError(
-                    f"The controller needs discrete decisions; `{hp.name}` is a "
-                    f"{type(hp).__name__} with too many values to enumerate.")
-            decisions.append((hp.name, values))
-        return decisions
+        return [(hp.name, decision_candidates(hp, self.bins))
+                for hp in self.hyperparameters.space]
 
     def _ensure_network(self):
         """Builds the network for the current decisions (loading saved weights
@@ -344,12 +382,15 @@ class ControllerOracle(NASOracle):
             self._container.load_weights(path)
 
     def _encode(self, values):
-        """`(choices, active)` rows of an architecture's decision values."""
+        """`(choices, active)` rows of an architecture's decision values; a
+        continuous value counts as its nearest candidate."""
         choices, active = [], []
-        for name, candidates in self._decisions:
-            on = name in values and values[name] in candidates
-            choices.append(candidates.index(values[name]) if on else 0)
-            active.append(on)
+        for hp, (name, candidates) in zip(self.hyperparameters.space, self._decisions):
+            index = None
+            if values.get(name) is not None:
+                index = nearest_candidate(hp, candidates, values[name])
+            choices.append(0 if index is None else index)
+            active.append(index is not None)
         return choices, active
 
     def probability(self, values):
@@ -384,6 +425,10 @@ class ControllerOracle(NASOracle):
         return sampler.log_prob
 
     def propose(self, rng):
+        if not self.hyperparameters.space:
+            # Nothing declared yet (hyperparameters declared in `run_trial`
+            # or `fit`): the first trial runs with the defaults, as in KerasTuner.
+            return self.random_proposal(rng)
         self._ensure_network()
         for _ in range(self.max_resamples):
             values, log_prob = self._sample(rng)
@@ -404,6 +449,8 @@ class ControllerOracle(NASOracle):
     # Learning.
 
     def learn(self):
+        if not self.hyperparameters.space:
+            return  # no decision to learn yet
         learned = set(self.learned)
         pending = [t for t in self.completed_trials() if t.trial_id not in learned]
         while len(pending) >= self.batch_size:
@@ -465,14 +512,18 @@ class ControllerOracle(NASOracle):
     def save(self):
         if self.network is not None and self.updates != self._saved_updates:
             name = f"controller-{self.updates:06d}.weights.h5"
-            temporary = os.path.join(self._project_dir, f"tmp-{name}")
+            # A name of its own, so that oracles sharing the folder (e.g. in
+            # threads) never write or rename each other's temporary file.
+            temporary = os.path.join(self._project_dir,
+                                     f"tmp-{uuid.uuid4().hex}-{name}")
             self._container.save_weights(temporary)
             os.replace(temporary, os.path.join(self._project_dir, name))
             self._weights_file, self._saved_updates = name, self.updates
         super().save()
         for path in glob.glob(os.path.join(self._project_dir, "controller-*.weights.h5")):
             if os.path.basename(path) != self._weights_file:
-                os.remove(path)  # older than the state oracle.json now names
+                with contextlib.suppress(FileNotFoundError):  # another oracle's, gone
+                    os.remove(path)  # older than the state oracle.json now names
 
     def get_state(self):
         state = super().get_state()
