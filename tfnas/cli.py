@@ -367,6 +367,10 @@ def _set_role(args):
 
 
 def run_search(args):
+    from tfnas import project_safety
+
+    project_safety.check_location(args.directory, _project_name(args),
+                                  ("--directory", "--project-name"))
     role = None if args.workers else _set_role(args)
     if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
         raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
