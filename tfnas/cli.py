@@ -367,10 +367,12 @@ def _set_role(args):
 
 
 def run_search(args):
-    from tfnas import project_safety
+    from tfnas import project_lock, project_safety
 
-    project_safety.check_location(args.directory, _project_name(args),
-                                  ("--directory", "--project-name"))
+    project_dir = project_safety.check_location(args.directory, _project_name(args),
+                                                ("--directory", "--project-name"))
+    if not args.worker:  # workers share their chief's project
+        project_lock.check_free(project_dir)
     role = None if args.workers else _set_role(args)
     if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
         raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "

@@ -132,3 +132,11 @@ def exclusive(search):
             return search(tuner, *args, **kwargs)
 
     return locked_search
+
+
+def check_free(project_dir):
+    """Raises `ProjectInUseError` at once if another search holds the lock of
+    `project_dir` (lets a command refuse before loading data); holds nothing."""
+    if os.path.exists(os.path.join(os.fspath(project_dir), LOCK_FILE)):
+        with ProjectLock(project_dir):
+            pass
