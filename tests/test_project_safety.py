@@ -215,6 +215,17 @@ def test_a_local_project_resumed_as_chief_keeps_its_trials(sandbox, digits, monk
     assert chief.oracle.ongoing_trials == {}
     assert chief.oracle._retry_queue == [running.trial_id]
 
+    # Back to a local search while worker0 runs that trial: the local tuner,
+    # the only one now, takes it over.
+    assert chief.oracle.create_trial("worker0").trial_id == running.trial_id
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(name)
+    local = make_tuner(projects, max_trials=3)
+    assert local.oracle.ongoing_trials == {}
+    assert local.oracle._retry_queue == [running.trial_id]
+    search(local, digits)
+    assert len(completed_scores(projects / "p")) == 3
+
 
 def _run(*args, timeout=300):
     return subprocess.run(tfnas_command(*args), capture_output=True, text=True,

@@ -71,13 +71,10 @@ def raise_if_disk_full(error, path):
 
     Args:
         error: The exception caught.
-        path: The file being written, or a folder when `error` may name the
-            file itself.
+        path: The file being written.
     """
     if not is_disk_full(error) or isinstance(error, DiskFullError):
         return
-    if os.path.isdir(path):
-        path = _written_file(error) or path
     raise DiskFullError(
         errno.ENOSPC,
         f"no space left on device writing {path} (the previous version of every "
@@ -92,7 +89,7 @@ def fatal_when_disk_full(folder):
     try:
         yield
     except Exception as error:
-        raise_if_disk_full(error, folder)
+        raise_if_disk_full(error, _written_file(error) or folder)
         raise
 
 

@@ -408,7 +408,8 @@ class NASTuner(kt.Tuner):
                                     for c in callbacks):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=self.log_dir))
         kwargs["callbacks"] = callbacks
-        with project.fatal_when_disk_full(self.get_trial_dir(trial.trial_id)):
+        trial_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}")
+        with project.fatal_when_disk_full(trial_dir):
             return super().run_trial(trial, *args, **kwargs)
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
