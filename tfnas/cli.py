@@ -533,10 +533,11 @@ def run_latency_table(args):
 
 
 def run_export(args):
-    from tfnas import export
+    from tfnas import export, project
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    written = export.export_project(args.project_dir, args.output, formats)
+    with project.fatal_when_disk_full(args.output):
+        written = export.export_project(args.project_dir, args.output, formats)
     for name, path in written.items():
         print(f"{name}: {path}")
     return 0

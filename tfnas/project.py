@@ -78,8 +78,8 @@ def raise_if_disk_full(error, path):
     raise DiskFullError(
         errno.ENOSPC,
         f"no space left on device writing {path} (the previous version of every "
-        "state file is kept). Free some space, then run the same search again "
-        "to resume it.") from error
+        "state file is kept). Free some space, then run the same command again: "
+        "a search resumes where it stopped.") from error
 
 
 @contextlib.contextmanager

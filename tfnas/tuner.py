@@ -624,4 +624,5 @@ class NASTuner(kt.Tuner):
         """
         from tfnas import export
 
-        return export.export_best(self, path, formats=formats)
+        with project.fatal_when_disk_full(path):
+            return export.export_best(self, path, formats=formats)
