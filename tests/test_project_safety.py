@@ -113,6 +113,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_tfnas_project(sandbox):
     with pytest.raises(project_safety.UnsafeOverwriteError,
                        match=f"Refusing to overwrite {notes}.*todo.txt"):
         make_tuner(projects, project_name="notes", overwrite=True)
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]  # not even a lock file
     assert (notes / "todo.txt").read_text() == "mine"
     # Nor a project that holds a file tfnas did not write.
     (projects / "sibling" / "thesis.tex").write_text("mine")

@@ -71,6 +71,13 @@ class ProjectLock:
                 "to finish or stop it; a lock left by a process that died is taken "
                 "over automatically. To run a separate search, pass another "
                 "project name.") from None
+        except OSError as error:
+            os.close(fd)
+            raise OSError(
+                f"cannot lock {self.path}: its file system does not support file "
+                f"locks ({error.strerror}). Put the project on a local disk or a "
+                "network file system with locks (e.g. NFSv4), or pass another "
+                "directory.") from error
         try:
             holder = {"pid": os.getpid(), "host": socket.gethostname(),
                       "started_at": time.time()}

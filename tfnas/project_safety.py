@@ -125,15 +125,11 @@ def clear_project(project_dir):
             "another project name.")
     if not os.path.isdir(project_dir):
         return
+    _refuse_unknown_entries(project_dir)  # before the lock file is made in it
+    if not [name for name in os.listdir(project_dir) if name != LOCK_FILE]:
+        return
     with ProjectLock(project_dir):
-        unknown = unknown_entries(project_dir)
-        if unknown:
-            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise UnsafeOverwriteError(
-                f"Refusing to overwrite {project_dir}: it is not a tfnas project "
-                f"folder, or holds files that tfnas did not write ({shown}). Nothing "
-                "was deleted. Pass another project name, or delete or move the "
-                "folder yourself.")
+        _refuse_unknown_entries(project_dir)
         for name in os.listdir(project_dir):
             if name == LOCK_FILE:
                 continue
@@ -142,6 +138,17 @@ def clear_project(project_dir):
                 shutil.rmtree(path)
             else:
                 os.remove(path)
+
+
+def _refuse_unknown_entries(project_dir):
+    unknown = unknown_entries(project_dir)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise UnsafeOverwriteError(
+            f"Refusing to overwrite {project_dir}: it is not a tfnas project "
+            f"folder, or holds files that tfnas did not write ({shown}). Nothing "
+            "was deleted. Pass another project name, or delete or move the "
+            "folder yourself.")
 
 
 def has_search_state(project_dir):
