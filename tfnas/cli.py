@@ -102,7 +102,8 @@ def build_parser():
     search.add_argument("--directory", default=DEFAULT_DIRECTORY,
                         help="directory holding search projects")
     search.add_argument("--project-name", default=None,
-                        help="project name (default: SPACE-STRATEGY-DATASET)")
+                        help="project name, one plain folder name inside --directory "
+                             "(default: SPACE-STRATEGY-DATASET)")
     search.add_argument("--seed", type=int, default=0,
                         help="seed of the data split, the strategy and weight "
                              "initialization")
@@ -119,7 +120,8 @@ def build_parser():
                              "the measured latency_ms")
     search.add_argument("--overwrite", action="store_true",
                         help="delete an existing project of the same name and start "
-                             "over (default: resume it)")
+                             "over (default: resume it); only a folder that tfnas "
+                             "wrote, never one another search is running")
     search.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="print one line per finished trial")
     parallel = search.add_argument_group(
