@@ -116,7 +116,8 @@ def build_parser():
     search.add_argument("--directory", default=DEFAULT_DIRECTORY,
                         help="directory holding search projects")
     search.add_argument("--project-name", default=None,
-                        help="project name (default: SPACE-STRATEGY-DATASET)")
+                        help="project name, one plain folder name inside --directory "
+                             "(default: SPACE-STRATEGY-DATASET)")
     search.add_argument("--seed", type=_non_negative_int, default=0,
                         help="seed of the data split, the strategy and weight "
                              "initialization")
@@ -133,7 +134,8 @@ def build_parser():
                              "the measured latency_ms")
     search.add_argument("--overwrite", action="store_true",
                         help="delete an existing project of the same name and start "
-                             "over (default: resume it)")
+                             "over (default: resume it); only a folder that tfnas "
+                             "wrote, never one another search is running")
     search.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="print one line per finished trial")
     parallel = search.add_argument_group(
@@ -395,6 +397,12 @@ def _check_directory(directory):
 
 
 def run_search(args):
+    from tfnas import project_lock, project_safety
+
+    project_dir = project_safety.check_location(args.directory, _project_name(args),
+                                                ("--directory", "--project-name"))
+    if not args.worker:  # workers share their chief's project
+        project_lock.check_free(project_dir)
     role = None if args.workers else _set_role(args)
     if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
         raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
@@ -422,7 +430,6 @@ def run_search(args):
 
     args.space_args = dict(args.space_arg)
     project_name = _project_name(args)
-    project_dir = os.path.join(args.directory, project_name)
     _check_directory(args.directory)
     if role == "worker":
         args.overwrite = False  # only the chief may start the project over
@@ -562,10 +569,11 @@ def run_latency_table(args):
 
 
 def run_export(args):
-    from tfnas import export
+    from tfnas import export, project
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    written = export.export_project(args.project_dir, args.output, formats)
+    with project.fatal_when_disk_full(args.output):
+        written = export.export_project(args.project_dir, args.output, formats)
     for name, path in written.items():
         print(f"{name}: {path}")
     return 0

@@ -6,7 +6,6 @@ architectures (oracles), declares them (spaces) or reads the results
 """
 
 import contextlib
-import json
 import math
 import os
 import tempfile
@@ -18,6 +17,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from tfnas import checkpoints
 from tfnas import distributed
 from tfnas import errors
 from tfnas import estimation
@@ -28,6 +28,8 @@ from tfnas import pareto
 from tfnas import oracles as oracles_module
 from tfnas import progress
 from tfnas import project
+from tfnas import project_lock
+from tfnas import project_safety
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
 
@@ -246,10 +248,13 @@ class NASTuner(kt.Tuner):
                 "untitled_project"))
         if distribution_strategy is not None:
             distributed.use_multi_worker_keras(distribution_strategy)
+        project_safety.open_project(kwargs.get("directory"), kwargs.get("project_name"),
+                                    kwargs.pop("overwrite", False), self.role == "worker")
         super().__init__(
             oracle=oracle,
             hypermodel=hypermodel,
             distribution_strategy=distribution_strategy,
+            overwrite=False,  # done safely above
             **kwargs,
         )
         if self.role == "worker":
@@ -277,8 +282,31 @@ class NASTuner(kt.Tuner):
         self._scratch = None  # multi-worker clusters: a non-reporter's checkpoints
         self._quiet = False  # search(verbose=0)
 
+    # The project's state (see `tfnas.project_safety`).
+
+    def _populate_initial_space(self):
+        # KerasTuner resumes only when this tuner's own file exists.
+        if self.role != "worker" and project_safety.has_search_state(self.project_dir):
+            self.reload()
+        else:
+            super()._populate_initial_space()
+
+    def reload(self):
+        if not self._is_worker():
+            project_safety.check_oracle_state(self.project_dir)
+            self.oracle.reload()
+            project_safety.adopt_orphaned_trials(self.oracle, self.tuner_id,
+                                                 self.role == distributed.CHIEF)
+        self.set_state(project_safety.read_tuner_state(self._get_tuner_fname()))
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        project.write_atomically(self._get_tuner_fname(), self.get_state())
+
     # Searching.
 
+    @project_lock.exclusive
     def search(self, *fit_args, **fit_kwargs):
         """Runs the search; arguments are those of `model.fit`.
 
@@ -443,7 +471,9 @@ class NASTuner(kt.Tuner):
                                     for c in callbacks):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=self.log_dir))
         kwargs["callbacks"] = callbacks
-        return super().run_trial(trial, *args, **kwargs)
+        trial_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}")
+        with project.fatal_when_disk_full(trial_dir):
+            return super().run_trial(trial, *args, **kwargs)
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
         """Points TensorBoard callbacks at `<log_dir>/<trial_id>/execution<n>`.
@@ -492,8 +522,8 @@ class NASTuner(kt.Tuner):
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))
         if self._reports_results():
-            with open(self._get_build_config_fname(trial.trial_id), "w") as file:
-                json.dump(model.get_build_config(), file)
+            project.write_atomically(self._get_build_config_fname(trial.trial_id),
+                                     model.get_build_config())
         return metrics
 
     def _callbacks(self, callbacks):
@@ -505,6 +535,7 @@ class NASTuner(kt.Tuner):
         those, they do nothing, so the callback is marked async-safe.
         """
         callbacks = list(callbacks or [])
+        checkpoints.make_atomic(callbacks)  # a full disk or a kill leaves no half file
         batch_hooks_unused = (type(self).on_batch_begin is kt.Tuner.on_batch_begin
                               and type(self).on_batch_end is kt.Tuner.on_batch_end)
         for callback in callbacks:
@@ -678,4 +709,5 @@ class NASTuner(kt.Tuner):
         """
         from tfnas import export
 
-        return export.export_best(self, path, formats=formats)
+        with project.fatal_when_disk_full(path):
+            return export.export_best(self, path, formats=formats)

@@ -18,7 +18,6 @@ KerasTuner oracle that samples from it and learns from completed trials.
 import contextlib
 import glob
 import os
-import uuid
 import warnings
 
 import keras
@@ -26,6 +25,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from tfnas import checkpoints
 from tfnas.architecture import Architecture
 from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
 
@@ -512,12 +512,9 @@ class ControllerOracle(NASOracle):
     def save(self):
         if self.network is not None and self.updates != self._saved_updates:
             name = f"controller-{self.updates:06d}.weights.h5"
-            # A name of its own, so that oracles sharing the folder (e.g. in
-            # threads) never write or rename each other's temporary file.
-            temporary = os.path.join(self._project_dir,
-                                     f"tmp-{uuid.uuid4().hex}-{name}")
-            self._container.save_weights(temporary)
-            os.replace(temporary, os.path.join(self._project_dir, name))
+            # Whole or not at all, even on a full disk (see tfnas.checkpoints).
+            checkpoints.save_weights_atomically(self._container,
+                                                os.path.join(self._project_dir, name))
             self._weights_file, self._saved_updates = name, self.updates
         super().save()
         for path in glob.glob(os.path.join(self._project_dir, "controller-*.weights.h5")):

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas import oracles
+from tfnas import project_lock
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
 from tfnas.bench.runner import LookupTuner
@@ -117,6 +118,7 @@ class OneShotTuner(NASTuner):
         self.seed = seed
         self.architecture_history = []  # {"epoch", "decision", "candidate", "probability"}
 
+    @project_lock.exclusive
     def search(self, *fit_args, **fit_kwargs):
         if self.oracle.architecture is None:
             x = fit_args[0] if fit_args else fit_kwargs.get("x")
