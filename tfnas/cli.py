@@ -33,6 +33,16 @@ def _positive_int(text):
     return value
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
+
+
 def _space_argument(text):
     """KEY=VALUE, the value parsed as JSON when it is JSON (3, 0.5, [16, 32])."""
     key, sep, raw = text.partition("=")
@@ -125,7 +135,8 @@ def build_parser():
     parallel = search.add_argument_group(
         "distributed search",
         "KerasTuner's chief/worker mode: the chief holds the strategy, workers train. "
-        "The gRPC channel is unauthenticated: keep it on 127.0.0.1 or a trusted network.")
+        "Without --tls-cert and a token the gRPC channel is unauthenticated: keep it on "
+        "127.0.0.1 or a trusted network.")
     roles = parallel.add_mutually_exclusive_group()
     roles.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                        help="run a chief and N worker processes on this machine, "
@@ -141,6 +152,21 @@ def build_parser():
                                "free port with --workers)")
     parallel.add_argument("--max-restarts", type=int, default=3,
                           help="with --workers: restarts allowed per process")
+    parallel.add_argument("--lease", type=_positive_float, default=120.0, metavar="SECONDS",
+                          help="a running trial whose worker is silent this long goes to "
+                               "another worker (workers report every epoch and every 10 s)")
+    parallel.add_argument("--connect-timeout", type=_positive_float, default=60.0,
+                          metavar="SECONDS", help="how long a worker waits for the chief")
+    parallel.add_argument("--tls-cert", default=None, metavar="PEM",
+                          help="the chief's TLS certificate (workers trust it as "
+                               "self-signed unless --tls-ca is given)")
+    parallel.add_argument("--tls-key", default=None, metavar="PEM",
+                          help="the chief's TLS private key")
+    parallel.add_argument("--tls-ca", default=None, metavar="PEM",
+                          help="the CA certificate workers verify the chief's with")
+    parallel.add_argument("--token-file", default=None, metavar="PATH",
+                          help="a file holding the token that workers must present "
+                               "(or set TFNAS_TOKEN); never printed")
 
     bench = commands.add_parser(
         "bench",
@@ -366,8 +392,21 @@ def _set_role(args):
     return distributed.check_environment()
 
 
+def _distributed_options(args, identity):
+    from tfnas.secure_channel import DistributedOptions
+
+    options = DistributedOptions.from_environment(
+        lease_seconds=args.lease, connect_timeout=args.connect_timeout,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
+        token_file=args.token_file, identity=identity)
+    options.check_files()
+    return options
+
+
 def run_search(args):
     role = None if args.workers else _set_role(args)
+    if args.workers or role:
+        _distributed_options(args, None)  # a missing file fails before any work
     if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
         raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
                          "it takes no --workers, --chief or --worker.")
@@ -393,6 +432,8 @@ def run_search(args):
     from tfnas.tuner import NASTuner
 
     args.space_args = dict(args.space_arg)
+    options = _distributed_options(
+        args, {name: getattr(args, name) for name in IDENTITY_ARGUMENTS})
     project_name = _project_name(args)
     project_dir = os.path.join(args.directory, project_name)
     if role == "worker":
@@ -435,6 +476,7 @@ def run_search(args):
             latency_predictor=predictor,
             progress=args.progress,
             distribution_strategy=strategy,
+            distributed_options=options,
         )
     if role is not None:
         name = os.environ[distributed.TUNER_ID]
@@ -453,8 +495,8 @@ def run_search(args):
           f"{args.max_trials} trials of {args.epochs} epochs "
           f"({done} already completed) in {project_dir}", flush=True)
     if role == distributed.CHIEF:
-        print(f"Chief listening on {address} (unauthenticated gRPC: keep it on a "
-              "trusted network)", flush=True)
+        print(f"Chief listening on {address} ({options.describe()}); lease "
+              f"{options.lease_seconds:g} s", flush=True)
 
     # shuffle=False: the training dataset shuffles itself every epoch.
     tuner.search(data.train, validation_data=data.validation,
