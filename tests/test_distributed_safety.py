@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 
-import grpc
 import keras_tuner as kt
 import pytest
 
@@ -333,3 +332,19 @@ def test_a_secured_chief_refuses_mismatched_and_unauthenticated_workers(tmp_path
         "COMPLETED"] * 2
     everything = output + "".join(o for _, o in outputs.values())
     assert "s3cret" not in everything
+
+
+def test_the_launcher_passes_tls_and_token_on_and_makes_a_token_when_none_is_given():
+    from tfnas.launcher import Launcher
+
+    secured = ["--tls-cert", "c.pem", "--tls-key", "k.pem", "--token-file", "token",
+               "--lease", "30"]
+    launcher = Launcher(["--space", "mlp", *secured], workers=2, environment={})
+    for process in [launcher.chief, *launcher.workers]:
+        assert all(argument in process.argv for argument in secured)
+        assert "TFNAS_TOKEN" not in process.environment  # the file is the token
+    launcher = Launcher(["--space", "mlp"], workers=2, environment={"PATH": "/bin"})
+    tokens = {p.environment.get("TFNAS_TOKEN") for p in [launcher.chief, *launcher.workers]}
+    assert len(tokens) == 1 and len(tokens.pop() or "") >= 32
+    other = Launcher(["--space", "mlp"], workers=1, environment={})
+    assert other.chief.environment["TFNAS_TOKEN"] != launcher.chief.environment["TFNAS_TOKEN"]

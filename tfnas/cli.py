@@ -393,20 +393,23 @@ def _set_role(args):
 
 
 def _distributed_options(args, identity):
+    """Lease, timeouts, TLS and token of a distributed search; a TLS or token
+    file that cannot be read fails before any work."""
     from tfnas.secure_channel import DistributedOptions
 
     options = DistributedOptions.from_environment(
         lease_seconds=args.lease, connect_timeout=args.connect_timeout,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
         token_file=args.token_file, identity=identity)
-    options.check_files()
+    if args.workers or args.chief or args.worker:
+        options.check_files()
     return options
 
 
 def run_search(args):
     role = None if args.workers else _set_role(args)
-    if args.workers or role:
-        _distributed_options(args, None)  # a missing file fails before any work
+    if args.workers:
+        _distributed_options(args, None)
     if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
         raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
                          "it takes no --workers, --chief or --worker.")

@@ -129,16 +129,16 @@ class LeasingServicer(oracle_chief.OracleServicer):
     @contextlib.contextmanager
     def _request(self, tuner_id):
         """Marks the chief busy, and `tuner_id` (if any) as heard from."""
-        now = self.clock()
-        self._busy_since = now
-        if tuner_id is not None:
-            self._last_seen[tuner_id] = (now, self._busy_total)
-        try:
-            with oracle_lock(self.oracle):
+        with oracle_lock(self.oracle):  # `expire` sees a request whole or not at all
+            now = self.clock()
+            self._busy_since = now
+            if tuner_id is not None:
+                self._last_seen[tuner_id] = (now, self._busy_total)
+            try:
                 yield
-        finally:
-            self._busy_total += self.clock() - now
-            self._busy_since = None
+            finally:
+                self._busy_total += self.clock() - now
+                self._busy_since = None
 
     def expire(self):
         """Takes the trials of workers silent past the lease; returns the
