@@ -132,7 +132,7 @@ def _seconds(start, end):
 
 def worker_killed_for_good(directory):
     address = f"127.0.0.1:{distributed.free_port()}"
-    common = ["--max-trials", "4", "--epochs", "2", "--address", address, "--lease", "10"]
+    common = ["--max-trials", "4", "--epochs", "3", "--address", address, "--lease", "10"]
     chief = Run(directory, *common, "--chief")
     workers = {name: Run(directory, *common, "--worker", name, "--no-progress")
                for name in ("w1", "w2")}
@@ -149,16 +149,14 @@ def worker_killed_for_good(directory):
             run.kill()
     lost, twice = _judge(project_dir, 4)
     state = _state(project_dir) or {}
-    recovered = None
-    if trial and len(state.get("runners", {}).get(trial, [])) > 1:
-        recovered = chief.first_time(f"trial {trial} goes to the next worker", killed)
+    recovered = chief.first_time("worker w1 has been silent", killed)
     return (f"chief exit {code}; trial {trial} re-issued to "
             f"{(state.get('runners', {}).get(trial) or ['?'])[-1]}", lost, twice,
             _seconds(killed, recovered) + " (lease 10 s)")
 
 
 def launcher_worker_out_of_restarts(directory):
-    run = Run(directory, "--max-trials", "4", "--epochs", "2", "--workers", "2",
+    run = Run(directory, "--max-trials", "4", "--epochs", "3", "--workers", "2",
               "--max-restarts", "0", "--lease", "10")
     project_dir = os.path.join(directory, "p")
     try:
@@ -173,7 +171,7 @@ def launcher_worker_out_of_restarts(directory):
     finally:
         run.kill()
     lost, twice = _judge(project_dir, 4)
-    recovered = run.first_time(f"trial {trial} goes to the next worker", killed)
+    recovered = run.first_time("worker worker0 has been silent", killed)
     return (f"launcher exit {code}", lost, twice, _seconds(killed, recovered) + " (lease 10 s)")
 
 
@@ -266,7 +264,7 @@ def disk_full(directory):
         return (f"skipped: mount refused ({mounted.stderr.strip()[:80]})", "-", "-", "-")
     try:
         start = time.monotonic()
-        run = Run(mount, "--max-trials", "30", "--epochs", "1")
+        run = Run(mount, "--max-trials", "20", "--epochs", "1")
         code = run.wait()
         project_dir = os.path.join(mount, "p")
         leftovers = [name for root, _, names in os.walk(project_dir) for name in names
