@@ -29,6 +29,7 @@ unencrypted: keep the chief on 127.0.0.1 or on a trusted private network.
 """
 
 import dataclasses
+import json
 import os
 import socket
 import threading
@@ -427,6 +428,10 @@ def resolve_options(options, hypermodel, oracle):
     identity = {"space": project.space_record(hypermodel),
                 "objective": str(getattr(oracle.objective, "name", oracle.objective)),
                 "strategy": type(oracle).__name__}
+    # Sent as JSON: a value JSON cannot hold is compared by its type only
+    # (its repr may hold a memory address, which differs between processes).
+    identity = json.loads(json.dumps(identity, sort_keys=True,
+                                     default=lambda value: f"<{type(value).__name__}>"))
     return dataclasses.replace(options, identity=identity)
 
 
