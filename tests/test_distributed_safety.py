@@ -349,3 +349,26 @@ def test_the_launcher_passes_tls_and_token_on_and_makes_a_token_when_none_is_giv
     assert len(tokens) == 1 and len(tokens.pop() or "") >= 32
     other = Launcher(["--space", "mlp"], workers=1, environment={})
     assert other.chief.environment["TFNAS_TOKEN"] != launcher.chief.environment["TFNAS_TOKEN"]
+
+
+def test_time_the_chief_spends_busy_is_not_a_workers_silence(tmp_path):
+    """A worker cannot be heard while the single-threaded chief handles a
+    long request (e.g. a strategy learning after a trial): that time does
+    not count against its lease."""
+    from tfnas import leases
+
+    table = bench.load_nas_bench_macro()
+    oracle = oracles.get("random", kt.Objective("signal", "max"), 4, seed=0,
+                         space=table.space)
+    bench.LookupTuner(oracle, table.space, lambda values: 0.0, directory=tmp_path)
+    now = [0.0]
+    servicer = leases.LeasingServicer(oracle, lease_seconds=10, log=lambda note: None,
+                                      clock=lambda: now[0])
+    with servicer._request("a"):
+        trial = oracle.create_trial("a")
+    with servicer._request("b"):
+        now[0] += 100.0  # the chief is busy for 100 s
+    assert servicer.expire() == []
+    now[0] += 11.0
+    assert servicer.expire() == [("a", trial.trial_id)]
+    assert oracle._retry_queue == [trial.trial_id] and "a" not in oracle.ongoing_trials

@@ -9,7 +9,9 @@ trains):
 
 - records when each worker was last heard from; a worker silent for longer
   than the lease loses its trial, which goes to the front of KerasTuner's
-  retry queue for the next worker that asks, and is no longer waited for;
+  retry queue (its private `_retry_queue`: KerasTuner has no public way to
+  re-issue a trial) for the next worker that asks, and is no longer waited
+  for;
   time the chief itself spends busy in a request does not count as silence;
 - discards a report (`UpdateTrial`, `EndTrial`) from a worker that no
   longer holds the trial, so a re-issued trial is counted once, and answers
@@ -104,7 +106,6 @@ class LeasingServicer(oracle_chief.OracleServicer):
         self.log = log or (lambda message: secure_channel.log(message))
         self.clock = clock
         self._busy_total = 0.0  # seconds spent handling requests
-        self._busy_since = None
         self._last_seen = {}  # tuner id -> (time, busy total then)
         self.lost = []  # (tuner id, trial id) of each lease that ran out
         now = clock()
@@ -122,31 +123,24 @@ class LeasingServicer(oracle_chief.OracleServicer):
 
     # Bookkeeping.
 
-    def _busy(self, now):
-        running = 0.0 if self._busy_since is None else now - self._busy_since
-        return self._busy_total + running
-
     @contextlib.contextmanager
     def _request(self, tuner_id):
         """Marks the chief busy, and `tuner_id` (if any) as heard from."""
         with oracle_lock(self.oracle):  # `expire` sees a request whole or not at all
             now = self.clock()
-            self._busy_since = now
             if tuner_id is not None:
                 self._last_seen[tuner_id] = (now, self._busy_total)
             try:
                 yield
             finally:
                 self._busy_total += self.clock() - now
-                self._busy_since = None
 
     def expire(self):
         """Takes the trials of workers silent past the lease; returns the
         (tuner id, trial id) pairs of the trials taken."""
         taken = []
         with oracle_lock(self.oracle):
-            now = self.clock()
-            busy = self._busy(now)
+            now, busy = self.clock(), self._busy_total
             for tuner_id, (seen, busy_then) in list(self._last_seen.items()):
                 silence = (now - seen) - (busy - busy_then)
                 if silence <= self.lease_seconds:
