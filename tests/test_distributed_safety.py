@@ -372,3 +372,18 @@ def test_time_the_chief_spends_busy_is_not_a_workers_silence(tmp_path):
     now[0] += 11.0
     assert servicer.expire() == [("a", trial.trial_id)]
     assert oracle._retry_queue == [trial.trial_id] and "a" not in oracle.ongoing_trials
+
+
+def test_a_worker_alive_between_trials_is_waited_for_and_a_dead_one_is_not(tmp_path,
+                                                                            monkeypatch):
+    options = DistributedOptions(lease_seconds=0.4, keepalive_seconds=0.05)
+    chief = Chief(tmp_path, monkeypatch, options, max_trials=2)
+    alive = distributed.WorkerOracleClient(chief.oracle, options=options)
+    dead = distributed.WorkerOracleClient(chief.oracle, options=options)
+    chief.complete(alive, alive.create_trial("alive"), 0.5)
+    chief.complete(dead, dead.create_trial("dead"), 0.6)
+    dead._stop_keepalive()  # dies between trials, before asking for the next
+    time.sleep(1.5)  # a long pause between trials, well past the lease
+    assert "alive" in chief.oracle.tuner_ids and "dead" not in chief.oracle.tuner_ids
+    assert not any("silent" in note for note in chief.notes)  # no trial was taken
+    chief.finish(alive, "alive")  # the chief ends without waiting for the dead one

@@ -269,9 +269,10 @@ class WorkerOracleClient(oracle_client.OracleClient):
     - says hello to the chief first, waiting at most `connect_timeout`
       seconds for it, and is refused when its search arguments
       (`options.identity`) differ from the chief's;
-    - keeps the lease of the trial it trains (`report_progress` each epoch,
-      and a keep-alive thread for long epochs), and learns from the chief
-      when the trial was given to another worker;
+    - keeps its lease (`report_progress` on its trial each epoch, and a
+      keep-alive thread every few seconds, for long epochs and between
+      trials), and learns from the chief when its trial was given to
+      another worker;
     - waits with a growing pause while the oracle answers IDLE (KerasTuner's
       workers ask again at once, in a busy loop);
     - carries a failed trial's reason to the chief inside the trial's
@@ -307,6 +308,7 @@ class WorkerOracleClient(oracle_client.OracleClient):
         self._wait = min_wait
         self.lease_seconds = None
         self._keepalive = None
+        self._trial_id = None  # the trial this worker trains
         self.lost_trials = set()  # trials the chief gave to another worker
         self._hello()
 
@@ -346,18 +348,22 @@ class WorkerOracleClient(oracle_client.OracleClient):
                 f"worker: {'; '.join(answer['differences'])}. Start the worker with the "
                 "chief's arguments.")
         self.lease_seconds = answer.get("lease_seconds")
+        if self.lease_seconds:
+            self._start_keepalive()
 
     def create_trial(self, tuner_id):
-        self._stop_keepalive()
         self.tuner_id = tuner_id  # the name its later reports are sent under
+        self._trial_id = None
         trial = super().create_trial(tuner_id)
         if trial.status == IDLE:
             time.sleep(self._wait)
             self._wait = min(2 * self._wait, self.max_wait)
         else:
             self._wait = self.min_wait
-        if trial.status == RUNNING and self.should_report and self.lease_seconds:
-            self._start_keepalive(trial.trial_id)
+        if trial.status == RUNNING:
+            self._trial_id = trial.trial_id
+        elif trial.status == STOPPED:
+            self._stop_keepalive()  # this worker's search is over
         return trial
 
     def report_progress(self, trial_id, step=0):
@@ -380,17 +386,30 @@ class WorkerOracleClient(oracle_client.OracleClient):
             return False
         return True
 
-    def _start_keepalive(self, trial_id):
+    def _start_keepalive(self):
+        """Reports every `keepalive_seconds` (at most a quarter of the lease)
+        for as long as this worker takes part in the search: on its trial
+        while it trains one, with a plain keep-alive between trials."""
         interval = min(self.options.keepalive_seconds, self.lease_seconds / 4)
         stop = threading.Event()
+        keep_alive = self._channel.unary_unary(leases.KEEP_ALIVE,
+                                               request_serializer=leases.encode,
+                                               response_deserializer=leases.decode)
 
-        def keep_alive():
+        def run():
             while not stop.wait(interval):
-                if not self.report_progress(trial_id):
-                    return
+                trial_id = self._trial_id
+                if not self.should_report:
+                    continue
+                if trial_id is not None:
+                    self.report_progress(trial_id)
+                    continue
+                try:
+                    keep_alive({}, timeout=self.options.connect_timeout)
+                except grpc.RpcError:
+                    pass  # the chief may be restarting
 
-        thread = threading.Thread(target=keep_alive, daemon=True,
-                                  name=f"tfnas-keepalive-{trial_id}")
+        thread = threading.Thread(target=run, daemon=True, name="tfnas-keepalive")
         thread.start()
         self._keepalive = (stop, thread)
 
@@ -402,7 +421,7 @@ class WorkerOracleClient(oracle_client.OracleClient):
             self._keepalive = None
 
     def end_trial(self, trial):
-        self._stop_keepalive()
+        self._trial_id = None
         values = trial.hyperparameters.values
         if trial.message:
             values[FAILURE_MESSAGE] = str(trial.message)[-MAX_MESSAGE_CHARACTERS:]

@@ -21,7 +21,9 @@ trains):
   worker stays to take over a trial whose worker is lost;
 - serves `tfnas.Chief/Hello`: a worker's first call, which publishes the
   chief's lease and search arguments; a worker whose arguments differ is
-  refused with the differences listed.
+  refused with the differences listed; and `tfnas.Chief/KeepAlive`, which
+  a worker calls every few seconds for as long as it takes part (a worker
+  alive between trials is waited for; a dead one is not).
 
 Workers that do not identify themselves (KerasTuner's own client) are
 served as KerasTuner serves them, without a lease.
@@ -43,6 +45,7 @@ from tfnas import secure_channel
 
 SERVICE = "tfnas.Chief"
 HELLO = f"/{SERVICE}/Hello"
+KEEP_ALIVE = f"/{SERVICE}/KeepAlive"
 STOPPED = trial_module.TrialStatus.STOPPED
 IDLE = trial_module.TrialStatus.IDLE
 RUNNING = trial_module.TrialStatus.RUNNING
@@ -116,10 +119,11 @@ class LeasingServicer(oracle_chief.OracleServicer):
 
     def add_to_server(self, server):
         protos.get_service_grpc().add_OracleServicer_to_server(self, server)
-        hello = grpc.unary_unary_rpc_method_handler(
-            self.Hello, request_deserializer=decode, response_serializer=encode)
+        handlers = {name: grpc.unary_unary_rpc_method_handler(
+            method, request_deserializer=decode, response_serializer=encode)
+            for name, method in (("Hello", self.Hello), ("KeepAlive", self.KeepAlive))}
         server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, {"Hello": hello}),))
+            (grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
     # Bookkeeping.
 
@@ -200,6 +204,11 @@ class LeasingServicer(oracle_chief.OracleServicer):
                          f"arguments differ from the chief's ({'; '.join(found)})")
             return {"lease_seconds": self.lease_seconds, "differences": found,
                     "identity": self.identity}
+
+    def KeepAlive(self, request, context):
+        """A worker between trials (or in a long epoch) is alive."""
+        with self._request(secure_channel.caller_tuner_id(context)):
+            return {}
 
     def GetSpace(self, request, context):
         with self._request(secure_channel.caller_tuner_id(context)):
