@@ -403,6 +403,9 @@ def _distributed_options(args, identity):
         token_file=args.token_file, identity=identity)
     if args.workers or args.chief or args.worker:
         options.check_files()
+    if (args.workers or args.chief) and options.tls_cert and not options.tls_key:
+        raise ValueError(f"--tls-cert {options.tls_cert} needs --tls-key: the chief serves "
+                         "TLS with its certificate and private key.")
     return options
 
 
