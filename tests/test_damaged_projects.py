@@ -151,8 +151,7 @@ def test_export_falls_back_to_the_next_best_loadable_checkpoint(sandbox, tmp_pat
 # Defect 9: expected failures are one line naming the file and the way out.
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["trial_0/trial.json", "tfnas_search.json", "tuner0.json",
-                                  "oracle.json"])
+@pytest.mark.parametrize("name", ["trial_0/trial.json", "tfnas_search.json", "oracle.json"])
 def test_resuming_with_a_corrupt_state_file_names_it(sandbox, capsys, name):
     path = sandbox / "projects" / "p" / name
     path.write_text(path.read_text()[:len(path.read_text()) // 2])
@@ -183,7 +182,8 @@ def test_directory_that_is_a_file_is_refused(tmp_path, capsys):
     target.parent.mkdir()
     target.write_text("keep me")
     assert cli.main(["search", *SEARCH, "--directory", str(target)]) == 2
-    assert f"--directory {target} cannot hold projects" in one_error_line(capsys)
+    line = one_error_line(capsys)
+    assert "--directory" in line and str(target) in line and "expected a folder" in line
     assert target.read_text() == "keep me"
 
 

@@ -44,6 +44,7 @@ def read_text_summary(run_dir, tag):
 @pytest.mark.slow
 def test_out_of_range_labels_show_the_root_cause_everywhere(digits, tmp_path, capsys):
     tuner = tfnas.NASTuner(small_space(), oracle="random", max_trials=1, seed=0,
+                           progress="always",
                            directory=tmp_path / "projects" / "nested", project_name="p",
                            max_consecutive_failed_trials=2, measure_latency=False,
                            count_flops=False)
@@ -104,7 +105,7 @@ def test_consecutive_failures_stop_names_the_cause_and_the_way_out(digits, tmp_p
                      validation_data=shifted_labels(digits.validation))
     message = str(caught.value)
     assert isinstance(caught.value, RuntimeError)  # KerasTuner's type, still caught
-    assert "1 failed trials in a row" in message
+    assert "1 consecutive failures" in message
     assert LABEL_CAUSE.search(message) and "run the same search again" in message
     assert "\n" not in message
 

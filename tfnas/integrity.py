@@ -1,6 +1,6 @@
 """Checks of a project's state files before a search resumes from them.
 
-KerasTuner reads `oracle.json`, `<tuner_id>.json` and every
+KerasTuner reads `oracle.json` and every
 `trial_*/trial.json` when it resumes a project; one damaged file fails with a
 bare JSON error that names no file. `check_project` reads them first and
 names the damaged one and the way out.
@@ -11,7 +11,9 @@ import os
 
 from tfnas import errors, filenames
 
-SEARCH_FILES = ("tfnas_search.json", "oracle.json", "tuner0.json", "chief.json")
+# `tuner0.json`/`chief.json` are not here: they hold no state for tfnas's
+# tuners, and a damaged one is rewritten with a warning (`tfnas.project_safety`).
+SEARCH_FILES = ("tfnas_search.json", "oracle.json")
 _WAY_OUT = ("Restore it from a backup, or start over with --overwrite (or another "
             "--project-name); `tfnas report` and `tfnas export` still read the other "
             "trials of this project.")
