@@ -141,11 +141,11 @@ def test_supernet_trains_under_a_mirrored_strategy(digits, mirrored):
 @pytest.mark.parametrize("strategy", ["darts", "gdas", "proxyless", "spos"])
 def test_supernet_trains_under_mixed_precision(strategy, digits):
     """float16 candidates, float32 architecture weights and head, scaled losses."""
-    from tfnas.supernet.oneshot import STRATEGY_MODES
+    from tfnas.supernet.strategies import resolve
     from tfnas.tuner import dtype_policy_scope
 
     with dtype_policy_scope("mixed_float16"):
-        supernet, builder = build_supernet(tiny_chain(), STRATEGY_MODES[strategy], seed=0)
+        supernet, builder = build_supernet(tiny_chain(), resolve(strategy).mode, seed=0)
         model = OneShotModel(supernet, builder, strategy=strategy, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-2),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
