@@ -12,6 +12,8 @@ import pytest
 import tfnas
 from tfnas import cli, decisions, oracles, spaces, strategies
 from tfnas.oracles.base import RandomOracle
+from tfnas.supernet import oneshot
+from tfnas.supernet.strategies import OneShotStrategy
 from tfnas.supernet.tuner import PATHS_FILE, PROBABILITIES_FILE, OneShotTuner
 
 
@@ -158,3 +160,33 @@ def test_space_registration_names_what_is_wrong():
         spaces.register("chain", TwoWidthsSpace)
     with pytest.raises(ValueError, match="name"):
         spaces.register(type("Nameless", (kt.HyperModel,), {"get_config": lambda self: {}}))
+
+
+class FirstCandidates(OneShotStrategy):
+    """A user's one-shot strategy: single-path training on the first
+    candidates, which it then derives."""
+
+    mode = "single_path"
+
+    def search(self, tuner, model, train, validation, epochs):
+        model.fit(oneshot.paired(train, validation), epochs=epochs, verbose=0)
+        return {name: model.builder.values[name][0] for name in model.decisions}
+
+
+@pytest.mark.slow
+def test_a_registered_one_shot_strategy_runs_through_the_one_shot_tuner(
+        monkeypatch, tmp_path, digits):
+    monkeypatch.setattr(strategies, "_REGISTRY", dict(strategies._REGISTRY))
+    strategies.register("first-candidates", one_shot=True)(FirstCandidates)
+    assert "first-candidates" in strategies.names(one_shot=True)
+    assert "first-candidates" not in oracles.ORACLES
+    with pytest.raises(ValueError, match="OneShotTuner"):
+        oracles.get("first-candidates", "val_accuracy", 2)
+    space = spaces.ChainSpace((8, 8, 1), 10, max_layers=2, filters=(4,),
+                              operations=("conv3x3", "sepconv3x3"))
+    tuner = OneShotTuner(space, strategy="first-candidates", supernet_epochs=1, seed=0,
+                         directory=tmp_path, progress=False)
+    tuner.search(digits.train.take(4), validation_data=digits.validation.take(2), epochs=1,
+                 verbose=0)
+    assert tuner.oracle.architecture["layer_0/op"] == "conv3x3"
+    assert tuner.oracle.get_best_trials(1)[0].status == "COMPLETED"
