@@ -21,6 +21,7 @@ _EXPORTS = {
     "OneShotTuner": "tfnas.supernet.tuner",
     "SearchSpace": "tfnas.spaces.base",
     "CandidateFailed": "tfnas.tuner",
+    "DistributedOptions": "tfnas.secure_channel",
     "load_data": "tfnas.data",
     "rebuild": "tfnas.export",
     "spaces": "tfnas.spaces",
