@@ -18,10 +18,6 @@ SEARCH_CONFIG_FILE = "tfnas_search.json"
 IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "halving", "min_epochs", "eta",
                       "dataset", "epochs", "batch_size", "seed", "objective",
                       "mnasnet_target", "latency_table")
-HALVING_STRATEGIES = ("random", "evolution", "local", "predictor", "controller", "ppo")
-# Weight-sharing strategies (tfnas.supernet.tuner.ONE_SHOT_STRATEGIES): the
-# supernet trains for --epochs, then the derived architecture for --epochs.
-ONE_SHOT_STRATEGIES = ("darts", "darts2", "gdas", "proxyless", "spos", "enas")
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -70,7 +66,7 @@ def _space_argument(text):
 
 
 def build_parser():
-    from tfnas import oracles, spaces
+    from tfnas import spaces, strategies
 
     parser = argparse.ArgumentParser(
         prog="tfnas",
@@ -96,9 +92,10 @@ def build_parser():
                              "e.g. --space-arg cells_per_stage=2 "
                              "--space-arg 'filters=[16,32]'")
     search.add_argument("--strategy", default="evolution",
-                        choices=sorted(oracles.ORACLES) + list(ONE_SHOT_STRATEGIES),
+                        choices=strategies.names(one_shot=False)
+                        + strategies.names(one_shot=True),
                         help="search strategy: an oracle, or a weight-sharing "
-                             "strategy (darts, darts2, gdas, proxyless, spos, enas) "
+                             f"strategy ({', '.join(strategies.names(one_shot=True))}) "
                              "that trains the space's supernet (for --epochs; ENAS: "
                              "--max-trials controller samples), then the derived "
                              "architecture from scratch")
@@ -345,13 +342,16 @@ def _check_resumable(project_dir, args):
 def _make_oracle(args, space):
     from tfnas import oracles
 
+    from tfnas import strategies
+
     kwargs = {}
-    if args.strategy == "hyperband":
-        kwargs.update(max_epochs=args.epochs, factor=args.eta)
-    elif args.strategy == "sha" or args.halving:
-        if args.strategy not in HALVING_STRATEGIES + ("sha",):
+    entry = strategies.get(args.strategy)
+    if entry.schedule is not None:  # sha, hyperband: epochs are the strategy's own
+        kwargs = entry.schedule(min(args.min_epochs, args.epochs), args.epochs, args.eta)
+    elif args.halving:
+        if not entry.halving:
             raise ValueError(
-                f"--halving works with the strategies {HALVING_STRATEGIES}. "
+                f"--halving works with the strategies {strategies.names(halving=True)}. "
                 f"Received: --strategy {args.strategy}")
         kwargs["halving"] = oracles.SuccessiveHalving(
             min_epochs=min(args.min_epochs, args.epochs), max_epochs=args.epochs,
@@ -440,7 +440,7 @@ def _distributed_options(args, identity):
 
 
 def run_search(args):
-    from tfnas import project_lock, project_safety
+    from tfnas import project_lock, project_safety, strategies
 
     project_dir = project_safety.check_location(args.directory, _project_name(args),
                                                 ("--directory", "--project-name"))
@@ -449,7 +449,8 @@ def run_search(args):
     role = None if args.workers else _set_role(args)
     if args.workers:
         _distributed_options(args, None)
-    if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
+    one_shot = strategies.is_one_shot(args.strategy)
+    if one_shot and (args.workers or role):
         raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
                          "it takes no --workers, --chief or --worker.")
     if args.workers:
@@ -496,7 +497,7 @@ def run_search(args):
         from tfnas.latency import LatencyTable
 
         predictor = LatencyTable.load(args.latency_table, space=space)
-    if args.strategy in ONE_SHOT_STRATEGIES:
+    if one_shot:  # the supernet trains for --epochs, then the derived architecture
         from tfnas.supernet.tuner import OneShotTuner
 
         if args.halving or args.mnasnet_target is not None:

@@ -12,10 +12,15 @@
 - hyperband: KerasTuner's `HyperbandOracle`;
 - kt-random, kt-bayesian: KerasTuner's `RandomSearchOracle` and
   `BayesianOptimizationOracle`, as baselines.
+
+Each strategy registers itself in its own module (`tfnas.strategies`);
+importing the module here is what makes a built-in one known.
 """
 
-import keras_tuner as kt
+import collections.abc
 
+from tfnas import strategies
+from tfnas.oracles import kt_oracles  # noqa: F401  (registers KerasTuner's oracles)
 from tfnas.oracles.base import NASOracle, OracleStateError, RandomOracle, check_max_trials
 from tfnas.oracles.controller import ControllerOracle, PPOControllerOracle
 from tfnas.oracles.evolution import RegularizedEvolutionOracle
@@ -23,41 +28,35 @@ from tfnas.oracles.halving import SuccessiveHalving
 from tfnas.oracles.local import LocalSearchOracle
 from tfnas.oracles.predictor import PredictorOracle
 
-ORACLES = {
-    "random": RandomOracle,
-    "evolution": RegularizedEvolutionOracle,
-    "local": LocalSearchOracle,
-    "predictor": PredictorOracle,
-    "controller": ControllerOracle,
-    "ppo": PPOControllerOracle,
-    "sha": RandomOracle,
-    "hyperband": kt.oracles.HyperbandOracle,
-    "kt-random": kt.oracles.RandomSearchOracle,
-    "kt-bayesian": kt.oracles.BayesianOptimizationOracle,
-}
+
+class _MultiTrialStrategies(collections.abc.Mapping):
+    """`{name: oracle class}` of the registered multi-trial strategies, read
+    live from `tfnas.strategies` (read-only)."""
+
+    def __getitem__(self, name):
+        if name not in strategies.names(one_shot=False):
+            raise KeyError(name)
+        return strategies.get(name).cls
+
+    def __iter__(self):
+        return iter(strategies.names(one_shot=False))
+
+    def __len__(self):
+        return len(strategies.names(one_shot=False))
+
+    def __repr__(self):
+        return f"ORACLES({dict(self)!r})"
+
+
+ORACLES = _MultiTrialStrategies()
 
 
 def budget_defaults(name, max_trials):
-    """Strategy arguments scaled to a budget of `max_trials` trials.
-
-    Evolution's population is a third of the budget (at most 20, Real et
-    al.'s NAS-Bench setting) with tournaments of a third of the population;
-    local search starts from a tenth of the budget (at most 10) of random
-    trials, predictor-guided search from a fifth (at least 2, at most 10).
-    Explicit arguments to `get` override these. With `max_trials=None`
-    (no limit, as in KerasTuner), each strategy keeps its own defaults.
-    """
-    if max_trials is None:
-        return {}
-    if name == "evolution":
-        population = min(20, max(2, max_trials // 3))
-        return {"population_size": population,
-                "sample_size": max(1, min(5, population // 3))}
-    if name == "local":
-        return {"initial_trials": min(10, max(1, max_trials // 10))}
-    if name == "predictor":
-        return {"initial_trials": min(10, max(2, max_trials // 5))}
-    return {}
+    """Strategy arguments scaled to a budget of `max_trials` trials (each
+    strategy's registered `budget`; see e.g. `evolution_budget`). Explicit
+    arguments to `get` override these. With `max_trials=None` (no limit, as
+    in KerasTuner), each strategy keeps its own defaults."""
+    return strategies.get(name, one_shot=False).budget_defaults(max_trials)
 
 
 def get(name, objective, max_trials, seed=None, space=None, **kwargs):
@@ -74,22 +73,18 @@ def get(name, objective, max_trials, seed=None, space=None, **kwargs):
         **kwargs: Strategy-specific arguments (see each class); defaults
             scale with `max_trials` (`budget_defaults`).
     """
-    if name not in ORACLES:
+    if strategies.is_one_shot(name):
         raise ValueError(
-            f"Received an invalid value for `strategy`, expected one of "
-            f"{sorted(ORACLES)}. Received: strategy={name!r}"
-        )
-    if name == "hyperband":  # Hyperband sets its own number of trials
-        return ORACLES[name](objective=objective, seed=seed,
-                             **{"max_epochs": 9, **kwargs})
-    check_max_trials(max_trials)
-    arguments = {**budget_defaults(name, max_trials), **kwargs}
-    if name == "predictor" and hasattr(space, "path_encoding"):
-        arguments.setdefault("encoder", space.path_encoding)
-    if name == "sha" and "halving" not in arguments:
-        arguments["halving"] = SuccessiveHalving(
-            min_epochs=1, max_epochs=arguments.pop("max_epochs", 9), eta=3)
-    return ORACLES[name](objective=objective, max_trials=max_trials, seed=seed, **arguments)
+            f"Received a one-shot strategy for `oracle`/`strategy`: {name!r} trains one "
+            "weight-sharing supernet, not an oracle's trials. Use "
+            f"`tfnas.OneShotTuner(space, strategy={name!r}, ...)` (or `tfnas search "
+            f"--strategy {name}`). Received: strategy={name!r}")
+    entry = strategies.get(name, one_shot=False)
+    if not entry.own_trials:
+        check_max_trials(max_trials)
+    arguments = {**entry.budget_defaults(max_trials), **kwargs}
+    return entry.create(objective=objective, max_trials=max_trials, seed=seed, space=space,
+                        **arguments)
 
 
 __all__ = ["ORACLES", "NASOracle", "RandomOracle", "RegularizedEvolutionOracle",

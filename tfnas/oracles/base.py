@@ -19,7 +19,7 @@ import numpy as np
 # KerasTuner's per-oracle locks, which its `synchronized` uses; not exported.
 from keras_tuner.src.engine import oracle as _KT_ORACLE
 
-from tfnas import distributed
+from tfnas import distributed, strategies
 from tfnas.architecture import BUDGET_PREFIX, Architecture
 from tfnas.oracles import halving as halving_module
 from tfnas.project import write_atomically
@@ -449,6 +449,7 @@ class NASOracle(kt.Oracle):
         return {"status": STOPPED, "values": None}
 
 
+@strategies.register("random", halving=True)
 class RandomOracle(NASOracle):
     """Random search: every trial samples each active decision uniformly.
 
@@ -458,3 +459,7 @@ class RandomOracle(NASOracle):
 
     def propose(self, rng):
         return self.random_proposal(rng)
+
+
+strategies.register("sha", RandomOracle, build=halving_module.with_halving,
+                    schedule=halving_module.schedule)

@@ -25,7 +25,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
-from tfnas import checkpoints
+from tfnas import checkpoints, strategies
 from tfnas.architecture import Architecture
 from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
 
@@ -238,6 +238,7 @@ def nearest_candidate(hp, candidates, value):
     return int(np.argmin([abs(hp.value_to_prob(c) - target) for c in candidates]))
 
 
+@strategies.register("controller", halving=True)
 class ControllerOracle(NASOracle):
     """Architecture search by an LSTM controller trained by policy gradient.
 
@@ -562,6 +563,7 @@ class _Checkpoint(keras.Model):
         self.built = True
 
 
+@strategies.register("ppo", halving=True)
 class PPOControllerOracle(ControllerOracle):
     """`ControllerOracle` trained by PPO (the `ppo` strategy)."""
 

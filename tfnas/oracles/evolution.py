@@ -1,10 +1,18 @@
 """Regularized (aging) evolution, Real et al. (2019), optionally with Pareto
 selection over several objectives."""
 
-from tfnas import pareto
+from tfnas import pareto, strategies
 from tfnas.oracles.base import RUNNING, NASOracle
 
 
+def evolution_budget(max_trials):
+    """A population of a third of the budget (at most 20, Real et al.'s
+    NAS-Bench setting) with tournaments of a third of the population."""
+    population = min(20, max(2, max_trials // 3))
+    return {"population_size": population, "sample_size": max(1, min(5, population // 3))}
+
+
+@strategies.register("evolution", budget=evolution_budget, halving=True)
 class RegularizedEvolutionOracle(NASOracle):
     """Regularized evolution: tournament selection, mutation, aging.
 

@@ -93,6 +93,21 @@ class SuccessiveHalving:
         return None
 
 
+def with_halving(cls, objective, max_trials, seed=None, space=None, max_epochs=9,
+                 halving=None, **kwargs):
+    """`cls` (an oracle) with successive halving, by default from 1 to
+    `max_epochs` epochs with eta 3 (the "sha" strategy)."""
+    halving = halving or SuccessiveHalving(min_epochs=1, max_epochs=max_epochs, eta=3)
+    return cls(objective=objective, max_trials=max_trials, seed=seed, halving=halving,
+               **kwargs)
+
+
+def schedule(min_epochs, max_epochs, eta):
+    """The `halving` argument for the CLI's `--min-epochs`, `--epochs`, `--eta`."""
+    return {"halving": SuccessiveHalving(min_epochs=min_epochs, max_epochs=max_epochs,
+                                         eta=eta)}
+
+
 def rung_of(trial):
     """The rung of a trial (0 for trials without budgets)."""
     return trial.hyperparameters.values.get(RUNG, 0)

@@ -2,9 +2,16 @@
 
 import numpy as np
 
+from tfnas import strategies
 from tfnas.oracles.base import RUNNING, NASOracle
 
 
+def local_budget(max_trials):
+    """Climbing starts after a tenth of the budget (at most 10) of random trials."""
+    return {"initial_trials": min(10, max(1, max_trials // 10))}
+
+
+@strategies.register("local", budget=local_budget, halving=True)
 class LocalSearchOracle(NASOracle):
     """Best-first hill climbing over one-decision neighbourhoods.
 

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 
+from tfnas import strategies
 from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
 
 ACQUISITIONS = ("its", "ucb")
@@ -30,6 +31,21 @@ def encode(hyperparameters, values):
     return np.asarray(features, dtype="float32")
 
 
+def predictor_budget(max_trials):
+    """Predictors take over after a fifth of the budget (at least 2, at most
+    10) of random trials."""
+    return {"initial_trials": min(10, max(2, max_trials // 5))}
+
+
+def _with_space_encoding(cls, objective, max_trials, seed=None, space=None, **kwargs):
+    # A cell space's path encoding, when it has one, beats the one-hot one.
+    if hasattr(space, "path_encoding"):
+        kwargs.setdefault("encoder", space.path_encoding)
+    return cls(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+
+
+@strategies.register("predictor", budget=predictor_budget, halving=True,
+                     build=_with_space_encoding)
 class PredictorOracle(NASOracle):
     """BANANAS-style search: an ensemble of neural predictors proposes.
 

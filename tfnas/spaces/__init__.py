@@ -8,6 +8,10 @@
 | nb201 | `NASBench201Space` | NAS-Bench-201 (Dong & Yang, 2020) |
 | macro | `NASBenchMacroSpace` | NAS-Bench-Macro (Su et al., 2021) |
 | mobile | `MobileSpace` | MnasNet's factorized hierarchical space (Tan et al., 2019) |
+
+A space of your own joins them with `register` (a class decorator): the CLI,
+`tfnas export`, `tfnas report` and `tfnas.rebuild` then rebuild it by name
+from a project's record.
 """
 
 from tfnas.spaces.base import SearchSpace
@@ -20,6 +24,43 @@ from tfnas.spaces.nbmacro import NASBenchMacroSpace
 
 SPACES = {cls.space_name: cls for cls in (
     MLPSpace, ChainSpace, CellSpace, NASBench201Space, NASBenchMacroSpace, MobileSpace)}
+
+
+def register(name_or_class=None, space_class=None):
+    """Registers a space class by name, so that records rebuild it.
+
+    `@register` uses the class's `space_name`; `@register("myspace")` or
+    `register("myspace", MySpace)` name it. The class must rebuild itself
+    from its `get_config()`: `MySpace(**space.get_config())` (as every
+    `SearchSpace` subclass that adds its own arguments to `get_config` does).
+
+    Returns:
+        The class (so that `register` works as a decorator).
+    """
+    def decorate(cls, name):
+        name = name or getattr(cls, "space_name", None)
+        if not isinstance(cls, type) or not callable(getattr(cls, "get_config", None)):
+            raise ValueError(
+                "Received an invalid value for `space_class`, expected a HyperModel class "
+                f"with `get_config`. Received: space_class={cls!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                "Received no name for the space: pass `register(name, cls)` or set the "
+                f"class attribute `space_name`. Received: name={name!r}")
+        known = SPACES.get(name)
+        if known is not None and known is not cls and known.__module__.startswith("tfnas."):
+            raise ValueError(f"Received the name of a built-in space, {name!r}; expected "
+                             f"another name. Received: name={name!r}")
+        if getattr(cls, "space_name", None) != name:
+            cls.space_name = name  # what the record and the CLI call it
+        SPACES[name] = cls
+        return cls
+
+    if isinstance(name_or_class, type):
+        return decorate(name_or_class, None)
+    if space_class is not None:
+        return decorate(space_class, name_or_class)
+    return lambda cls: decorate(cls, name_or_class)
 
 
 def get(name, input_shape, num_classes, **kwargs):
@@ -48,4 +89,4 @@ def name_of(space):
 
 
 __all__ = ["SearchSpace", "MLPSpace", "ChainSpace", "CellSpace", "NASBench201Space",
-           "NASBenchMacroSpace", "MobileSpace", "SPACES", "get", "name_of"]
+           "NASBenchMacroSpace", "MobileSpace", "SPACES", "get", "name_of", "register"]

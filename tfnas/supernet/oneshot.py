@@ -1,31 +1,16 @@
-"""One-shot training of a supernet: DARTS, GDAS, ProxylessNAS, SPOS.
+"""One-shot training of a supernet.
 
 `OneShotModel` wraps a supernet built by `build_supernet` and trains it with
-`fit` on pairs of batches `((x_train, y_train), (x_val, y_val))`:
-
-- "darts": bi-level (Liu et al., 2019): an architecture step on the
-  validation batch (Adam on the alphas), then a weight step on the training
-  batch. `second_order=True` uses the unrolled architecture gradient with the
-  paper's finite-difference Hessian-vector product.
-- "gdas": the same alternation with Gumbel-softmax sampling of one candidate
-  per decision (Dong & Yang, 2019); `TemperatureSchedule` anneals it.
-- "proxyless": weight steps on one sampled path, architecture steps on two
-  (Cai et al., 2019), plus `latency_weight` times the expected latency of the
-  mixed layers when a latency table is given.
-- "spos": weight steps on a uniformly sampled single path (Guo et al.,
-  2020); the architecture is searched afterwards (`OneShotTuner`).
-- "enas": weight steps on the single path set from outside (Pham et al.,
-  2018): the controller chooses it (`OneShotTuner`).
+`fit` on pairs of batches `((x_train, y_train), (x_val, y_val))`: before each
+weight step on the training batch, its strategy (`tfnas.supernet.strategies`:
+DARTS, GDAS, ProxylessNAS, SPOS, ENAS, or any registered one) takes its
+architecture step, e.g. DARTS's Adam step on the alphas on the validation
+batch (`architecture_step`, first or second order).
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-from tfnas.supernet.mixed import ARCHITECTURE_PHASE, WEIGHT_PHASE
-
-STRATEGY_MODES = {"darts": "darts", "darts2": "darts", "gdas": "gdas",
-                  "proxyless": "proxyless", "spos": "single_path", "enas": "single_path"}
 
 
 class OneShotModel(keras.Model):
@@ -34,10 +19,13 @@ class OneShotModel(keras.Model):
     Args:
         supernet: The model from `build_supernet`.
         builder: Its `SupernetBuilder` (the mixed layers by decision).
-        strategy: "darts", "gdas", "proxyless", "spos" or "enas".
+        strategy: A registered one-shot strategy name ("darts", "darts2",
+            "gdas", "proxyless", "spos", "enas", ...) or a
+            `tfnas.supernet.strategies.OneShotStrategy`.
         architecture_optimizer: Optimizer of the alphas; defaults to DARTS's
             Adam(3e-4, beta_1=0.5).
-        second_order: DARTS's unrolled (second-order) architecture gradient.
+        second_order: DARTS's unrolled (second-order) architecture gradient
+            (also on when the strategy asks for it, as "darts2" does).
         latency: Optional `{decision name: [ms per candidate]}` for the
             expected-latency term.
         latency_weight: Weight of the expected latency in the architecture
@@ -52,15 +40,13 @@ class OneShotModel(keras.Model):
     def __init__(self, supernet, builder, strategy="darts", architecture_optimizer=None,
                  second_order=False, latency=None, latency_weight=0.0, warmup_steps=0,
                  seed=None, **kwargs):
+        from tfnas.supernet import strategies  # imports this module
+
         super().__init__(**kwargs)
-        if strategy not in ("darts", "gdas", "proxyless", "spos", "enas"):
-            raise ValueError(
-                "Received an invalid value for `strategy`, expected 'darts', 'gdas', "
-                f"'proxyless', 'spos' or 'enas'. Received: strategy={strategy!r}")
+        self.strategy = strategies.resolve(strategy)
         self.supernet = supernet
         self.builder = builder
-        self.strategy = strategy
-        self.second_order = bool(second_order)
+        self.second_order = bool(second_order) or self.strategy.second_order
         self.architecture_optimizer = architecture_optimizer or keras.optimizers.Adam(
             3e-4, beta_1=0.5)
         if self.dtype_policy.name == "mixed_float16" and not isinstance(
@@ -115,15 +101,18 @@ class OneShotModel(keras.Model):
         predictions = self.supernet(x, training=training)
         return self.compute_loss(x=x, y=y, y_pred=predictions), predictions
 
-    def _set_phase(self, phase):
+    def set_phase(self, phase):
+        """Sets every mixed layer's phase (ProxylessNAS)."""
         for layer in self.decisions.values():
             layer.phase.assign(phase)
 
-    def _sample_paths(self):
+    def sample_paths(self):
+        """Points every mixed layer at a uniformly sampled candidate (SPOS)."""
         for layer in self.decisions.values():
             layer.index.assign(self._rng.uniform((), 0, len(layer.labels), dtype=tf.int32))
 
-    def _architecture_step(self, x_train, y_train, x_val, y_val):
+    def architecture_step(self, x_train, y_train, x_val, y_val):
+        """One optimizer step of the alphas on the validation batch (DARTS)."""
         weights, alphas = self._weights(), self.alphas
         if self.second_order:
             gradients = self._unrolled_gradients(x_train, y_train, x_val, y_val, weights)
@@ -181,14 +170,7 @@ class OneShotModel(keras.Model):
 
     def train_step(self, data):
         (x_train, y_train), (x_val, y_val) = data
-        if self.strategy == "spos":
-            self._sample_paths()
-        elif self.strategy != "enas":
-            if self.strategy == "proxyless":
-                self._set_phase(ARCHITECTURE_PHASE)
-            self._architecture_step(x_train, y_train, x_val, y_val)
-            if self.strategy == "proxyless":
-                self._set_phase(WEIGHT_PHASE)
+        self.strategy.architecture_step(self, x_train, y_train, x_val, y_val)
         weights = self._weights()
         with tf.GradientTape() as tape:
             loss, predictions = self._loss(x_train, y_train)
@@ -213,26 +195,6 @@ class OneShotModel(keras.Model):
         x, y = data
         loss, predictions = self._loss(x, y, training=False)
         return self._report(loss, y, predictions)
-
-
-class TemperatureSchedule(keras.callbacks.Callback):
-    """Anneals GDAS's Gumbel-softmax temperature linearly per epoch.
-
-    Args:
-        epochs: The number of epochs of the schedule.
-        start, end: Temperatures of the first and the last epoch (GDAS: 10
-            and 0.1).
-    """
-
-    def __init__(self, epochs, start=10.0, end=0.1):
-        super().__init__()
-        self.epochs, self.start, self.end = int(epochs), float(start), float(end)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        fraction = epoch / max(1, self.epochs - 1)
-        temperature = self.start + (self.end - self.start) * min(1.0, fraction)
-        for layer in self.model.decisions.values():
-            layer.set_temperature(temperature)
 
 
 class ProbabilityLog(keras.callbacks.Callback):

@@ -1,0 +1,100 @@
+"""Single paths through a trained supernet (SPOS, ENAS): set one, score one
+by the compiled metric of the objective, search over them with a
+multi-trial strategy."""
+
+import tempfile
+
+import keras
+import keras_tuner as kt
+
+from tfnas.architecture import Architecture
+from tfnas.supernet.oneshot import paired  # noqa: F401  (for the path strategies)
+
+CALIBRATION_EXAMPLES = 512
+
+
+def set_path(model, values):
+    """Points every single-path mixed layer of `model` (a `OneShotModel`) at
+    the candidate in `values` (the first one for a decision `values` leaves
+    inactive)."""
+    for name, layer in model.decisions.items():
+        options = model.builder.values[name]
+        layer.set_index(options.index(values[name]) if values.get(name) in options else 0)
+
+
+def calibration_batch(train):
+    """Inputs of one large batch of `train`, for batch-norm recalibration."""
+    return next(iter(train.unbatch().batch(CALIBRATION_EXAMPLES)))[0]
+
+
+def recalibrate(model, inputs):
+    """Batch-norm statistics of the current path, from one large batch."""
+    layers = [layer for layer in model._flatten_layers()
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(inputs, training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+
+
+def objective_metric(objective):
+    """`(compiled metric name, direction)` of a validation objective:
+    "val_accuracy" scores paths by the compiled "accuracy"."""
+    name = objective.name
+    return (name[len("val_"):] if name.startswith("val_") else name), objective.direction
+
+
+def score_path(tuner, model, values, validation, calibration=None):
+    """The supernet's score of the path `values` on `validation`: the
+    compiled metric that the tuner's objective names (batch norm
+    recalibrated on `calibration` inputs first, when given)."""
+    set_path(model, values)
+    if calibration is not None:
+        recalibrate(model.supernet, calibration)
+    results = model.evaluate(validation, verbose=0, return_dict=True)
+    metric, _ = objective_metric(tuner.oracle.objective)
+    if metric not in results:
+        raise ValueError(
+            f"Received an objective the supernet does not compute: "
+            f"objective={tuner.oracle.objective.name!r} names the metric {metric!r}, "
+            f"expected one of the space's compiled metrics {sorted(results)} "
+            "(with or without the 'val_' prefix). Pass another `objective`.")
+    return float(results[metric])
+
+
+def path_space(tuner, hyperparameters):
+    """The space's hyperparameters with the plain ones (not mixed in the
+    supernet) fixed to the values the supernet was built with, so that a
+    path search varies only what the supernet can evaluate."""
+    decisions = set(tuner.supernet_decisions)
+    fixed = kt.HyperParameters()
+    for hp in hyperparameters.space:
+        if hp.name not in decisions:
+            hp = kt.engine.hyperparameters.Fixed(
+                hp.name, tuner.fixed_values.get(hp.name, hp.default), conditions=hp.conditions)
+        fixed.merge([hp])
+    return fixed
+
+
+def search_paths(tuner, strategy, trials, score):
+    """Runs the multi-trial `strategy` over the supernet's paths, each scored
+    by `score(values)`, in the objective's direction; records every
+    evaluated path (`tuner.record_paths`) and returns the best one's values."""
+    from tfnas import oracles
+    from tfnas.bench.runner import LookupTuner
+
+    _, direction = objective_metric(tuner.oracle.objective)
+    oracle = oracles.get(strategy, kt.Objective("score", direction), trials, seed=tuner.seed)
+    with tempfile.TemporaryDirectory() as directory:
+        lookup = LookupTuner(oracle, tuner.hypermodel, score, signal_name="score",
+                             directory=directory)
+        oracle.hyperparameters = path_space(tuner, oracle.hyperparameters)
+        lookup.search()
+        best = oracle.get_best_trials(1)[0]
+        history = [{"trial": t.trial_id, "score": t.score,
+                    "architecture": Architecture.from_trial(t).values}
+                   for t in oracle.trials.values()]
+    tuner.record_paths(history)
+    return Architecture.from_trial(best).values
