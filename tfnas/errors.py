@@ -164,4 +164,5 @@ def search_stopped(error):
         f"the search stopped after {match['limit']} consecutive failures (failed "
         f"trials in a row); the last failed with "
         f"{root_cause(str(error)[match.end():])}. Finished trials are saved: fix "
-        "the cause, then run the same search again to resume it (or raise `max_consecutive_failed_trials`).")
+        "the cause, then run the same search again to resume it (or raise "
+        "`max_consecutive_failed_trials`).")
