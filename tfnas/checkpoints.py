@@ -6,7 +6,7 @@ up mid-write, HDF5 is left with a half-written file it can neither flush
 nor close, and the process crashes at exit (segmentation fault); a process
 killed mid-write leaves a corrupt checkpoint. Here the weights file is made
 in memory, in the same format, then written through a temporary file and a
-rename (`tfnas.project.write_bytes_atomically`).
+rename (`tfnas.atomic.write_bytes_atomically`).
 """
 
 import io
@@ -17,14 +17,14 @@ from keras.src.saving.saving_lib import H5IOStore, _save_state
 from keras_tuner.src import backend as kt_backend
 from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
-from tfnas import project
+from tfnas import atomic
 
 
 def save_weights_atomically(model, path):
     """Writes `model`'s weights to `path` (a `.weights.h5` file) atomically.
 
     Raises:
-        tfnas.project.DiskFullError: the disk is full; `path` keeps its
+        tfnas.atomic.DiskFullError: the disk is full; `path` keeps its
             previous content.
     """
     buffer = io.BytesIO()
@@ -34,7 +34,7 @@ def save_weights_atomically(model, path):
                     visited_saveables=set())
     finally:
         store.close()
-    project.write_bytes_atomically(path, buffer.getvalue())
+    atomic.write_bytes_atomically(path, buffer.getvalue())
 
 
 class AtomicSaveBestEpoch(SaveBestEpoch):

@@ -424,7 +424,7 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import distributed, project, spaces
+    from tfnas import atomic, distributed, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
@@ -483,7 +483,7 @@ def run_search(args):
                      epochs=args.epochs, verbose=0, shuffle=False)
         print(f"Worker {name}: the chief has no more trials.", flush=True)
         return 0
-    project.write_atomically(config_path, identity)
+    atomic.write_atomically(config_path, identity)
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
           f"{args.max_trials} trials of {args.epochs} epochs "

@@ -12,7 +12,7 @@ import warnings
 
 import tensorflow as tf
 
-from tfnas import errors, project
+from tfnas import atomic, errors, project
 from tfnas.architecture import Architecture
 
 FORMATS = ("saved_model", "keras", "tflite")
@@ -84,7 +84,7 @@ def export_model(model, record, path, formats=DEFAULT_FORMATS):
         written["keras"] = os.path.join(path, "model.keras")
         model.save(written["keras"])
     written["architecture"] = os.path.join(path, ARCHITECTURE_FILE)
-    project.write_atomically(written["architecture"], record)
+    atomic.write_atomically(written["architecture"], record)
     return written
 
 

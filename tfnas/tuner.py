@@ -27,7 +27,7 @@ from tfnas import objectives
 from tfnas import pareto
 from tfnas import oracles as oracles_module
 from tfnas import progress
-from tfnas import project
+from tfnas import atomic, project
 from tfnas import project_lock
 from tfnas import project_safety
 from tfnas import tensorboard as search_log
@@ -302,7 +302,7 @@ class NASTuner(kt.Tuner):
     def save(self):
         if not self._is_worker():
             self.oracle.save()
-        project.write_atomically(self._get_tuner_fname(), self.get_state())
+        atomic.write_atomically(self._get_tuner_fname(), self.get_state())
 
     # Searching.
 
@@ -472,7 +472,7 @@ class NASTuner(kt.Tuner):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=self.log_dir))
         kwargs["callbacks"] = callbacks
         trial_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}")
-        with project.fatal_when_disk_full(trial_dir):
+        with atomic.fatal_when_disk_full(trial_dir):
             return super().run_trial(trial, *args, **kwargs)
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
@@ -522,8 +522,8 @@ class NASTuner(kt.Tuner):
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))
         if self._reports_results():
-            project.write_atomically(self._get_build_config_fname(trial.trial_id),
-                                     model.get_build_config())
+            atomic.write_atomically(self._get_build_config_fname(trial.trial_id),
+                                    model.get_build_config())
         return metrics
 
     def _callbacks(self, callbacks):
@@ -709,5 +709,5 @@ class NASTuner(kt.Tuner):
         """
         from tfnas import export
 
-        with project.fatal_when_disk_full(path):
+        with atomic.fatal_when_disk_full(path):
             return export.export_best(self, path, formats=formats)

@@ -22,7 +22,8 @@ from keras_tuner.src.engine import oracle as _KT_ORACLE
 from tfnas import distributed
 from tfnas.architecture import BUDGET_PREFIX, Architecture
 from tfnas.oracles import halving as halving_module
-from tfnas.project import write_atomically
+from tfnas.atomic import write_atomically
+from tfnas.validation import check_positive_int
 
 RUNNING = kt.engine.trial.TrialStatus.RUNNING
 STOPPED = kt.engine.trial.TrialStatus.STOPPED
@@ -81,13 +82,8 @@ def synchronized(method):
 
 def check_max_trials(max_trials):
     """Raises a clear error unless `max_trials` is a positive integer (or None)."""
-    if max_trials is not None and (
-        isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
-    ):
-        raise ValueError(
-            "Received an invalid value for `max_trials`, expected a positive "
-            f"integer. Received: max_trials={max_trials!r}"
-        )
+    if max_trials is not None:
+        check_positive_int(max_trials, "max_trials")
 
 
 class NASOracle(kt.Oracle):

@@ -28,6 +28,7 @@ import tensorflow as tf
 from tfnas import checkpoints
 from tfnas.architecture import Architecture
 from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
+from tfnas.validation import check_positive_int
 
 ALGORITHMS = ("reinforce", "ppo")
 DEFAULT_BINS = 20
@@ -35,11 +36,12 @@ _NEG_INF = -1e9
 
 
 def _check_positive(name, value, integer=False):
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+    if integer:
+        check_positive_int(value, name)
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(
             f"Received an invalid value for `{name}`, expected a positive "
-            f"{'integer' if integer else 'number'}. Received: {name}={value!r}")
+            f"number. Received: {name}={value!r}")
 
 
 @keras.saving.register_keras_serializable(package="tfnas")

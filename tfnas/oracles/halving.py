@@ -17,6 +17,8 @@ Budgets travel in a trial's values under KerasTuner's Hyperband names, which
 
 import dataclasses
 
+from tfnas.validation import check_int
+
 EPOCHS = "tuner/epochs"
 INITIAL_EPOCH = "tuner/initial_epoch"
 PARENT = "tuner/trial_id"
@@ -40,11 +42,7 @@ class SuccessiveHalving:
 
     def __post_init__(self):
         for name, low in (("min_epochs", 1), ("eta", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"Received an invalid value for `{name}`, expected an integer "
-                    f">= {low}. Received: {name}={value!r}")
+            check_int(getattr(self, name), name, low)
         if not isinstance(self.max_epochs, int) or self.max_epochs < self.min_epochs:
             raise ValueError(
                 "Expected an integer `max_epochs` >= `min_epochs`. Received: "

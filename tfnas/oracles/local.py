@@ -3,6 +3,7 @@
 import numpy as np
 
 from tfnas.oracles.base import RUNNING, NASOracle
+from tfnas.validation import check_int
 
 
 class LocalSearchOracle(NASOracle):
@@ -23,13 +24,7 @@ class LocalSearchOracle(NASOracle):
 
     def __init__(self, objective=None, max_trials=100, initial_trials=10, seed=None,
                  **kwargs):
-        if isinstance(initial_trials, bool) or not isinstance(initial_trials, int) or (
-            initial_trials < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `initial_trials`, expected an "
-                f"integer >= 1. Received: initial_trials={initial_trials!r}"
-            )
+        check_int(initial_trials, "initial_trials", 1)
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
         self.initial_trials = initial_trials
         # Trials whose whole neighbourhood has been evaluated: a cache (it only

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
+from tfnas.validation import check_int
 
 ACQUISITIONS = ("its", "ucb")
 
@@ -72,10 +73,7 @@ class PredictorOracle(NASOracle):
                                  ("ensemble_size", ensemble_size, 2),
                                  ("num_candidates", num_candidates, 1),
                                  ("num_parents", num_parents, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"Received an invalid value for `{name}`, expected an "
-                    f"integer >= {low}. Received: {name}={value!r}")
+            check_int(value, name, low)
         if acquisition not in ACQUISITIONS:
             raise ValueError(
                 f"Received an invalid value for `acquisition`, expected one of "

@@ -23,7 +23,7 @@ from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
 from tfnas.bench.runner import LookupTuner
 from tfnas.oracles.base import RUNNING, STOPPED, NASOracle
-from tfnas.project import write_atomically
+from tfnas.atomic import write_atomically
 from tfnas.supernet import oneshot
 from tfnas.supernet.builder import build_supernet
 from tfnas.tuner import NASTuner, dtype_policy_scope
