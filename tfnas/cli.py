@@ -8,7 +8,7 @@ import tempfile
 import time
 import warnings
 
-from tfnas import errors
+from tfnas import errors, trials
 
 DEFAULT_DIRECTORY = "tfnas_projects"
 DEFAULT_ADDRESS = "127.0.0.1:8470"
@@ -484,7 +484,7 @@ def run_search(args):
         print(f"Worker {name}: the chief has no more trials.", flush=True)
         return 0
     atomic.write_atomically(config_path, identity)
-    done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+    done = sum(1 for t in tuner.oracle.trials.values() if t.status == trials.COMPLETED)
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
           f"{args.max_trials} trials of {args.epochs} epochs "
           f"({done} already completed) in {project_dir}", flush=True)
@@ -496,7 +496,7 @@ def run_search(args):
     tuner.search(data.train, validation_data=data.validation,
                  epochs=args.epochs, verbose=0, shuffle=False)
 
-    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == trials.COMPLETED]
     failed = tuner.get_failed_trials()
     if not best:
         print(f"No trial completed ({len(failed)} failed); see "

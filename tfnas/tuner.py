@@ -27,15 +27,17 @@ from tfnas import objectives
 from tfnas import pareto
 from tfnas import oracles as oracles_module
 from tfnas import progress
-from tfnas import atomic, project
+from tfnas import atomic
+from tfnas import project
 from tfnas import project_lock
 from tfnas import project_safety
+from tfnas import trials
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
 
 maybe_distribute = kt.engine.tuner.maybe_distribute
 
-COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
+COMPLETED = trials.COMPLETED
 
 
 class CandidateFailed(RuntimeError):
@@ -451,9 +453,9 @@ class NASTuner(kt.Tuner):
             self._write_experiment()
             # A KerasTuner worker's oracle client cannot list the trials:
             # only the trial's own session is logged there.
-            trials = getattr(self.oracle, "trials", None)
-            number = None if trials is None else sum(
-                1 for t in trials.values() if t.status not in ("RUNNING", "IDLE"))
+            known = getattr(self.oracle, "trials", None)
+            number = None if known is None else sum(
+                1 for t in known.values() if t.status not in (trials.RUNNING, trials.IDLE))
             best = [t for t in self.oracle.get_best_trials(1) if t.status == COMPLETED]
             scalars = getattr(self.oracle, "scalars", None)
             self._search_log.log_trial(finished, number, best[0] if best else None,
@@ -551,11 +553,11 @@ class NASTuner(kt.Tuner):
         one, as in KerasTuner's Hyperband.
         """
         values = trial.hyperparameters.values
-        if "tuner/epochs" not in values:
+        if trials.EPOCHS not in values:
             return
-        fit_kwargs["epochs"] = values["tuner/epochs"]
-        fit_kwargs["initial_epoch"] = values.get("tuner/initial_epoch", 0)
-        parent = values.get("tuner/trial_id")
+        fit_kwargs["epochs"] = values[trials.EPOCHS]
+        fit_kwargs["initial_epoch"] = values.get(trials.INITIAL_EPOCH, 0)
+        parent = values.get(trials.PARENT)
         if parent is None:
             return
         checkpoint = kt.Tuner._get_checkpoint_fname(self, parent)  # the reporter's
@@ -680,7 +682,7 @@ class NASTuner(kt.Tuner):
         return [
             trial
             for trial in self.oracle.trials.values()
-            if trial.status not in (COMPLETED, "RUNNING", "IDLE")
+            if trial.status not in (COMPLETED, trials.RUNNING, trials.IDLE)
         ]
 
     def results_summary(self, num_trials=10):

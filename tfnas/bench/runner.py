@@ -6,7 +6,7 @@ import tempfile
 
 import keras_tuner as kt
 
-from tfnas import objectives, oracles
+from tfnas import objectives, oracles, trials
 
 SIGNAL = "signal"
 
@@ -80,12 +80,9 @@ def run(oracle, table):
     with tempfile.TemporaryDirectory() as directory:
         LookupTuner(oracle, table.space, score, directory=directory).search()
     best_so_far, picks = [], []
-    best = None
-    better = (lambda a, b: a > b) if table.direction == "max" else (lambda a, b: a < b)
-    for trial_id in oracle.end_order:
-        trial = oracle.trials[trial_id]
-        if trial.status == "COMPLETED" and (best is None or better(trial.score, best.score)):
-            best = trial
+    ended = [oracle.trials[trial_id] for trial_id in oracle.end_order]
+    score = (lambda t: t.score if t.status == trials.COMPLETED else None)
+    for best in trials.running_best(ended, table.direction, score=score):
         if best is not None:
             values = best.hyperparameters.values
             picks.append(table.key(values))

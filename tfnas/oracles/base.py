@@ -20,14 +20,13 @@ import numpy as np
 from keras_tuner.src.engine import oracle as _KT_ORACLE
 
 from tfnas import distributed
-from tfnas.architecture import BUDGET_PREFIX, Architecture
+from tfnas import trials
+from tfnas.architecture import Architecture
 from tfnas.oracles import halving as halving_module
 from tfnas.atomic import write_atomically
 from tfnas.validation import check_positive_int
 
-RUNNING = kt.engine.trial.TrialStatus.RUNNING
-STOPPED = kt.engine.trial.TrialStatus.STOPPED
-COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
+from tfnas.trials import COMPLETED, RUNNING, STOPPED  # noqa: E402,F401 (re-exported)
 _MAX_ENUMERATED_VALUES = 64
 
 
@@ -51,8 +50,8 @@ def candidate_values(hp):
 def _decisions(values, names=None):
     """`values` without training-budget entries (`tuner/epochs`, ...), and
     only those in `names` when given."""
-    return {k: v for k, v in values.items()
-            if not k.startswith(BUDGET_PREFIX) and (names is None or k in names)}
+    return {k: v for k, v in trials.without_budget(values).items()
+            if names is None or k in names}
 
 
 class OracleStateError(RuntimeError):
@@ -146,7 +145,7 @@ class NASOracle(kt.Oracle):
         if self.halving is None:
             return self.propose(rng)
         promotion = self.halving.promotion(
-            list(self.trials.values()), self._all_completed(),
+            list(self.trials.values()), trials.completed_in_end_order(self),
             lambda t: Architecture.from_trial(t).hash, self.objective.direction == "max")
         if promotion is not None:
             return {"status": RUNNING, "values": promotion}
@@ -282,17 +281,20 @@ class NASOracle(kt.Oracle):
 
     # The trial history.
 
-    def _all_completed(self):
-        trials = (self.trials[trial_id] for trial_id in self.end_order)
-        return [t for t in trials if t.status == COMPLETED and t.score is not None]
+    @property
+    def learning_rung(self):
+        """The rung a strategy learns from: 0 with halving (the budget all
+        candidates share), None (every trial) without."""
+        return None if self.halving is None else 0
 
-    def completed_trials(self):
-        """Completed trials with a score, in the order they finished; with
-        halving, only first-rung trials (the budget all candidates share)."""
-        completed = self._all_completed()
-        if self.halving is not None:
-            completed = [t for t in completed if halving_module.rung_of(t) == 0]
-        return completed
+    def completed_trials(self, rung=None):
+        """Completed trials with a score, in the order they finished.
+
+        Args:
+            rung: Only the trials of this successive-halving rung, or None for
+                every rung. A strategy passes `self.learning_rung`.
+        """
+        return trials.completed_in_end_order(self, rung)
 
     def get_best_trials(self, num_trials=1):
         """The best completed trials, best first, then the others (as
@@ -302,27 +304,20 @@ class NASOracle(kt.Oracle):
         trial that ended first ranks first, so the ranking is the same after
         a reload, which reads the trials back in directory order.
         """
-        ended = set(self.end_order)
-        in_end_order = [self.trials[trial_id] for trial_id in self.end_order] + [
-            t for t in self.trials.values() if t.trial_id not in ended]
-        ranked = sorted((t for t in in_end_order if t.status == COMPLETED),
-                        key=lambda t: t.score,
-                        reverse=self.objective.direction == "max")  # stable: ties keep end order
+        in_end_order = trials.in_end_order(self)
+        ranked = trials.ranked((t for t in in_end_order if t.status == COMPLETED),
+                               self.objective.direction)
         if len(ranked) < num_trials:
             ranked += [t for t in in_end_order if t.status != COMPLETED]
         return ranked[:num_trials]
 
     def is_better(self, score, other):
         """Whether `score` beats `other` under the objective's direction."""
-        return score > other if self.objective.direction == "max" else score < other
+        return trials.is_better(score, other, self.objective.direction)
 
-    def best_of(self, trials):
-        """The best of `trials`; the earliest wins a tie."""
-        best = trials[0]
-        for trial in trials[1:]:
-            if self.is_better(trial.score, best.score):
-                best = trial
-        return best
+    def best_of(self, candidates):
+        """The best of `candidates`; the earliest wins a tie."""
+        return trials.best_of(candidates, self.objective.direction)
 
     # Architectures.
 
@@ -425,10 +420,10 @@ class NASOracle(kt.Oracle):
             if names != self._seen_names:
                 count, seen = 0, set()
             # Trials are only ever added (in order), so hash just the new ones.
-            trials = list(self.trials.values())
+            known = list(self.trials.values())
             seen.update(Architecture(_decisions(Architecture.from_trial(t).values, names)).hash
-                        for t in trials[count:])
-            self._seen, self._seen_names = (len(trials), seen), names
+                        for t in known[count:])
+            self._seen, self._seen_names = (len(known), seen), names
         return Architecture(_decisions(values, names)).hash not in seen
 
     def random_proposal(self, rng):

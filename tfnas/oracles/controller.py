@@ -454,7 +454,8 @@ class ControllerOracle(NASOracle):
         if not self.hyperparameters.space:
             return  # no decision to learn yet
         learned = set(self.learned)
-        pending = [t for t in self.completed_trials() if t.trial_id not in learned]
+        pending = [t for t in self.completed_trials(self.learning_rung)
+                   if t.trial_id not in learned]
         while len(pending) >= self.batch_size:
             batch, pending = pending[: self.batch_size], pending[self.batch_size:]
             self._update(batch)

@@ -59,7 +59,7 @@ class RegularizedEvolutionOracle(NASOracle):
 
     def population(self):
         """The current population: the most recently completed trials."""
-        return self.completed_trials()[-self.population_size:]
+        return self.completed_trials(self.learning_rung)[-self.population_size:]
 
     def propose(self, rng):
         population = self.population()

@@ -17,12 +17,9 @@ Budgets travel in a trial's values under KerasTuner's Hyperband names, which
 
 import dataclasses
 
+from tfnas import trials
+from tfnas.trials import EPOCHS, INITIAL_EPOCH, PARENT, RUNG, rung_of  # noqa: F401
 from tfnas.validation import check_int
-
-EPOCHS = "tuner/epochs"
-INITIAL_EPOCH = "tuner/initial_epoch"
-PARENT = "tuner/trial_id"
-RUNG = "tuner/rung"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,18 +76,12 @@ class SuccessiveHalving:
         for rung in range(len(budgets) - 2, -1, -1):
             at_rung = sorted((t for t in completed if rung_of(t) == rung),
                              key=lambda t: int(t.trial_id))
-            ranked = sorted(at_rung, key=lambda t: t.score, reverse=maximize)
+            ranked = trials.ranked(at_rung, "max" if maximize else "min")
             for parent in ranked[:len(at_rung) // self.eta]:
                 if (architecture_key(parent), rung + 1) in reached:
                     continue
-                values = {k: v for k, v in parent.hyperparameters.values.items()
-                          if not k.startswith("tuner/")}
+                values = trials.without_budget(parent.hyperparameters.values)
                 values.update({EPOCHS: budgets[rung + 1], INITIAL_EPOCH: budgets[rung],
                                PARENT: parent.trial_id, RUNG: rung + 1})
                 return values
         return None
-
-
-def rung_of(trial):
-    """The rung of a trial (0 for trials without budgets)."""
-    return trial.hyperparameters.values.get(RUNG, 0)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from tfnas import trials
 from tfnas.oracles.base import RUNNING, NASOracle
 from tfnas.validation import check_int
 
@@ -32,11 +33,10 @@ class LocalSearchOracle(NASOracle):
         self._exhausted = set()
 
     def propose(self, rng):
-        completed = self.completed_trials()
+        completed = self.completed_trials(self.learning_rung)
         if len(self.start_order) < self.initial_trials or not completed:
             return self.random_proposal(rng)
-        reverse = self.objective.direction == "max"
-        ranked = sorted(completed, key=lambda t: t.score, reverse=reverse)
+        ranked = trials.ranked(completed, self.objective.direction)
         # One generator per incumbent, so that skipping cached incumbents does
         # not change the proposals (a restarted search has an empty cache).
         base = int(rng.integers(2**31))

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 
+from tfnas import trials
 from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
 from tfnas.validation import check_int
 
@@ -143,11 +144,10 @@ class PredictorOracle(NASOracle):
         return predictions.mean(axis=0), predictions.std(axis=0)
 
     def propose(self, rng):
-        completed = self.completed_trials()
+        completed = self.completed_trials(self.learning_rung)
         if len(self.start_order) < self.initial_trials or len(completed) < 2:
             return self.random_proposal(rng)
-        ranked = sorted(completed, key=lambda t: t.score,
-                        reverse=self.objective.direction == "max")
+        ranked = trials.ranked(completed, self.objective.direction)
         candidates = self._candidates(ranked[:self.num_parents], rng)
         if not candidates:
             return self.random_proposal(rng)
