@@ -51,19 +51,17 @@ def count_flops(model):
     if specs is None:
         return None
     try:
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2_as_graph,
-        )
+        from tfnas import compat
 
         concrete = _forward_function(model).get_concrete_function(*specs)
-        frozen, _ = convert_variables_to_constants_v2_as_graph(concrete)
+        graph = compat.freeze_to_graph(concrete)
         builder = tf.compat.v1.profiler.ProfileOptionBuilder
         options = builder(builder.float_operation()).with_empty_output().build()
         tf_logger = tf.get_logger()
         level = tf_logger.level
         tf_logger.setLevel("ERROR")  # the v1 profiler logs deprecation notices
         try:
-            profile = tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
+            profile = tf.compat.v1.profiler.profile(graph=graph, options=options)
         finally:
             tf_logger.setLevel(level)
         return int(profile.total_float_ops)

@@ -28,6 +28,7 @@ from tfnas import pareto
 from tfnas import oracles as oracles_module
 from tfnas import progress
 from tfnas import atomic
+from tfnas import compat
 from tfnas import project
 from tfnas import project_lock
 from tfnas import project_safety
@@ -260,7 +261,7 @@ class NASTuner(kt.Tuner):
             **kwargs,
         )
         if self.role == "worker":
-            client = distributed.WorkerOracleClient(self.oracle._oracle)
+            client = distributed.WorkerOracleClient(compat.wrapped_oracle(self.oracle))
             client.multi_worker = self.oracle.multi_worker
             client.should_report = self.oracle.should_report
             self.oracle = client
@@ -540,8 +541,9 @@ class NASTuner(kt.Tuner):
         checkpoints.make_atomic(callbacks)  # a full disk or a kill leaves no half file
         batch_hooks_unused = (type(self).on_batch_begin is kt.Tuner.on_batch_begin
                               and type(self).on_batch_end is kt.Tuner.on_batch_end)
+        tuner_callback = compat.tuner_callback_class()
         for callback in callbacks:
-            if batch_hooks_unused and type(callback).__name__ == "TunerCallback":
+            if batch_hooks_unused and isinstance(callback, tuner_callback):
                 callback.async_safe = True
         return callbacks + [StopOnNonFiniteLoss()]
 

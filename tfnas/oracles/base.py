@@ -16,11 +16,8 @@ import time
 
 import keras_tuner as kt
 import numpy as np
-# KerasTuner's per-oracle locks, which its `synchronized` uses; not exported.
-from keras_tuner.src.engine import oracle as _KT_ORACLE
-
 from tfnas import distributed
-from tfnas import trials
+from tfnas import compat, trials
 from tfnas.architecture import Architecture
 from tfnas.oracles import halving as halving_module
 from tfnas.atomic import write_atomically
@@ -66,15 +63,16 @@ def synchronized(method):
     """
     @functools.wraps(method)
     def wrapped(oracle, *args, **kwargs):
+        locks, threads = compat.oracle_lock_tables()
         thread = threading.current_thread().name
-        if _KT_ORACLE.THREADS[oracle] == thread:
+        if threads[oracle] == thread:
             return method(oracle, *args, **kwargs)
-        with _KT_ORACLE.LOCKS[oracle]:
-            _KT_ORACLE.THREADS[oracle] = thread
+        with locks[oracle]:
+            threads[oracle] = thread
             try:
                 return method(oracle, *args, **kwargs)
             finally:
-                _KT_ORACLE.THREADS[oracle] = None
+                threads[oracle] = None
 
     return wrapped
 
@@ -189,8 +187,7 @@ class NASOracle(kt.Oracle):
             # A trial handed back after a reload (see `reload`) comes through
             # KerasTuner's early return, which skips its display: record the
             # start there too, or the display's `on_trial_end` raises KeyError.
-            # (`Display.trial_start` is KerasTuner's; it has no public check.)
-            if trial.trial_id not in self._display.trial_start:
+            if not compat.display_has_started(self, trial.trial_id):
                 self._display.on_trial_begin(trial)  # a no-op when verbose=0
         self.busy_seconds += time.perf_counter() - start
         return trial
@@ -265,7 +262,7 @@ class NASOracle(kt.Oracle):
         # KerasTuner's reload appends the running trials to the retry queue;
         # give them back to their workers instead (see the class docstring).
         for tuner_id, trial_id in state.get("ongoing_trials", {}).items():
-            queue = self._retry_queue
+            queue = compat.retry_queue(self)
             if trial_id in queue:
                 del queue[len(queue) - 1 - queue[::-1].index(trial_id)]
             self.ongoing_trials[tuner_id] = self.trials[trial_id]
