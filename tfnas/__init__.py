@@ -19,6 +19,7 @@ _EXPORTS = {
     "repeat": "tfnas.decisions",
     "NASTuner": "tfnas.tuner",
     "CandidateFailed": "tfnas.tuner",
+    "DistributedOptions": "tfnas.secure_channel",
     "load_data": "tfnas.data",
     "rebuild": "tfnas.export",
     "spaces": "tfnas.spaces",

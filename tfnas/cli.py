@@ -47,6 +47,16 @@ def _non_negative_int(text):
     return value
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
+
+
 def _space_argument(text):
     """KEY=VALUE, the value parsed as JSON when it is JSON (3, 0.5, [16, 32])."""
     key, sep, raw = text.partition("=")
@@ -141,7 +151,8 @@ def build_parser():
     parallel = search.add_argument_group(
         "distributed search",
         "KerasTuner's chief/worker mode: the chief holds the strategy, workers train. "
-        "The gRPC channel is unauthenticated: keep it on 127.0.0.1 or a trusted network.")
+        "Without --tls-cert and a token the gRPC channel is unauthenticated: keep it on "
+        "127.0.0.1 or a trusted network.")
     roles = parallel.add_mutually_exclusive_group()
     roles.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                        help="run a chief and N worker processes on this machine, "
@@ -157,6 +168,21 @@ def build_parser():
                                "free port with --workers)")
     parallel.add_argument("--max-restarts", type=int, default=3,
                           help="with --workers: restarts allowed per process")
+    parallel.add_argument("--lease", type=_positive_float, default=120.0, metavar="SECONDS",
+                          help="a running trial whose worker is silent this long goes to "
+                               "another worker (workers report every epoch and every 10 s)")
+    parallel.add_argument("--connect-timeout", type=_positive_float, default=60.0,
+                          metavar="SECONDS", help="how long a worker waits for the chief")
+    parallel.add_argument("--tls-cert", default=None, metavar="PEM",
+                          help="the chief's TLS certificate (workers trust it as "
+                               "self-signed unless --tls-ca is given)")
+    parallel.add_argument("--tls-key", default=None, metavar="PEM",
+                          help="the chief's TLS private key")
+    parallel.add_argument("--tls-ca", default=None, metavar="PEM",
+                          help="the CA certificate workers verify the chief's with")
+    parallel.add_argument("--token-file", default=None, metavar="PATH",
+                          help="a file holding the token that workers must present "
+                               "(or set TFNAS_TOKEN); never printed")
 
     bench = commands.add_parser(
         "bench",
@@ -396,6 +422,23 @@ def _check_directory(directory):
             "expected a writable folder. Pass another --directory.") from error
 
 
+def _distributed_options(args, identity):
+    """Lease, timeouts, TLS and token of a distributed search; a TLS or token
+    file that cannot be read fails before any work."""
+    from tfnas.secure_channel import DistributedOptions
+
+    options = DistributedOptions.from_environment(
+        lease_seconds=args.lease, connect_timeout=args.connect_timeout,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
+        token_file=args.token_file, identity=identity)
+    if args.workers or args.chief or args.worker:
+        options.check_files()
+    if (args.workers or args.chief) and options.tls_cert and not options.tls_key:
+        raise ValueError(f"--tls-cert {options.tls_cert} needs --tls-key: the chief serves "
+                         "TLS with its certificate and private key.")
+    return options
+
+
 def run_search(args):
     from tfnas import project_lock, project_safety
 
@@ -404,6 +447,8 @@ def run_search(args):
     if not args.worker:  # workers share their chief's project
         project_lock.check_free(project_dir)
     role = None if args.workers else _set_role(args)
+    if args.workers:
+        _distributed_options(args, None)
     if args.strategy in ONE_SHOT_STRATEGIES and (args.workers or role):
         raise ValueError(f"--strategy {args.strategy} trains one supernet in one process: "
                          "it takes no --workers, --chief or --worker.")
@@ -429,6 +474,8 @@ def run_search(args):
     from tfnas.tuner import NASTuner
 
     args.space_args = dict(args.space_arg)
+    options = _distributed_options(
+        args, {name: getattr(args, name) for name in IDENTITY_ARGUMENTS})
     project_name = _project_name(args)
     _check_directory(args.directory)
     if role == "worker":
@@ -471,6 +518,7 @@ def run_search(args):
             latency_predictor=predictor,
             progress="always" if args.progress else False,  # despite search(verbose=0)
             distribution_strategy=strategy,
+            distributed_options=options,
         )
     if role is not None:
         name = os.environ[distributed.TUNER_ID]
@@ -489,8 +537,8 @@ def run_search(args):
           f"{args.max_trials} trials of {args.epochs} epochs "
           f"({done} already completed) in {project_dir}", flush=True)
     if role == distributed.CHIEF:
-        print(f"Chief listening on {address} (unauthenticated gRPC: keep it on a "
-              "trusted network)", flush=True)
+        print(f"Chief listening on {address} ({options.describe()}); lease "
+              f"{options.lease_seconds:g} s", flush=True)
 
     # shuffle=False: the training dataset shuffles itself every epoch.
     tuner.search(data.train, validation_data=data.validation,

@@ -14,18 +14,25 @@ This module fixes what KerasTuner's own chief and workers lack:
 - `check_environment` refuses half-set variables with a clear error;
 - `serve` runs the chief's gRPC server on the given address and returns
   as soon as the last worker is done (KerasTuner polls every 20 seconds and
-  never stops its server);
-- `WorkerOracleClient` waits with a growing pause while the oracle answers
-  IDLE (KerasTuner's workers ask again at once, in a busy loop), and carries
-  a failed trial's reason to the chief inside the trial's values, since the
-  Trial message over gRPC has no field for it.
+  never stops its server), with leases on the running trials (a worker that
+  dies for good loses its trial to another; see `tfnas.leases`), and TLS
+  and a shared token when configured (`tfnas.secure_channel`);
+- `WorkerOracleClient` checks that the chief answers and searches with the
+  same arguments, keeps its trial's lease while it trains, waits with a
+  growing pause while the oracle answers IDLE (KerasTuner's workers ask
+  again at once, in a busy loop), and carries a failed trial's reason to
+  the chief inside the trial's values, since the Trial message over gRPC
+  has no field for it.
 
-The gRPC channel is unauthenticated and unencrypted: keep the chief on
-127.0.0.1 or on a trusted private network.
+Without TLS and a token the gRPC channel is unauthenticated and
+unencrypted: keep the chief on 127.0.0.1 or on a trusted private network.
 """
 
+import dataclasses
+import json
 import os
 import socket
+import threading
 import time
 from concurrent import futures
 
@@ -34,6 +41,9 @@ import keras_tuner as kt
 from keras_tuner.src import protos
 from keras_tuner.src.distribute import oracle_chief, oracle_client
 from keras_tuner.src.engine import conditions
+
+from tfnas import leases
+from tfnas import secure_channel
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
@@ -44,6 +54,8 @@ CHIEF = "chief"
 FAILURE_MESSAGE = "tfnas/failure_message"
 MAX_MESSAGE_CHARACTERS = 8000
 IDLE = kt.engine.trial.TrialStatus.IDLE
+RUNNING = kt.engine.trial.TrialStatus.RUNNING
+STOPPED = kt.engine.trial.TrialStatus.STOPPED
 
 
 def _condition_to_proto(condition):
@@ -183,11 +195,13 @@ def free_port(host="127.0.0.1"):
         return probe.getsockname()[1]
 
 
-def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None):
+def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None, options=None):
     """Serves `oracle` to the workers until the search is over.
 
     The search is over when the oracle has told a worker to stop and no
-    trial is running and every worker has been told to stop.
+    trial is running and every worker has been told to stop. A worker
+    silent for longer than the lease loses its trial to another worker and
+    is no longer waited for (see `tfnas.leases`).
 
     Args:
         oracle: The chief's oracle.
@@ -196,18 +210,29 @@ def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None):
         poll_seconds: How often to check whether the search is over.
         on_trial_end: Called with the id of each trial that ends, in the
             order they end (from this thread, not the server's).
+        options: A `tfnas.secure_channel.DistributedOptions` (lease, TLS,
+            token, the search's identity); defaults to the environment's.
 
     Raises:
-        OSError: when the address cannot be bound (e.g. already in use).
+        OSError: when the address cannot be bound (e.g. already in use), or
+            a TLS or token file cannot be read.
     """
     if address is None:
         address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
+    if options is None:
+        options = secure_channel.DistributedOptions.from_environment()
+    credentials = options.server_credentials()
+    token = options.read_token()
+    interceptors = [secure_channel.ServerAuthentication(token)] if token is not None else []
     # One thread, as in KerasTuner: the oracle handles one request at a time.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), interceptors=interceptors)
+    servicer = leases.LeasingServicer(oracle, options.lease_seconds, options.identity)
+    servicer.add_to_server(server)
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as error:  # some grpc versions raise on a failed bind
         bound, reason = 0, f" ({error})"
     else:
@@ -227,6 +252,7 @@ def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None):
     try:
         while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
             time.sleep(poll_seconds)
+            servicer.expire()
             report_ended()
         report_ended()
     finally:
@@ -234,31 +260,168 @@ def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None):
 
 
 class WorkerOracleClient(oracle_client.OracleClient):
-    """KerasTuner's worker-side oracle proxy, patient and with failure reasons.
+    """KerasTuner's worker-side oracle proxy, patient, checked and leased.
+
+    Unlike KerasTuner's client, it:
+
+    - opens its own channel (TLS and the shared token when `options` say
+      so) and sends its name with every request;
+    - says hello to the chief first, waiting at most `connect_timeout`
+      seconds for it, and is refused when its search arguments
+      (`options.identity`) differ from the chief's;
+    - keeps its lease (`report_progress` on its trial each epoch, and a
+      keep-alive thread every few seconds, for long epochs and between
+      trials), and learns from the chief when its trial was given to
+      another worker;
+    - waits with a growing pause while the oracle answers IDLE (KerasTuner's
+      workers ask again at once, in a busy loop);
+    - carries a failed trial's reason to the chief inside the trial's
+      values, since the Trial message over gRPC has no field for it.
 
     Args:
         oracle: The worker's local oracle (its objective and max_trials are
             read locally, as in KerasTuner).
         min_wait, max_wait: Seconds to wait after an IDLE answer; the wait
             doubles with each consecutive IDLE, up to `max_wait`.
+        options: A `tfnas.secure_channel.DistributedOptions`; defaults to
+            the environment's.
+
+    Raises:
+        ConnectionError: when no chief answers within `connect_timeout`, or
+            the TLS handshake fails.
+        PermissionError: when the chief refuses the token.
+        ValueError: when the chief searches with other arguments.
     """
 
-    def __init__(self, oracle, min_wait=0.05, max_wait=2.0):
-        super().__init__(oracle)
+    def __init__(self, oracle, min_wait=0.05, max_wait=2.0, options=None):
+        self._oracle = oracle
+        self.options = options or secure_channel.DistributedOptions.from_environment()
+        self.address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
+        self.tuner_id = os.environ[TUNER_ID]
+        self._channel = secure_channel.client_channel(self.address, self.options,
+                                                      lambda: self.tuner_id)
+        self.stub = protos.get_service_grpc().OracleStub(self._channel)
+        self.multi_worker = False
+        self.should_report = True
         self.min_wait = min_wait
         self.max_wait = max_wait
         self._wait = min_wait
+        self.lease_seconds = None
+        self._keepalive = None
+        self._trial_id = None  # the trial this worker trains
+        self.lost_trials = set()  # trials the chief gave to another worker
+        self._hello()
+
+    def _hello(self):
+        hello = self._channel.unary_unary(leases.HELLO, request_serializer=leases.encode,
+                                          response_deserializer=leases.decode)
+        request = {"tuner_id": self.tuner_id, "identity": self.options.identity}
+        timeout = self.options.connect_timeout
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectionError(
+                    f"No chief answered at {self.address} within {timeout:g} s "
+                    f"(connect_timeout, --connect-timeout). Start the chief first, check "
+                    f"the address, and that both use TLS or neither (last error: {last}).")
+            try:
+                answer = hello(request, timeout=min(remaining, 10.0))
+                break
+            except grpc.RpcError as error:
+                code, last = error.code(), error.details()
+                if code == grpc.StatusCode.UNAUTHENTICATED:
+                    raise PermissionError(f"The chief at {self.address} refused this "
+                                          f"worker: {last}") from None
+                if code == grpc.StatusCode.UNIMPLEMENTED:  # KerasTuner's own chief
+                    return
+                if self.options.uses_tls and "handshake" in (last or "").lower():
+                    raise ConnectionError(
+                        f"The TLS handshake with the chief at {self.address} failed: the "
+                        "chief's certificate is not signed by the CA given as --tls-ca "
+                        f"(tls_ca), or the chief does not use TLS ({last}).") from None
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        if answer.get("differences"):
+            raise ValueError(
+                f"The chief at {self.address} searches with other arguments than this "
+                f"worker: {'; '.join(answer['differences'])}. Start the worker with the "
+                "chief's arguments.")
+        self.lease_seconds = answer.get("lease_seconds")
+        if self.lease_seconds:
+            self._start_keepalive()
 
     def create_trial(self, tuner_id):
+        self.tuner_id = tuner_id  # the name its later reports are sent under
+        self._trial_id = None
         trial = super().create_trial(tuner_id)
         if trial.status == IDLE:
             time.sleep(self._wait)
             self._wait = min(2 * self._wait, self.max_wait)
         else:
             self._wait = self.min_wait
+        if trial.status == RUNNING:
+            self._trial_id = trial.trial_id
+        elif trial.status == STOPPED:
+            self._stop_keepalive()  # this worker's search is over
         return trial
 
+    def report_progress(self, trial_id, step=0):
+        """Renews the lease of `trial_id`; False when the chief gave the
+        trial to another worker (stop training it)."""
+        if not self.should_report or trial_id in self.lost_trials:
+            return trial_id not in self.lost_trials
+        try:
+            response = self.stub.UpdateTrial(
+                protos.get_service().UpdateTrialRequest(trial_id=trial_id, metrics={},
+                                                        step=int(step)),
+                timeout=self.options.connect_timeout)
+        except grpc.RpcError:
+            return True  # the chief may be restarting: the next report tells
+        if response.trial.status == kt.engine.trial.TrialStatus.to_proto(STOPPED):
+            if trial_id not in self.lost_trials:
+                self.lost_trials.add(trial_id)
+                print(f"Worker {self.tuner_id}: the chief gave trial {trial_id} to another "
+                      "worker (this one was silent past the lease); moving on.", flush=True)
+            return False
+        return True
+
+    def _start_keepalive(self):
+        """Reports every `keepalive_seconds` (at most a quarter of the lease)
+        for as long as this worker takes part in the search: on its trial
+        while it trains one, with a plain keep-alive between trials."""
+        interval = min(self.options.keepalive_seconds, self.lease_seconds / 4)
+        stop = threading.Event()
+        keep_alive = self._channel.unary_unary(leases.KEEP_ALIVE,
+                                               request_serializer=leases.encode,
+                                               response_deserializer=leases.decode)
+
+        def run():
+            while not stop.wait(interval):
+                trial_id = self._trial_id
+                if not self.should_report:
+                    continue
+                if trial_id is not None:
+                    self.report_progress(trial_id)
+                    continue
+                try:
+                    keep_alive({}, timeout=self.options.connect_timeout)
+                except grpc.RpcError:
+                    pass  # the chief may be restarting
+
+        thread = threading.Thread(target=run, daemon=True, name="tfnas-keepalive")
+        thread.start()
+        self._keepalive = (stop, thread)
+
+    def _stop_keepalive(self):
+        if self._keepalive is not None:
+            stop, thread = self._keepalive
+            stop.set()
+            thread.join(5.0)
+            self._keepalive = None
+
     def end_trial(self, trial):
+        self._trial_id = None
         values = trial.hyperparameters.values
         if trial.message:
             values[FAILURE_MESSAGE] = str(trial.message)[-MAX_MESSAGE_CHARACTERS:]
@@ -266,6 +429,29 @@ class WorkerOracleClient(oracle_client.OracleClient):
             super().end_trial(trial)
         finally:
             values.pop(FAILURE_MESSAGE, None)
+
+
+def resolve_options(options, hypermodel, oracle):
+    """`options` (default: the environment's) with an identity: when none is
+    given, the space's name and configuration, the objective and the
+    strategy's class, which a worker must share with its chief."""
+    from tfnas import project
+
+    options = options or secure_channel.DistributedOptions.from_environment()
+    if not isinstance(options, secure_channel.DistributedOptions):
+        raise TypeError("Received an invalid value for `distributed_options`, expected a "
+                        "tfnas.DistributedOptions or None. Received: "
+                        f"distributed_options={options!r}")
+    if options.identity is not None:
+        return options
+    identity = {"space": project.space_record(hypermodel),
+                "objective": str(getattr(oracle.objective, "name", oracle.objective)),
+                "strategy": type(oracle).__name__}
+    # Sent as JSON: a value JSON cannot hold is compared by its type only
+    # (its repr may hold a memory address, which differs between processes).
+    identity = json.loads(json.dumps(identity, sort_keys=True,
+                                     default=lambda value: f"<{type(value).__name__}>"))
+    return dataclasses.replace(options, identity=identity)
 
 
 def take_failure_message(trial):

@@ -9,7 +9,12 @@ listens, starts the workers (`--worker worker<i>`), and watches them:
 - a chief killed by a signal is started again on the same project
   directory: it reloads the finished trials and the strategy's state, keeps
   the running trials with their workers, and the workers reconnect to it;
-- when the chief exits, the workers it has not stopped yet are stopped.
+- when the chief exits, the workers it has not stopped yet are stopped;
+- a worker that has used up its restarts loses its trial to another worker
+  when its lease runs out (`--lease`);
+- the TLS and token options are passed on to every process; without a
+  token, the launcher makes a random one (in `TFNAS_TOKEN` of its
+  processes), so that only they can use the chief's port.
 
 The chief prints one line per finished trial; the workers print none.
 
@@ -17,13 +22,14 @@ Each process may be restarted `max_restarts` times.
 """
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 
-from tfnas import distributed
+from tfnas import distributed, secure_channel
 
 
 def _describe_exit(code):
@@ -88,6 +94,10 @@ class Launcher:
         base = dict(os.environ if environment is None else environment)
         for name in (distributed.TUNER_ID, distributed.ORACLE_IP, distributed.ORACLE_PORT):
             base.pop(name, None)
+        if not (base.get(secure_channel.TOKEN_ENV) or base.get(secure_channel.TOKEN_FILE_ENV)
+                or any(a.split("=", 1)[0] == "--token-file" for a in search_argv)):
+            # Only this launcher's processes can use the chief's port.
+            base[secure_channel.TOKEN_ENV] = secrets.token_urlsafe(32)
         command = [sys.executable, "-m", "tfnas", "search", *search_argv,
                    "--address", self.address]
         self.chief = _Process(

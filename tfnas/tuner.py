@@ -165,6 +165,11 @@ class NASTuner(kt.Tuner):
             and TPUs. Defaults to the global policy when the tuner is created
             (KerasTuner's `clear_session` before each build would otherwise
             reset it to float32).
+        distributed_options: A `tfnas.DistributedOptions` for a distributed
+            search: the lease on running trials, the workers' connection
+            timeout, TLS and the shared token, and the search's identity
+            that workers must share with the chief. Defaults to the
+            environment's (`TFNAS_TOKEN`, `TFNAS_TLS_CERT`, ...).
         **kwargs: Other `keras_tuner.Tuner` arguments: `directory`,
             `project_name`, `overwrite`, `executions_per_trial`, ...
     """
@@ -190,6 +195,7 @@ class NASTuner(kt.Tuner):
         tune_new_entries=True,
         allow_new_entries=True,
         max_retries_per_trial=0,
+        distributed_options=None,
         **kwargs,
     ):
         if hypermodel is None and type(self).run_trial is NASTuner.run_trial:
@@ -260,8 +266,11 @@ class NASTuner(kt.Tuner):
             overwrite=False,  # done safely above
             **kwargs,
         )
+        self.distributed_options = distributed.resolve_options(
+            distributed_options, self.hypermodel, oracle)
         if self.role == "worker":
-            client = distributed.WorkerOracleClient(compat.wrapped_oracle(self.oracle))
+            client = distributed.WorkerOracleClient(compat.wrapped_oracle(self.oracle),
+                                                    options=self.distributed_options)
             client.multi_worker = self.oracle.multi_worker
             client.should_report = self.oracle.should_report
             self.oracle = client
@@ -333,7 +342,8 @@ class NASTuner(kt.Tuner):
             report = oracles_module.base.synchronized(
                 lambda oracle, trial_id: self._report_trial(oracle.trials[trial_id]))
             distributed.serve(self.oracle,
-                              on_trial_end=lambda trial_id: report(self.oracle, trial_id))
+                              on_trial_end=lambda trial_id: report(self.oracle, trial_id),
+                              options=self.distributed_options)
             self.on_search_end()
             return None
         try:
@@ -439,6 +449,12 @@ class NASTuner(kt.Tuner):
         if names != self._logged_decisions:
             self._search_log.write_experiment(hyperparameters)
             self._logged_decisions = names
+
+    def on_epoch_end(self, trial, model, epoch, logs=None):
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        keep_lease = getattr(self.oracle, "report_progress", None)  # a worker's client
+        if keep_lease is not None and not keep_lease(trial.trial_id, epoch):
+            model.stop_training = True  # the chief gave the trial to another worker
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)

@@ -2,7 +2,9 @@
 # A chief and two workers of `search.py` on this machine, started by hand
 # with KerasTuner's environment variables (what `tfnas search --workers 2`
 # does for you). On several machines, give the chief's private address to
-# KERASTUNER_ORACLE_IP instead of 127.0.0.1: the gRPC channel is
+# KERASTUNER_ORACLE_IP instead of 127.0.0.1, and protect the channel with
+# TFNAS_TLS_CERT/TFNAS_TLS_KEY (chief), TFNAS_TLS_CA (workers) and a shared
+# TFNAS_TOKEN_FILE or TFNAS_TOKEN (all): without them the gRPC channel is
 # unauthenticated, so keep it on a trusted network.
 #
 #   bash examples/distributed/local_cluster.sh [search.py arguments...]
