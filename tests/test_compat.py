@@ -153,3 +153,57 @@ def test_wrapped_oracle_of_a_keras_tuner_client(tmp_path):
 def test_missing_private_is_a_clear_error():
     with pytest.raises(compat.CompatibilityError, match=r"`keras_tuner.src.engine.oracle.Nope`"):
         compat._private("keras_tuner.src.engine.oracle", "Nope", "a test")
+
+
+def test_quiet_condition_protos_converts_as_keras_tuner_without_printing(capsys):
+    from keras_tuner.src.engine import conditions
+
+    original = conditions.Parent.to_proto
+    kinds = [["a", "b"], [True], [1, 2], [0.5]]
+    try:
+        expected = [original(conditions.Parent("p", values)) for values in kinds]
+        capsys.readouterr()
+        compat.quiet_condition_protos()
+        compat.quiet_condition_protos()  # idempotent
+        got = [conditions.Parent("p", values).to_proto() for values in kinds]
+    finally:
+        conditions.Parent.to_proto = original
+    assert got == expected
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.slow
+def test_importing_distributed_patches_nothing():
+    import subprocess
+    import sys
+
+    code = ("from keras_tuner.src.engine import conditions\n"
+            "before = conditions.Parent.to_proto\n"
+            "import tfnas.distributed, tfnas.tuner\n"
+            "assert conditions.Parent.to_proto is before, 'patched on import'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_keras_tuner_distributed_modules_have_what_tfnas_extends():
+    protos = compat.keras_tuner_module("protos")
+    chief = compat.keras_tuner_module("distribute.oracle_chief")
+    client = compat.keras_tuner_module("distribute.oracle_client")
+    assert callable(protos.get_service_grpc().add_OracleServicer_to_server)
+    assert callable(protos.get_service().EndTrialResponse)
+    assert callable(chief.exit_chief)
+    for name in ("EndTrial", "UpdateTrial", "CreateTrial"):
+        assert callable(getattr(chief.OracleServicer, name))
+    for name in ("create_trial", "end_trial", "update_trial"):
+        assert callable(getattr(client.OracleClient, name))
+    with pytest.raises(compat.CompatibilityError, match="keras_tuner.src.nope"):
+        compat.keras_tuner_module("nope")
+
+
+def test_keras_trainer_internals_tfnas_replaces():
+    tree, trainer = compat.keras_trainer_internals()
+    assert callable(tree.map_structure)
+    assert callable(trainer.reduce_per_replica)
+    assert callable(trainer._collective_all_reduce_multi_worker)
+    assert callable(trainer.TensorFlowTrainer._maybe_symbolic_build)

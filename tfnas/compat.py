@@ -9,8 +9,10 @@ versions and the way out. `tests/test_compat.py` holds one canary test per
 symbol, which fails when upstream changes what tfnas relies on.
 """
 
+import contextlib
 import importlib
 import re
+import threading
 
 import keras
 import keras_tuner as kt
@@ -82,6 +84,21 @@ def _attribute(owner, name, why):
 
 # KerasTuner.
 
+def keras_tuner_module(name):
+    """KerasTuner's private module `keras_tuner.src.<name>` (e.g. "protos",
+    "distribute.oracle_chief"): its gRPC chief and client, which tfnas's
+    distributed search extends. Only a missing module is an error here, so
+    that `import tfnas` works with any keras-tuner; patches check versions."""
+    module = f"keras_tuner.src.{name}"
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise CompatibilityError(
+            f"tfnas needs `{module}` (KerasTuner's distributed search), which "
+            f"keras-tuner=={kt.__version__} does not have. tfnas was tested with "
+            f"{_tested_range('keras-tuner')}; install one of those versions.") from error
+
+
 def oracle_lock_tables():
     """KerasTuner's per-oracle `LOCKS` and `THREADS` (keyed by oracle), which
     its `synchronized` uses; tfnas's own `synchronized` shares them so that a
@@ -89,6 +106,51 @@ def oracle_lock_tables():
     module = "keras_tuner.src.engine.oracle"
     why = "to share KerasTuner's per-oracle lock"
     return _private(module, "LOCKS", why), _private(module, "THREADS", why)
+
+
+@contextlib.contextmanager
+def oracle_lock(oracle):
+    """Holds KerasTuner's lock of `oracle`, re-entrant as its `synchronized`
+    (a thread that holds it already goes on), and releases it on any exit."""
+    locks, threads = oracle_lock_tables()
+    thread = threading.current_thread().name
+    if threads[oracle] == thread:
+        yield
+        return
+    with locks[oracle]:
+        threads[oracle] = thread
+        try:
+            yield
+        finally:
+            threads[oracle] = None
+
+
+def _condition_to_proto(condition):
+    """`conditions.Parent.to_proto` without the debugging `print` of
+    KerasTuner 1.4 (one line per conditional decision per gRPC message)."""
+    proto = keras_tuner_module("protos").get_proto()
+    first = condition.values[0]
+    if isinstance(first, str):
+        kind = "string_value"
+    elif isinstance(first, bool):
+        kind = "boolean_value"
+    elif isinstance(first, int):
+        kind = "int_value"
+    else:
+        kind = "float_value"
+    return proto.Condition(parent=proto.Condition.Parent(
+        name=condition.name,
+        values=[proto.Value(**{kind: value}) for value in condition.values]))
+
+
+def quiet_condition_protos():
+    """Replaces KerasTuner's `conditions.Parent.to_proto`, which prints every
+    conditional decision of every gRPC message, by the same conversion
+    without the print. Called by the chief and the workers of a distributed
+    search (it changes the class for the whole process); idempotent."""
+    parent = _private("keras_tuner.src.engine.conditions", "Parent",
+                      "to silence its debugging print in distributed search")
+    parent.to_proto = _condition_to_proto
 
 
 def retry_queue(oracle):
@@ -141,6 +203,21 @@ def keras_weights_writer():
     why = "to write a weights file in memory, then atomically"
     return (_private(module, "H5IOStore", why, "keras"),
             _private(module, "_save_state", why, "keras"))
+
+
+def keras_trainer_internals():
+    """Keras's `(tree, backend.tensorflow.trainer)` modules, whose multi-worker
+    reduction and symbolic build `tfnas.distributed.use_multi_worker_keras`
+    replaces (tensorflow/tensorflow#72388)."""
+    check_version("keras")
+    try:
+        return (importlib.import_module("keras.src.tree"),
+                importlib.import_module("keras.src.backend.tensorflow.trainer"))
+    except ImportError as error:
+        raise CompatibilityError(
+            f"tfnas needs `keras.src.tree` and `keras.src.backend.tensorflow.trainer` "
+            f"for multi-worker training, which keras=={keras.__version__} does not "
+            f"have. tfnas was tested with {_tested_range('keras')}.") from error
 
 
 # TensorFlow.

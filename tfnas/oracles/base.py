@@ -11,12 +11,10 @@ persists, so a restarted search continues where it stopped.
 import functools
 import json
 import os
-import threading
 import time
 
 import keras_tuner as kt
 import numpy as np
-from tfnas import distributed
 from tfnas import compat, trials
 from tfnas.architecture import Architecture
 from tfnas.oracles import halving as halving_module
@@ -63,16 +61,8 @@ def synchronized(method):
     """
     @functools.wraps(method)
     def wrapped(oracle, *args, **kwargs):
-        locks, threads = compat.oracle_lock_tables()
-        thread = threading.current_thread().name
-        if threads[oracle] == thread:
+        with compat.oracle_lock(oracle):
             return method(oracle, *args, **kwargs)
-        with locks[oracle]:
-            threads[oracle] = thread
-            try:
-                return method(oracle, *args, **kwargs)
-            finally:
-                threads[oracle] = None
 
     return wrapped
 
@@ -101,8 +91,8 @@ class NASOracle(kt.Oracle):
     retry, so the next worker to ask runs a trial that its owner is still
     training, and it is evaluated twice), and a restarted worker gets its
     trial back under its name; a second report of a trial that has already
-    ended is ignored; a failed trial's reason sent by a worker
-    (`tfnas.distributed.WorkerOracleClient`) is kept as its message.
+    ended is ignored. (A failed trial's reason sent by a worker is moved to
+    its message by the chief's servicer, `tfnas.leases`.)
 
     A subclass implements `propose(rng)`, returning a `populate_space`
     response for a new architecture. With `halving`, every new architecture
@@ -223,7 +213,6 @@ class NASOracle(kt.Oracle):
         return trial
 
     def _end_trial(self, trial):
-        distributed.take_failure_message(trial)
         if trial.trial_id in self.end_order:
             # E.g. a worker that lost the chief reports again after a restart.
             self._release(trial.trial_id)
