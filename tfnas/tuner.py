@@ -21,6 +21,7 @@ from tfnas import checkpoints
 from tfnas import distributed
 from tfnas import errors
 from tfnas import estimation
+from tfnas import gc_scope
 from tfnas import integrity
 from tfnas import latency
 from tfnas import objectives
@@ -347,7 +348,8 @@ class NASTuner(kt.Tuner):
             self.on_search_end()
             return None
         try:
-            return super().search(*fit_args, **fit_kwargs)
+            with gc_scope.SearchCollections() as self._collections:
+                return super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:
             stopped = errors.search_stopped(error)
             if stopped is None:
@@ -397,6 +399,10 @@ class NASTuner(kt.Tuner):
             )
 
     def _build_hypermodel(self, hp):
+        # KerasTuner's `_try_build` calls this right after its collections.
+        collections = getattr(self, "_collections", None)
+        if collections is not None:
+            collections.set_aside()
         with dtype_policy_scope(self.dtype_policy):  # clear_session has reset it
             return super()._build_hypermodel(hp)
 
