@@ -598,7 +598,7 @@ def run_latency_table(args):
     from tfnas import data as data_module
     from tfnas import spaces
     from tfnas.latency import LatencyTable
-    from tfnas.testing.spaces import sample_architectures
+    from tfnas.sampling import sample_architectures
 
     data = data_module.load_data(args.dataset, data_dir=args.data_dir)
     space = spaces.get(args.space, data.input_shape, data.num_classes, **dict(args.space_arg))

@@ -15,38 +15,14 @@ import time
 
 import keras_tuner as kt
 import numpy as np
-from tfnas import compat, trials
+
+from tfnas import compat, moves, trials
 from tfnas.architecture import Architecture
-from tfnas.oracles import halving as halving_module
 from tfnas.atomic import write_atomically
+from tfnas.moves import candidate_values  # noqa: F401 (re-exported)
+from tfnas.oracles import halving as halving_module
+from tfnas.trials import COMPLETED, RUNNING, STOPPED  # noqa: F401 (re-exported)
 from tfnas.validation import check_positive_int
-
-from tfnas.trials import COMPLETED, RUNNING, STOPPED  # noqa: E402,F401 (re-exported)
-_MAX_ENUMERATED_VALUES = 64
-
-
-def candidate_values(hp):
-    """The values a hyperparameter can take, or None if there are too many."""
-    if isinstance(hp, kt.engine.hyperparameters.Choice):
-        return list(hp.values)
-    if isinstance(hp, kt.engine.hyperparameters.Boolean):
-        return [False, True]
-    if isinstance(hp, kt.engine.hyperparameters.Fixed):
-        return [hp.value]
-    if isinstance(hp, kt.engine.hyperparameters.Int):
-        step = hp.step or 1
-        if hp.sampling == "linear" and (hp.max_value - hp.min_value) // step < (
-            _MAX_ENUMERATED_VALUES
-        ):
-            return list(range(hp.min_value, hp.max_value + 1, step))
-    return None
-
-
-def _decisions(values, names=None):
-    """`values` without training-budget entries (`tuner/epochs`, ...), and
-    only those in `names` when given."""
-    return {k: v for k, v in trials.without_budget(values).items()
-            if names is None or k in names}
 
 
 class OracleStateError(RuntimeError):
@@ -125,20 +101,30 @@ class NASOracle(kt.Oracle):
         self.busy_seconds = 0.0  # time spent in create_trial and end_trial
 
     def propose(self, rng):
-        """A `populate_space` response for a new architecture."""
+        """A `populate_space` response for a new architecture.
+
+        The response may also hold `"remember"`: what the strategy needs to
+        keep about this proposal (e.g. the controller's sampling
+        probability), handed to `remember(trial_id, value)` once the trial
+        has its id.
+        """
         raise NotImplementedError
+
+    def remember(self, trial_id, value):
+        """Keeps what `propose` returned under `"remember"` for `trial_id`."""
 
     def populate_space(self, trial_id):
         rng = self._next_rng()
-        if self.halving is None:
-            return self.propose(rng)
-        promotion = self.halving.promotion(
-            list(self.trials.values()), trials.completed_in_end_order(self),
-            lambda t: Architecture.from_trial(t).hash, self.objective.direction == "max")
-        if promotion is not None:
-            return {"status": RUNNING, "values": promotion}
+        if self.halving is not None:
+            promotion = self.halving.promotion(
+                list(self.trials.values()), trials.completed_in_end_order(self),
+                lambda t: Architecture.from_trial(t).hash, self.objective.direction == "max")
+            if promotion is not None:
+                return {"status": RUNNING, "values": promotion}
         response = self.propose(rng)
-        if response["status"] == RUNNING:
+        if "remember" in response:
+            self.remember(trial_id, response.pop("remember"))
+        if self.halving is not None and response["status"] == RUNNING:
             response["values"] = {**response["values"], **self.halving.first_rung()}
         return response
 
@@ -308,93 +294,31 @@ class NASOracle(kt.Oracle):
     # Architectures.
 
     def _fill(self, values, rng, resample=()):
-        """Active decisions only: keeps `values` where active and valid,
-        samples decisions that are active but unset (or in `resample`)."""
-        hps = kt.HyperParameters()
-        for hp in self.hyperparameters.space:
-            hps.merge([hp])
-            if not hps.is_active(hp):
-                continue
-            current = values.get(hp.name)
-            allowed = candidate_values(hp)
-            if hp.name in resample or current is None or (
-                allowed is not None and current not in allowed
-            ):
-                current = hp.random_sample(int(rng.integers(2**31)))
-            hps.values[hp.name] = current
-        return Architecture(hps.values).values
+        """`tfnas.moves.fill` over this oracle's space."""
+        return moves.fill(self.hyperparameters.space, values, rng, resample)
 
     def random_architecture(self, rng):
         """Random values for the active decisions."""
-        return self._fill({}, rng)
-
-    def _alternatives(self, name, value, rng):
-        hp = next(h for h in self.hyperparameters.space if h.name == name)
-        allowed = candidate_values(hp)
-        if allowed is None:  # a continuous or huge range: a few fresh samples
-            allowed = [hp.random_sample(int(rng.integers(2**31))) for _ in range(4)]
-        return [v for v in allowed if v != value]
+        return moves.random_architecture(self.hyperparameters.space, rng)
 
     def enumerate_architectures(self, limit=100_000):
         """Every architecture of the space, or None if there are more than
         `limit` (or a decision has too many values to enumerate)."""
-        space = list(self.hyperparameters.space)
-        results = []
-
-        def extend(index, hps):
-            if len(results) > limit:
-                return
-            if index == len(space):
-                results.append(Architecture(hps.values).values)
-                return
-            hp = space[index]
-            hps.merge([hp])
-            if not hps.is_active(hp):
-                extend(index + 1, hps)
-                return
-            allowed = candidate_values(hp)
-            if allowed is None:
-                results.extend([None] * (limit + 1))
-                return
-            for value in allowed:
-                branch = hps.copy()
-                branch.values[hp.name] = value
-                extend(index + 1, branch)
-
-        extend(0, kt.HyperParameters())
-        return None if len(results) > limit else results
+        return moves.enumerate_architectures(self.hyperparameters.space, limit)
 
     def _space_names(self):
         return {hp.name for hp in self.hyperparameters.space}
 
     def mutate(self, values, rng):
-        """Changes one active decision to another value, then samples the
-        decisions that become active and drops those that become inactive.
-        Values of hyperparameters outside the oracle's space (kept at their
-        defaults with `tune_new_entries=False`) are dropped.
-
-        Returns None when no decision can change.
-        """
-        values = _decisions(values, self._space_names())
-        names = [name for name, value in values.items()
-                 if self._alternatives(name, value, rng)]
-        if not names:
-            return None
-        name = names[int(rng.integers(len(names)))]
-        alternatives = self._alternatives(name, values[name], rng)
-        child = dict(values)
-        child[name] = alternatives[int(rng.integers(len(alternatives)))]
-        return self._fill(child, rng)
+        """`tfnas.moves.mutate` over this oracle's space: one active decision
+        changes; values outside the space (hyperparameters kept at their
+        defaults with `tune_new_entries=False`) are dropped. None when no
+        decision can change."""
+        return moves.mutate(self.hyperparameters.space, values, rng)
 
     def neighbours(self, values, rng):
         """Every architecture one decision away from `values`, shuffled."""
-        values = _decisions(values, self._space_names())
-        result = []
-        for name, value in values.items():
-            for alternative in self._alternatives(name, value, rng):
-                result.append(self._fill({**values, name: alternative}, rng))
-        order = rng.permutation(len(result))
-        return [result[i] for i in order]
+        return moves.neighbours(self.hyperparameters.space, values, rng)
 
     def is_new(self, values):
         """Whether no trial of this search has this architecture yet
@@ -407,10 +331,10 @@ class NASOracle(kt.Oracle):
                 count, seen = 0, set()
             # Trials are only ever added (in order), so hash just the new ones.
             known = list(self.trials.values())
-            seen.update(Architecture(_decisions(Architecture.from_trial(t).values, names)).hash
+            seen.update(Architecture(moves.decisions(Architecture.from_trial(t).values, names)).hash
                         for t in known[count:])
             self._seen, self._seen_names = (len(known), seen), names
-        return Architecture(_decisions(values, names)).hash not in seen
+        return Architecture(moves.decisions(values, names)).hash not in seen
 
     def random_proposal(self, rng):
         """A RUNNING response with new random values, or STOPPED when the

@@ -21,7 +21,7 @@ from tfnas import oracles
 from tfnas import project_lock
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
-from tfnas.bench.runner import LookupTuner
+from tfnas.lookup import LookupTuner
 from tfnas.oracles.base import RUNNING, STOPPED, NASOracle
 from tfnas.atomic import write_atomically
 from tfnas.supernet import oneshot
