@@ -239,6 +239,33 @@ def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None, options=Non
         server.stop(grace=2).wait()
 
 
+def run_chief(tuner):
+    """A chief's `search`: serves `tuner`'s oracle until the search is over.
+
+    KerasTuner's chief server polls every 20 s and never stops; this one
+    stops when the search is over, and reports each trial as it ends (the
+    tuner's progress line and search log) under the oracle's lock.
+    """
+    tuner.on_search_begin()
+    tuner.save()
+
+    def report(trial_id):
+        with compat.oracle_lock(tuner.oracle):
+            tuner._report_trial(tuner.oracle.trials[trial_id])
+
+    serve(tuner.oracle, on_trial_end=report, options=tuner.distributed_options)
+    tuner.on_search_end()
+
+
+def worker_oracle(oracle, options):
+    """A worker's oracle: KerasTuner's worker client (in `oracle`, as
+    KerasTuner's tuner makes it) replaced by a `WorkerOracleClient`."""
+    client = WorkerOracleClient(compat.wrapped_oracle(oracle), options=options)
+    client.multi_worker = oracle.multi_worker
+    client.should_report = oracle.should_report
+    return client
+
+
 class WorkerOracleClient(oracle_client.OracleClient):
     """KerasTuner's worker-side oracle proxy, patient, checked and leased.
 

@@ -270,11 +270,7 @@ class NASTuner(kt.Tuner):
         self.distributed_options = distributed.resolve_options(
             distributed_options, self.hypermodel, oracle)
         if self.role == "worker":
-            client = distributed.WorkerOracleClient(compat.wrapped_oracle(self.oracle),
-                                                    options=self.distributed_options)
-            client.multi_worker = self.oracle.multi_worker
-            client.should_report = self.oracle.should_report
-            self.oracle = client
+            self.oracle = distributed.worker_oracle(self.oracle, self.distributed_options)
         self.measure_latency = measure_latency
         self.latency_batch_size = latency_batch_size
         self.latency_repeats = latency_repeats
@@ -337,16 +333,7 @@ class NASTuner(kt.Tuner):
         if self._trains_with_model_fit():
             self._check_data(fit_args, fit_kwargs)
         if self.role == distributed.CHIEF:
-            # KerasTuner's chief server polls every 20 s and never stops.
-            self.on_search_begin()
-            self.save()
-            report = oracles_module.base.synchronized(
-                lambda oracle, trial_id: self._report_trial(oracle.trials[trial_id]))
-            distributed.serve(self.oracle,
-                              on_trial_end=lambda trial_id: report(self.oracle, trial_id),
-                              options=self.distributed_options)
-            self.on_search_end()
-            return None
+            return distributed.run_chief(self)
         try:
             with gc_scope.SearchCollections() as self._collections:
                 return super().search(*fit_args, **fit_kwargs)
