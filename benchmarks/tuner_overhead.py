@@ -6,7 +6,8 @@ KerasTuner `RandomSearch` of that many trials (its `clear_session` and
 `gc.collect`, best-epoch checkpoint, trial and oracle JSON), and as a
 NASTuner search (the same, plus params/FLOPs/latency and the project
 record), with and without the cost measurements. The variants run
-interleaved, `--repeats` times each; the table reports medians and the
+interleaved (each repeat in a rotated order), `--repeats` times each; the
+table reports medians and the
 median of the per-repeat ratios to the plain fits and to KerasTuner.
 
 Usage: python benchmarks/tuner_overhead.py [--repeats 3] [--epochs 1] [--trials 3]
@@ -110,9 +111,11 @@ def main():
     for run in variants.values():  # warm-up: first tracing, imports
         run()
     times = {name: [] for name in variants}
+    names = list(variants)
     for repeat in range(args.repeats):
-        for name, run in variants.items():
-            times[name].append(run())
+        # Each repeat starts with another variant: none always follows the same one.
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            times[name].append(variants[name]())
         print(f"repeat {repeat + 1}/{args.repeats}: "
               + ", ".join(f"{n}={t[-1]:.2f}s" for n, t in times.items()), flush=True)
 

@@ -11,18 +11,14 @@ import tfnas
 from tfnas import gc_scope
 
 
-def test_search_collections_set_aside_once_then_return_objects():
+def test_search_collections_set_aside_then_return_objects():
     assert gc.get_freeze_count() == 0
-    with gc_scope.SearchCollections() as collections:
-        assert gc.get_freeze_count() == 0  # nothing before the first collection
-        collections.set_aside()
+    with gc_scope.SearchCollections():
         frozen = gc.get_freeze_count()
         assert frozen > 0
         keep = [object() for _ in range(10)]
-        collections.set_aside()  # once per search
-        assert gc.get_freeze_count() == frozen
-        with gc_scope.SearchCollections() as inner:  # nested: the outer one owns it
-            inner.set_aside()
+        with gc_scope.SearchCollections():  # nested: the outer one owns it
+            assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == frozen and keep
     assert gc.get_freeze_count() == 0
 
@@ -50,5 +46,5 @@ def test_each_trials_model_is_collected_before_the_next_is_built(tmp_path, digit
     # Keras models hold reference cycles: only a collection frees them.
     # The first build discovers the space (before the search).
     assert alive_at_build == [[], [False], [False, False], [False, False, False]]
-    assert frozen_at_build == [False, True, True, True]
+    assert frozen_at_build == [False, True, True, True]  # from the search's beginning
     assert gc.get_freeze_count() == 0

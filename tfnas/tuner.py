@@ -335,7 +335,7 @@ class NASTuner(kt.Tuner):
         if self.role == distributed.CHIEF:
             return distributed.run_chief(self)
         try:
-            with gc_scope.SearchCollections() as self._collections:
+            with gc_scope.SearchCollections():
                 return super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:
             stopped = errors.search_stopped(error)
@@ -386,10 +386,6 @@ class NASTuner(kt.Tuner):
             )
 
     def _build_hypermodel(self, hp):
-        # KerasTuner's `_try_build` calls this right after its collections.
-        collections = getattr(self, "_collections", None)
-        if collections is not None:
-            collections.set_aside()
         with dtype_policy_scope(self.dtype_policy):  # clear_session has reset it
             return super()._build_hypermodel(hp)
 
@@ -634,11 +630,12 @@ class NASTuner(kt.Tuner):
 
     def _costs(self, model, hp):
         costs = {"params": float(estimation.count_params(model))}
+        forward = estimation.forward_function(model)  # traced once for both
         if self.latency_predictor is not None:
             values = Architecture.from_hyperparameters(hp).values
             costs[latency.PREDICTED_LATENCY] = float(self.latency_predictor(values))
         if self.count_flops:
-            flops = estimation.count_flops(model)
+            flops = estimation.count_flops(model, forward=forward)
             if flops is not None:
                 costs["flops"] = float(flops)
         if self.measure_latency:
@@ -646,6 +643,7 @@ class NASTuner(kt.Tuner):
                 model,
                 batch_size=self.latency_batch_size,
                 repeats=self.latency_repeats,
+                forward=forward,
             )
             if measured is not None:
                 costs["latency_ms"] = measured
