@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.moves import candidate_values
-from tfnas.validation import check_positive_int
+from tfnas.validation import check_positive_int, is_integer
 
 DEFAULT_BINS = 20
 _NEG_INF = -1e9
@@ -54,7 +54,7 @@ class PolicyNetwork(keras.layers.Layer):
                  seed=None, **kwargs):
         super().__init__(**kwargs)
         counts = list(choice_counts)
-        if not counts or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+        if not counts or any(not is_integer(c) or c < 1
                              for c in counts):
             raise ValueError(
                 "Received an invalid value for `choice_counts`, expected a "

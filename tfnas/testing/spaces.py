@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from tfnas.architecture import Architecture
+from tfnas.validation import is_integer
 from tfnas.sampling import sample_architectures  # noqa: F401 (re-exported)
 
 
@@ -44,7 +45,7 @@ def check_space(space, num_architectures=8, seed=0, batch_size=2):
         A `SpaceReport`.
     """
     size = space.size()
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if not is_integer(size) or size < 1:
         raise AssertionError(f"size() must be a positive int. Received: {size!r}")
     config = space.get_config()
     if type(space)(**config).get_config() != config:
