@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 
 from tfnas import trials
-from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
+from tfnas.moves import candidate_values
+from tfnas.oracles.base import RUNNING, NASOracle
 from tfnas.validation import check_int
 
 ACQUISITIONS = ("its", "ucb")
