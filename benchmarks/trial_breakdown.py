@@ -44,9 +44,10 @@ PARTS = {
     "FLOPs count": [("tfnas/estimation.py", "count_flops")],
     "latency measurement": [("tfnas/estimation.py", "measure_latency")],
     "params count": [("tfnas/estimation.py", "count_params")],
-    "oracle: create and end trials (JSON state included)": [
+    "oracle: create trial": [
         ("keras_tuner/src/engine/oracle.py", "create_trial"),
-        ("tfnas/oracles/hardening.py", "create_trial"),
+        ("tfnas/oracles/hardening.py", "create_trial")],
+    "oracle: end trial (its JSON state included)": [
         ("keras_tuner/src/engine/oracle.py", "end_trial"),
         ("tfnas/oracles/hardening.py", "end_trial")],
     "tuner state and trial JSON (save, on_trial_end)": [
@@ -59,7 +60,7 @@ INSIDE = {
     "model.fit (training, validation)": [
         "best-epoch checkpoint", "TensorBoard callback (in fit)"],
     "tuner state and trial JSON (save, on_trial_end)": [
-        "oracle: create and end trials (JSON state included)",
+        "oracle: end trial (its JSON state included)",
         "search log (TensorBoard, after each trial)"],
 }
 
