@@ -40,7 +40,7 @@ import threading
 import time
 
 import report
-from tfnas import distributed, project
+from tfnas import distributed
 
 SEARCH = [sys.executable, "-m", "tfnas", "search", "--space", "mlp", "--space-arg",
           "units=[16,32,64]", "--dataset", "digits", "--strategy", "random",
@@ -176,8 +176,8 @@ def launcher_worker_out_of_restarts(directory):
               "--max-restarts", "0", "--lease", "10")
     project_dir = os.path.join(directory, "p")
     try:
-        trial = _wait_for(lambda: ((_state(project_dir) or {}).get("ongoing_trials") or {})
-                          .get("worker0"))
+        _wait_for(lambda: ((_state(project_dir) or {}).get("ongoing_trials") or {})
+                  .get("worker0"))
         pid = next((int(line.split("(pid ")[1].rstrip(")")) for _, line in run.lines
                     if "started worker0 (pid" in line), None)
         killed = time.monotonic()

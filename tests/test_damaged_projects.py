@@ -225,8 +225,7 @@ def test_latency_table_with_missing_keys_is_named(tmp_path, capsys):
     ({"name": "mlp", "config": {"input_shape": [64], "num_classes": 10, "colour": 1}},
      "space 'mlp' cannot be built with the recorded arguments"),
 ])
-def test_unknown_space_or_key_in_a_project_record_is_named(sandbox, capsys, space,
-                                                            expected):
+def test_unknown_space_or_key_in_a_project_record_is_named(sandbox, capsys, space, expected):
     record = sandbox / "projects" / "p" / "tfnas_project.json"
     edit_json(record, lambda r: r.update(space=space))
     assert cli.main(["report", str(record.parent), "--plots", "none"]) == 2

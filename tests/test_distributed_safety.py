@@ -374,8 +374,8 @@ def test_time_the_chief_spends_busy_is_not_a_workers_silence(tmp_path):
     assert oracle._retry_queue == [trial.trial_id] and "a" not in oracle.ongoing_trials
 
 
-def test_a_worker_alive_between_trials_is_waited_for_and_a_dead_one_is_not(tmp_path,
-                                                                            monkeypatch):
+def test_a_worker_alive_between_trials_is_waited_for_and_a_dead_one_is_not(
+        tmp_path, monkeypatch):
     options = DistributedOptions(lease_seconds=0.4, keepalive_seconds=0.05)
     chief = Chief(tmp_path, monkeypatch, options, max_trials=2)
     alive = distributed.WorkerOracleClient(chief.oracle, options=options)

@@ -162,7 +162,6 @@ def test_a_users_fit_that_returns_its_own_metric_still_works(digits, tmp_path):
     assert trial.status == "COMPLETED" and trial.score == 0.5
 
 
-
 @pytest.mark.slow
 def test_cli_refuses_an_objective_never_logged_before_training(tmp_path, capsys):
     from tfnas import cli
