@@ -58,34 +58,30 @@ def plain_fit(space, data, epochs, trials):
     return time.perf_counter() - start
 
 
-def keras_tuner_search(space, data, epochs, trials):
+def _timed_search(make_tuner, data, epochs, trials):
+    """Seconds to make a tuner in a fresh directory and run its search."""
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        tuner = kt.RandomSearch(FixedArchitecture(space, ARCHITECTURE),
-                                objective="val_accuracy", max_trials=trials, seed=0,
-                                directory=directory)
+        tuner = make_tuner(directory)
         tuner.search(data.train, validation_data=data.validation, epochs=epochs,
                      verbose=0)
         elapsed = time.perf_counter() - start
         statuses = [t.status for t in tuner.oracle.trials.values()]
         assert statuses == ["COMPLETED"] * trials, statuses
     return elapsed
+
+
+def keras_tuner_search(space, data, epochs, trials):
+    return _timed_search(lambda directory: kt.RandomSearch(
+        FixedArchitecture(space, ARCHITECTURE), objective="val_accuracy",
+        max_trials=trials, seed=0, directory=directory), data, epochs, trials)
 
 
 def tuner_search(space, data, epochs, trials, measure_costs):
-    with tempfile.TemporaryDirectory() as directory:
-        start = time.perf_counter()
-        tuner = tfnas.NASTuner(
-            FixedArchitecture(space, ARCHITECTURE), max_trials=trials, seed=0,
-            directory=directory, measure_latency=measure_costs,
-            count_flops=measure_costs, progress=False,
-        )
-        tuner.search(data.train, validation_data=data.validation, epochs=epochs,
-                     verbose=0)
-        elapsed = time.perf_counter() - start
-        statuses = [t.status for t in tuner.oracle.trials.values()]
-        assert statuses == ["COMPLETED"] * trials, statuses
-    return elapsed
+    return _timed_search(lambda directory: tfnas.NASTuner(
+        FixedArchitecture(space, ARCHITECTURE), max_trials=trials, seed=0,
+        directory=directory, measure_latency=measure_costs, count_flops=measure_costs,
+        progress=False), data, epochs, trials)
 
 
 def main():
