@@ -1,13 +1,16 @@
-"""Per-trial overhead of NASTuner against a plain `model.fit`.
+"""Per-trial overhead of NASTuner against a plain `model.fit` and KerasTuner.
 
 Trains the same architecture of the chain space on the same digits data
-`--trials` times: with `keras.Model.fit` (build, compile, fit), and as a
-NASTuner search of that many trials (build, fit, best-epoch checkpoint,
-params/FLOPs/latency, trial records, oracle), with and without the cost
-measurements. The variants run interleaved, `--repeats` times each; the
-table reports medians and the median of the per-repeat ratios.
+`--trials` times: with `keras.Model.fit` (build, compile, fit), as a
+KerasTuner `RandomSearch` of that many trials (its `clear_session` and
+`gc.collect`, best-epoch checkpoint, trial and oracle JSON), and as a
+NASTuner search (the same, plus params/FLOPs/latency and the project
+record), with and without the cost measurements. The variants run
+interleaved (each repeat in a rotated order), `--repeats` times each; the
+table reports medians and the
+median of the per-repeat ratios to the plain fits and to KerasTuner.
 
-Usage: python benchmarks/tuner_overhead.py [--repeats 5] [--epochs 5] [--trials 3]
+Usage: python benchmarks/tuner_overhead.py [--repeats 3] [--epochs 1] [--trials 3]
 """
 
 import argparse
@@ -55,14 +58,11 @@ def plain_fit(space, data, epochs, trials):
     return time.perf_counter() - start
 
 
-def tuner_search(space, data, epochs, trials, measure_costs):
+def _timed_search(make_tuner, data, epochs, trials):
+    """Seconds to make a tuner in a fresh directory and run its search."""
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        tuner = tfnas.NASTuner(
-            FixedArchitecture(space, ARCHITECTURE), max_trials=trials, seed=0,
-            directory=directory, measure_latency=measure_costs,
-            count_flops=measure_costs, progress=False,
-        )
+        tuner = make_tuner(directory)
         tuner.search(data.train, validation_data=data.validation, epochs=epochs,
                      verbose=0)
         elapsed = time.perf_counter() - start
@@ -71,10 +71,23 @@ def tuner_search(space, data, epochs, trials, measure_costs):
     return elapsed
 
 
+def keras_tuner_search(space, data, epochs, trials):
+    return _timed_search(lambda directory: kt.RandomSearch(
+        FixedArchitecture(space, ARCHITECTURE), objective="val_accuracy",
+        max_trials=trials, seed=0, directory=directory), data, epochs, trials)
+
+
+def tuner_search(space, data, epochs, trials, measure_costs):
+    return _timed_search(lambda directory: tfnas.NASTuner(
+        FixedArchitecture(space, ARCHITECTURE), max_trials=trials, seed=0,
+        directory=directory, measure_latency=measure_costs, count_flops=measure_costs,
+        progress=False), data, epochs, trials)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "tuner_overhead.md"))
@@ -85,6 +98,8 @@ def main():
     n = args.trials
     variants = {
         f"{n} x plain model.fit": lambda: plain_fit(space, data, args.epochs, n),
+        f"KerasTuner RandomSearch, {n} trials": lambda: keras_tuner_search(
+            space, data, args.epochs, n),
         f"NASTuner, {n} trials": lambda: tuner_search(space, data, args.epochs, n, True),
         f"NASTuner, {n} trials, no FLOPs/latency": lambda: tuner_search(
             space, data, args.epochs, n, False),
@@ -92,23 +107,29 @@ def main():
     for run in variants.values():  # warm-up: first tracing, imports
         run()
     times = {name: [] for name in variants}
+    names = list(variants)
     for repeat in range(args.repeats):
-        for name, run in variants.items():
-            times[name].append(run())
+        # Each repeat starts with another variant: none always follows the same one.
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            times[name].append(variants[name]())
         print(f"repeat {repeat + 1}/{args.repeats}: "
               + ", ".join(f"{n}={t[-1]:.2f}s" for n, t in times.items()), flush=True)
 
     baseline = times[f"{n} x plain model.fit"]
-    rows = ["| variant | median wall time (s) | median ratio to plain fits |",
-            "|---|---|---|"]
+    keras_tuner = times[f"KerasTuner RandomSearch, {n} trials"]
+    rows = ["| variant | median wall time (s) | median ratio to plain fits "
+            "| median ratio to KerasTuner |", "|---|---|---|---|"]
     for name, samples in times.items():
         ratio = statistics.median(s / b for s, b in zip(samples, baseline))
-        rows.append(f"| {name} | {statistics.median(samples):.2f} | {ratio:.2f} |")
+        to_kt = statistics.median(s / k for s, k in zip(samples, keras_tuner))
+        rows.append(f"| {name} | {statistics.median(samples):.2f} | {ratio:.2f} "
+                    f"| {to_kt:.2f} |")
     report.write_table(
         args.output, "NASTuner per-trial overhead",
         f"`python benchmarks/tuner_overhead.py --repeats {args.repeats} "
         f"--epochs {args.epochs} --trials {n}`; digits, chain architecture "
-        f"`{ARCHITECTURE.to_json()}`, batch 32, CPU only.", rows)
+        f"`{ARCHITECTURE.to_json()}`, batch 32, CPU only; load average "
+        f"{os.getloadavg()[0]:.2f} at the end.", rows)
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def test_predictor_uses_the_cell_space_path_encoding(tmp_path):
 def test_local_search_resumes_identically_past_local_optima(tmp_path):
     """Local search caches exhausted incumbents in memory only; a restarted
     search (empty cache) must still make the same proposals."""
-    from tfnas.bench.runner import SearchInterrupted
+    from tfnas.testing.oracles import SearchInterrupted
 
     table = bench.load_nas_bench_macro()
 

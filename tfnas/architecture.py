@@ -14,10 +14,9 @@ import numbers
 
 import keras_tuner as kt
 
+from tfnas.trials import BUDGET_PREFIX  # noqa: F401 (re-exported)
+
 _PLAIN_TYPES = (bool, int, float, str)
-#: Values under this prefix are training budgets (KerasTuner's Hyperband
-#: convention: tuner/epochs, tuner/initial_epoch, ...), not decisions.
-BUDGET_PREFIX = "tuner/"
 
 
 def _plain_value(name, value):

@@ -6,53 +6,61 @@ up mid-write, HDF5 is left with a half-written file it can neither flush
 nor close, and the process crashes at exit (segmentation fault); a process
 killed mid-write leaves a corrupt checkpoint. Here the weights file is made
 in memory, in the same format, then written through a temporary file and a
-rename (`tfnas.project.write_bytes_atomically`).
+rename (`tfnas.atomic.write_bytes_atomically`).
 """
 
 import io
 
-# Keras's own writer of `.weights.h5` files: `model.save_weights` takes only
-# paths, and these two are what it runs on the file it opens.
-from keras.src.saving.saving_lib import H5IOStore, _save_state
-from keras_tuner.src import backend as kt_backend
-from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
-
-from tfnas import project
+from tfnas import atomic, compat
 
 
 def save_weights_atomically(model, path):
     """Writes `model`'s weights to `path` (a `.weights.h5` file) atomically.
 
     Raises:
-        tfnas.project.DiskFullError: the disk is full; `path` keeps its
+        tfnas.atomic.DiskFullError: the disk is full; `path` keeps its
             previous content.
     """
+    h5_store, save_state = compat.keras_weights_writer()
     buffer = io.BytesIO()
-    store = H5IOStore(buffer, mode="w")
+    store = h5_store(buffer, mode="w")
     try:
-        _save_state(model, weights_store=store, assets_store=None, inner_path="",
-                    visited_saveables=set())
+        save_state(model, weights_store=store, assets_store=None, inner_path="",
+                   visited_saveables=set())
     finally:
         store.close()
-    project.write_bytes_atomically(path, buffer.getvalue())
+    atomic.write_bytes_atomically(path, buffer.getvalue())
 
 
-class AtomicSaveBestEpoch(SaveBestEpoch):
-    """KerasTuner's best-epoch checkpoint, written atomically."""
+def _save_model_atomically(self):
+    """`SaveBestEpoch._save_model`, written atomically."""
+    io_module = compat.keras_tuner_io()
+    write_path = io_module.write_filepath(self.filepath, self.model.distribute_strategy)
+    save_weights_atomically(self.model, write_path)
+    # Removes the temporary copy of non-chief MultiWorkerMirrored workers.
+    io_module.remove_temp_dir_with_filepath(write_path, self.model.distribute_strategy)
 
-    def _save_model(self):
-        write_path = kt_backend.io.write_filepath(self.filepath,
-                                                  self.model.distribute_strategy)
-        save_weights_atomically(self.model, write_path)
-        # Removes the temporary copy of non-chief MultiWorkerMirrored workers.
-        kt_backend.io.remove_temp_dir_with_filepath(write_path,
-                                                    self.model.distribute_strategy)
+
+_ATOMIC_CLASSES = {}
+
+
+def atomic_save_best_epoch_class():
+    """KerasTuner's best-epoch checkpoint callback class, written atomically
+    (made on first use: its base class is a KerasTuner internal)."""
+    if not _ATOMIC_CLASSES:
+        _ATOMIC_CLASSES["class"] = type(
+            "AtomicSaveBestEpoch", (compat.save_best_epoch_class(),),
+            {"_save_model": _save_model_atomically,
+             "__doc__": "KerasTuner's best-epoch checkpoint, written atomically.",
+             "__module__": __name__})
+    return _ATOMIC_CLASSES["class"]
 
 
 def make_atomic(callbacks):
     """Turns KerasTuner's checkpoint callback in `callbacks` into an
     `AtomicSaveBestEpoch`, in place (it keeps its best value so far, shared
     by the executions of a trial)."""
+    save_best_epoch = compat.save_best_epoch_class()
     for callback in callbacks:
-        if type(callback) is SaveBestEpoch:
-            callback.__class__ = AtomicSaveBestEpoch
+        if type(callback) is save_best_epoch:
+            callback.__class__ = atomic_save_best_epoch_class()

@@ -8,7 +8,7 @@ import tempfile
 import time
 import warnings
 
-from tfnas import errors
+from tfnas import errors, trials
 
 DEFAULT_DIRECTORY = "tfnas_projects"
 DEFAULT_ADDRESS = "127.0.0.1:8470"
@@ -470,7 +470,7 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import distributed, project, spaces
+    from tfnas import atomic, distributed, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
@@ -532,8 +532,8 @@ def run_search(args):
                      epochs=args.epochs, verbose=0, shuffle=False)
         print(f"Worker {name}: the chief has no more trials.", flush=True)
         return 0
-    project.write_atomically(config_path, identity)
-    done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+    atomic.write_atomically(config_path, identity)
+    done = sum(1 for t in tuner.oracle.trials.values() if t.status == trials.COMPLETED)
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
           f"{args.max_trials} trials of {args.epochs} epochs "
           f"({done} already completed) in {project_dir}", flush=True)
@@ -545,7 +545,7 @@ def run_search(args):
     tuner.search(data.train, validation_data=data.validation,
                  epochs=args.epochs, verbose=0, shuffle=False)
 
-    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == trials.COMPLETED]
     failed = tuner.get_failed_trials()
     if not best:
         print(f"No trial completed ({len(failed)} failed); see "
@@ -599,7 +599,7 @@ def run_latency_table(args):
     from tfnas import data as data_module
     from tfnas import spaces
     from tfnas.latency import LatencyTable
-    from tfnas.testing.spaces import sample_architectures
+    from tfnas.sampling import sample_architectures
 
     data = data_module.load_data(args.dataset, data_dir=args.data_dir)
     space = spaces.get(args.space, data.input_shape, data.num_classes, **dict(args.space_arg))

@@ -10,6 +10,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfnas.validation import check_positive_int
+
 DIGITS = "digits"
 TFDS_PREFIX = "tfds:"
 
@@ -167,11 +169,7 @@ def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True, ca
 
 def load_data(dataset=DIGITS, batch_size=32, seed=0, data_dir=None):
     """Loads `"digits"` or `"tfds:NAME"` as a `SearchData`."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            "Received an invalid value for `batch_size`, expected a positive "
-            f"integer. Received: batch_size={batch_size!r}"
-        )
+    check_positive_int(batch_size, "batch_size")
     if dataset == DIGITS:
         return load_digits_data(batch_size=batch_size, seed=seed)
     if isinstance(dataset, str) and dataset.startswith(TFDS_PREFIX):

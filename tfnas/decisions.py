@@ -25,6 +25,8 @@ import itertools
 
 import keras
 
+from tfnas.validation import check_int, is_integer
+
 MERGE_MODES = ("sum", "mean", "concat")
 
 
@@ -189,15 +191,9 @@ def choose_inputs(hp, name, inputs, n_chosen=1, merge="sum", labels=None):
     if not inputs:
         raise ValueError("Received an invalid value for `inputs`, expected at "
                          "least one candidate tensor. Received: inputs=[]")
-    if n_chosen is not None and (
-        isinstance(n_chosen, bool)
-        or not isinstance(n_chosen, int)
-        or not 1 <= n_chosen <= len(inputs)
-    ):
-        raise ValueError(
-            "Received an invalid value for `n_chosen`, expected None or an "
-            f"integer from 1 to {len(inputs)}. Received: n_chosen={n_chosen!r}"
-        )
+    if n_chosen is not None:
+        check_int(n_chosen, "n_chosen", 1, len(inputs),
+                  expected=f"None or an integer from 1 to {len(inputs)}")
     if merge not in MERGE_MODES:
         raise ValueError(
             f"Received an invalid value for `merge`, expected one of "
@@ -234,7 +230,7 @@ def repeat(hp, name, block, x, depths, default=None):
         )
     depths = list(depths)
     if not depths or any(
-        isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in depths
+        not is_integer(d) or d < 0 for d in depths
     ) or len(set(depths)) != len(depths):
         raise ValueError(
             "Received an invalid value for `depths`, expected distinct "

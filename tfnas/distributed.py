@@ -38,45 +38,24 @@ from concurrent import futures
 
 import grpc
 import keras_tuner as kt
-from keras_tuner.src import protos
-from keras_tuner.src.distribute import oracle_chief, oracle_client
-from keras_tuner.src.engine import conditions
 
+from tfnas import compat
 from tfnas import leases
 from tfnas import secure_channel
+from tfnas.leases import FAILURE_MESSAGE, take_failure_message  # noqa: F401 (re-exported)
+
+protos = compat.keras_tuner_module("protos")
+oracle_chief = compat.keras_tuner_module("distribute.oracle_chief")
+oracle_client = compat.keras_tuner_module("distribute.oracle_client")
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
 CHIEF = "chief"
-# A failed trial's reason travels from a worker to the chief under this
-# value; the chief's oracle moves it back to `trial.message`.
-FAILURE_MESSAGE = "tfnas/failure_message"
 MAX_MESSAGE_CHARACTERS = 8000
 IDLE = kt.engine.trial.TrialStatus.IDLE
 RUNNING = kt.engine.trial.TrialStatus.RUNNING
 STOPPED = kt.engine.trial.TrialStatus.STOPPED
-
-
-def _condition_to_proto(condition):
-    """`conditions.Parent.to_proto` without the debugging `print` of
-    KerasTuner 1.4 (one line per conditional decision per gRPC message)."""
-    proto = protos.get_proto()
-    first = condition.values[0]
-    if isinstance(first, str):
-        kind = "string_value"
-    elif isinstance(first, bool):
-        kind = "boolean_value"
-    elif isinstance(first, int):
-        kind = "int_value"
-    else:
-        kind = "float_value"
-    return proto.Condition(parent=proto.Condition.Parent(
-        name=condition.name,
-        values=[proto.Value(**{kind: value}) for value in condition.values]))
-
-
-conditions.Parent.to_proto = _condition_to_proto
 
 
 def use_multi_worker_keras(strategy):
@@ -91,8 +70,8 @@ def use_multi_worker_keras(strategy):
     first batch; single-process training is untouched.
     """
     import tensorflow as tf
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer
+
+    tree, trainer = compat.keras_trainer_internals()
 
     if not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
         return
@@ -221,6 +200,7 @@ def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None, options=Non
         address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
     if options is None:
         options = secure_channel.DistributedOptions.from_environment()
+    compat.quiet_condition_protos()
     credentials = options.server_credentials()
     token = options.read_token()
     interceptors = [secure_channel.ServerAuthentication(token)] if token is not None else []
@@ -259,6 +239,33 @@ def serve(oracle, address=None, poll_seconds=0.2, on_trial_end=None, options=Non
         server.stop(grace=2).wait()
 
 
+def run_chief(tuner):
+    """A chief's `search`: serves `tuner`'s oracle until the search is over.
+
+    KerasTuner's chief server polls every 20 s and never stops; this one
+    stops when the search is over, and reports each trial as it ends (the
+    tuner's progress line and search log) under the oracle's lock.
+    """
+    tuner.on_search_begin()
+    tuner.save()
+
+    def report(trial_id):
+        with compat.oracle_lock(tuner.oracle):
+            tuner._report_trial(tuner.oracle.trials[trial_id])
+
+    serve(tuner.oracle, on_trial_end=report, options=tuner.distributed_options)
+    tuner.on_search_end()
+
+
+def worker_oracle(oracle, options):
+    """A worker's oracle: KerasTuner's worker client (in `oracle`, as
+    KerasTuner's tuner makes it) replaced by a `WorkerOracleClient`."""
+    client = WorkerOracleClient(compat.wrapped_oracle(oracle), options=options)
+    client.multi_worker = oracle.multi_worker
+    client.should_report = oracle.should_report
+    return client
+
+
 class WorkerOracleClient(oracle_client.OracleClient):
     """KerasTuner's worker-side oracle proxy, patient, checked and leased.
 
@@ -294,6 +301,7 @@ class WorkerOracleClient(oracle_client.OracleClient):
     """
 
     def __init__(self, oracle, min_wait=0.05, max_wait=2.0, options=None):
+        compat.quiet_condition_protos()
         self._oracle = oracle
         self.options = options or secure_channel.DistributedOptions.from_environment()
         self.address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
@@ -452,11 +460,3 @@ def resolve_options(options, hypermodel, oracle):
     identity = json.loads(json.dumps(identity, sort_keys=True,
                                      default=lambda value: f"<{type(value).__name__}>"))
     return dataclasses.replace(options, identity=identity)
-
-
-def take_failure_message(trial):
-    """Moves a worker's failure reason from the trial's values to its message."""
-    message = trial.hyperparameters.values.pop(FAILURE_MESSAGE, None)
-    if message:
-        trial.message = message
-    return trial

@@ -28,7 +28,9 @@ def _input_specs(model, batch_size):
     return specs
 
 
-def _forward_function(model):
+def forward_function(model):
+    """The model's inference pass as a `tf.function`; `count_flops` and
+    `measure_latency` given the same one trace the model once between them."""
     @tf.function
     def forward(*inputs):
         return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
@@ -36,12 +38,17 @@ def _forward_function(model):
     return forward
 
 
-def count_flops(model):
+def count_flops(model, forward=None):
     """Floating-point operations of one forward pass on one example.
 
     Counted by TensorFlow's profiler on the frozen inference graph, so every
     op TensorFlow implements is counted the way TensorFlow counts it (a
     multiply-accumulate is two FLOPs).
+
+    Args:
+        model: A built Keras model with fixed input shapes.
+        forward: `forward_function(model)`, to share its trace; made here
+            when None.
 
     Returns:
         An int, or None when the model has no fixed input shape or the graph
@@ -51,19 +58,17 @@ def count_flops(model):
     if specs is None:
         return None
     try:
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2_as_graph,
-        )
+        from tfnas import compat
 
-        concrete = _forward_function(model).get_concrete_function(*specs)
-        frozen, _ = convert_variables_to_constants_v2_as_graph(concrete)
+        concrete = (forward or forward_function(model)).get_concrete_function(*specs)
+        graph = compat.freeze_to_graph(concrete)
         builder = tf.compat.v1.profiler.ProfileOptionBuilder
         options = builder(builder.float_operation()).with_empty_output().build()
         tf_logger = tf.get_logger()
         level = tf_logger.level
         tf_logger.setLevel("ERROR")  # the v1 profiler logs deprecation notices
         try:
-            profile = tf.compat.v1.profiler.profile(graph=frozen.graph, options=options)
+            profile = tf.compat.v1.profiler.profile(graph=graph, options=options)
         finally:
             tf_logger.setLevel(level)
         return int(profile.total_float_ops)
@@ -72,11 +77,12 @@ def count_flops(model):
         return None
 
 
-def measure_latency(model, batch_size=1, warmup=3, repeats=10):
+def measure_latency(model, batch_size=1, warmup=3, repeats=10, forward=None):
     """Median wall time of one inference batch, in milliseconds.
 
     The model runs as a compiled `tf.function` on random inputs; `warmup`
     calls (tracing included) are discarded, then `repeats` calls are timed.
+    `forward` (`forward_function(model)`) shares a trace with `count_flops`.
 
     Returns:
         A float, or None when the model has no fixed input shape.
@@ -96,7 +102,7 @@ def measure_latency(model, batch_size=1, warmup=3, repeats=10):
         else tf.zeros(spec.shape, spec.dtype)
         for spec in specs
     ]
-    forward = _forward_function(model)
+    forward = forward or forward_function(model)
     for _ in range(warmup):
         _block(forward(*inputs))
     timings = []

@@ -12,7 +12,7 @@ import warnings
 
 import tensorflow as tf
 
-from tfnas import errors, project
+from tfnas import atomic, errors, project, trials
 from tfnas.architecture import Architecture
 
 FORMATS = ("saved_model", "keras", "tflite")
@@ -84,7 +84,7 @@ def export_model(model, record, path, formats=DEFAULT_FORMATS):
         written["keras"] = os.path.join(path, "model.keras")
         model.save(written["keras"])
     written["architecture"] = os.path.join(path, ARCHITECTURE_FILE)
-    project.write_atomically(written["architecture"], record)
+    atomic.write_atomically(written["architecture"], record)
     return written
 
 
@@ -95,7 +95,7 @@ def _no_completed_trial(project_dir):
 def export_best(tuner, path, formats=DEFAULT_FORMATS):
     """Exports the best completed trial of a `NASTuner`; see `export_model`."""
     formats = _check_formats(formats)
-    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    best = [t for t in tuner.oracle.get_best_trials(1) if t.status == trials.COMPLETED]
     if not best:
         raise _no_completed_trial(tuner.project_dir)
     record = architecture_record(project.space_record(tuner.hypermodel),
@@ -130,11 +130,10 @@ def export_project(project_dir, path, formats=DEFAULT_FORMATS):
     record = project.read(project_dir)
     space = project.build_space(record, source=os.path.join(project_dir, project.PROJECT_FILE))
     objective = record["objective"]
-    completed = [t for t in project.load_trials(project_dir)
-                 if t.status == "COMPLETED" and t.score is not None]
+    completed = [t for t in project.load_trials(project_dir) if trials.is_completed(t)]
     if not completed:
         raise _no_completed_trial(project_dir)
-    ranked = sorted(completed, key=lambda t: t.score, reverse=objective["direction"] == "max")
+    ranked = trials.ranked(completed, objective["direction"])
     problems = []
     for best in ranked:
         model = space.build(Architecture.from_trial(best).to_hyperparameters())

@@ -18,7 +18,7 @@ import keras
 
 from tfnas import decisions, estimation
 from tfnas.architecture import Architecture
-from tfnas.project import write_atomically
+from tfnas.atomic import write_atomically
 
 PREDICTED_LATENCY = "predicted_latency_ms"
 TABLE_KEYS = ("space", "base_ms", "batch_size", "repeats", "entries")

@@ -31,17 +31,17 @@ served as KerasTuner serves them, without a lease.
 
 import contextlib
 import json
-import threading
 import time
 
 import grpc
-from keras_tuner.src import protos
-from keras_tuner.src.distribute import oracle_chief
 # KerasTuner's per-oracle locks, which its `synchronized` uses; not exported.
-from keras_tuner.src.engine import oracle as _KT_ORACLE
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
-from tfnas import secure_channel
+from tfnas import compat, secure_channel
+from tfnas.compat import oracle_lock
+
+protos = compat.keras_tuner_module("protos")
+oracle_chief = compat.keras_tuner_module("distribute.oracle_chief")
 
 SERVICE = "tfnas.Chief"
 HELLO = f"/{SERVICE}/Hello"
@@ -49,6 +49,9 @@ KEEP_ALIVE = f"/{SERVICE}/KeepAlive"
 STOPPED = trial_module.TrialStatus.STOPPED
 IDLE = trial_module.TrialStatus.IDLE
 RUNNING = trial_module.TrialStatus.RUNNING
+# A failed trial's reason travels from a worker to the chief under this
+# value; the chief's servicer moves it back to `trial.message`.
+FAILURE_MESSAGE = "tfnas/failure_message"
 
 
 def encode(record):
@@ -74,19 +77,12 @@ def differences(chief, worker):
             if chief.get(name) != worker.get(name)]
 
 
-@contextlib.contextmanager
-def oracle_lock(oracle):
-    """Holds KerasTuner's lock of `oracle` (re-entrant, as its `synchronized`)."""
-    thread = threading.current_thread().name
-    if _KT_ORACLE.THREADS[oracle] == thread:
-        yield
-        return
-    with _KT_ORACLE.LOCKS[oracle]:
-        _KT_ORACLE.THREADS[oracle] = thread
-        try:
-            yield
-        finally:
-            _KT_ORACLE.THREADS[oracle] = None
+def take_failure_message(trial):
+    """Moves a worker's failure reason from the trial's values to its message."""
+    message = trial.hyperparameters.values.pop(FAILURE_MESSAGE, None)
+    if message:
+        trial.message = message
+    return trial
 
 
 class LeasingServicer(oracle_chief.OracleServicer):
@@ -154,7 +150,7 @@ class LeasingServicer(oracle_chief.OracleServicer):
                 trial = self.oracle.ongoing_trials.pop(tuner_id, None)
                 if trial is None or trial.trial_id in self.oracle.end_order:
                     continue
-                self.oracle._retry_queue.append(trial.trial_id)  # the next to run
+                compat.retry_queue(self.oracle).append(trial.trial_id)  # the next to run
                 self.oracle.save()
                 taken.append((tuner_id, trial.trial_id))
                 self.log(f"worker {tuner_id} has been silent for {silence:.0f} s (lease "
@@ -169,7 +165,7 @@ class LeasingServicer(oracle_chief.OracleServicer):
         ongoing = self.oracle.ongoing_trials.get(tuner_id)
         if ongoing is not None and ongoing.trial_id == trial_id:
             return True
-        queue = self.oracle._retry_queue
+        queue = compat.retry_queue(self.oracle)
         if ongoing is None and trial_id in queue and trial_id not in self.oracle.end_order:
             queue.remove(trial_id)
             trial = self.oracle.trials[trial_id]
@@ -232,7 +228,7 @@ class LeasingServicer(oracle_chief.OracleServicer):
             response = super().CreateTrial(request, context)
             others = [t for t in self.oracle.ongoing_trials if t != request.tuner_id]
             if (tuner_id is not None and response.trial.status == _status_proto(STOPPED)
-                    and (others or self.oracle._retry_queue)):
+                    and (others or compat.retry_queue(self.oracle))):
                 # Stay: a running trial may yet need another worker.
                 self.stop_triggered = True
                 self.oracle.tuner_ids.add(request.tuner_id)
@@ -259,7 +255,11 @@ class LeasingServicer(oracle_chief.OracleServicer):
             if tuner_id is not None and not self._holds(tuner_id, request.trial.trial_id):
                 self._discard(tuner_id, request.trial.trial_id, "end")
                 return protos.get_service().EndTrialResponse()
-            return super().EndTrial(request, context)
+            # KerasTuner's EndTrial, with the worker's failure reason moved
+            # back to the trial's message.
+            trial = take_failure_message(trial_module.Trial.from_proto(request.trial))
+            self.oracle.end_trial(trial)
+            return protos.get_service().EndTrialResponse()
 
     def _discard(self, tuner_id, trial_id, what):
         holder = self._holder(trial_id)

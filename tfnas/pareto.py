@@ -3,6 +3,8 @@
 import keras_tuner as kt
 import numpy as np
 
+from tfnas import trials as trials_module
+
 DIRECTIONS = ("min", "max")
 
 
@@ -149,7 +151,7 @@ def pareto_front(trials, objectives):
         objectives: `keras_tuner.Objective`s or `(name, direction)` pairs.
     """
     objectives = as_objectives(objectives)
-    completed = [t for t in trials if t.status == "COMPLETED"]
+    completed = [t for t in trials if t.status == trials_module.COMPLETED]
     kept, points = trial_points(completed, objectives)
     if not kept:
         return []

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tfnas import pareto
+from tfnas import pareto, trials
 
 FRONT_COLOR = "tab:red"
 
@@ -30,14 +30,7 @@ def to_png(figure):
 
 def running_best(scores, direction):
     """The best score so far after each entry (None entries are skipped)."""
-    best, curve = None, []
-    for score in scores:
-        if score is not None and (
-            best is None or (score > best if direction == "max" else score < best)
-        ):
-            best = score
-        curve.append(best)
-    return curve
+    return trials.running_best(scores, direction)
 
 
 def best_so_far(scores, objective, direction):

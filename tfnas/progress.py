@@ -1,11 +1,9 @@
 """One-line, human-readable descriptions of trials."""
 
-import keras_tuner as kt
-
-from tfnas import errors
+from tfnas import errors, trials
 from tfnas.architecture import Architecture
 
-COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
+COMPLETED = trials.COMPLETED
 
 
 def failure_reason(trial):

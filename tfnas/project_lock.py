@@ -86,9 +86,9 @@ class ProjectLock:
         except OSError as error:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-            from tfnas import project  # its imports are heavy; needed only here
+            from tfnas import atomic
 
-            project.raise_if_disk_full(error, self.path)
+            atomic.raise_if_disk_full(error, self.path)
             raise
         self._fd = fd
         self._depth = 1

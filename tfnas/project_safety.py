@@ -19,6 +19,7 @@ import os
 import shutil
 import warnings
 
+from tfnas import compat
 from tfnas.project_lock import LOCK_FILE, ProjectLock
 
 ORACLE_FILE = "oracle.json"
@@ -220,8 +221,9 @@ def adopt_orphaned_trials(oracle, tuner_id, distributed):
                 if (owner == LOCAL_TUNER_ID if distributed else owner != tuner_id)]
     for owner in orphaned:
         trial = oracle.ongoing_trials.pop(owner)
-        if trial.trial_id not in oracle._retry_queue:  # KerasTuner's; no public API
-            oracle._retry_queue.append(trial.trial_id)
+        queue = compat.retry_queue(oracle)
+        if trial.trial_id not in queue:
+            queue.append(trial.trial_id)
     if orphaned:
         oracle.save()
 

@@ -12,13 +12,13 @@ import io
 import json
 import os
 
-from tfnas import filenames, plots, progress, project
+from tfnas import filenames, plots, progress, project, trials
 from tfnas.architecture import Architecture
 
 FORMATS = ("markdown", "csv", "json")
 COLUMNS = ("trial_id", "status", "score", "params", "flops", "latency_ms",
            "train_time_s", "epochs", "reason", "summary")
-COMPLETED = "COMPLETED"
+COMPLETED = trials.COMPLETED
 
 
 class Project:
@@ -44,8 +44,7 @@ class Project:
             self.objective = oracle.objective.name
             self.direction = oracle.objective.direction
             self.space = source.hypermodel
-            ended = [oracle.trials[i] for i in oracle.end_order if i in oracle.trials]
-            self.trials = ended + [t for t in oracle.trials.values() if t not in ended]
+            self.trials = trials.in_end_order(oracle)
 
 
 def _metric(trial, name):
@@ -84,8 +83,8 @@ def trial_records(source):
 
 def ranked(records, direction):
     """Completed records best first, then the others in their given order."""
-    done = [r for r in records if r["score"] is not None]
-    done.sort(key=lambda r: r["score"], reverse=direction == "max")
+    done = trials.ranked([r for r in records if r["score"] is not None], direction,
+                         score=lambda r: r["score"])
     return done + [r for r in records if r["score"] is None]
 
 

@@ -30,7 +30,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
-from tfnas import plots, progress
+from tfnas import plots, progress, trials
 from tfnas.architecture import BUDGET_PREFIX, Architecture
 
 COST_METRICS = ("params", "flops", "latency_ms", "predicted_latency_ms", "train_time_s")
@@ -124,7 +124,7 @@ class SearchLog:
         """
         values = Architecture.from_trial(trial).values
         summary = progress.describe(trial, self.describe, max_length=1000)
-        completed = trial.status == kt.engine.trial.TrialStatus.COMPLETED
+        completed = trial.status == trials.COMPLETED
 
         def write_session():
             hparams_api.hparams({**values, SUMMARY_HPARAM: summary},

@@ -21,21 +21,25 @@ from tfnas import checkpoints
 from tfnas import distributed
 from tfnas import errors
 from tfnas import estimation
+from tfnas import gc_scope
 from tfnas import integrity
 from tfnas import latency
 from tfnas import objectives
 from tfnas import pareto
 from tfnas import oracles as oracles_module
 from tfnas import progress
+from tfnas import atomic
+from tfnas import compat
 from tfnas import project
 from tfnas import project_lock
 from tfnas import project_safety
+from tfnas import trials
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
 
 maybe_distribute = kt.engine.tuner.maybe_distribute
 
-COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
+COMPLETED = trials.COMPLETED
 
 
 class CandidateFailed(RuntimeError):
@@ -266,11 +270,7 @@ class NASTuner(kt.Tuner):
         self.distributed_options = distributed.resolve_options(
             distributed_options, self.hypermodel, oracle)
         if self.role == "worker":
-            client = distributed.WorkerOracleClient(self.oracle._oracle,
-                                                    options=self.distributed_options)
-            client.multi_worker = self.oracle.multi_worker
-            client.should_report = self.oracle.should_report
-            self.oracle = client
+            self.oracle = distributed.worker_oracle(self.oracle, self.distributed_options)
         self.measure_latency = measure_latency
         self.latency_batch_size = latency_batch_size
         self.latency_repeats = latency_repeats
@@ -311,7 +311,7 @@ class NASTuner(kt.Tuner):
     def save(self):
         if not self._is_worker():
             self.oracle.save()
-        project.write_atomically(self._get_tuner_fname(), self.get_state())
+        atomic.write_atomically(self._get_tuner_fname(), self.get_state())
 
     # Searching.
 
@@ -333,18 +333,10 @@ class NASTuner(kt.Tuner):
         if self._trains_with_model_fit():
             self._check_data(fit_args, fit_kwargs)
         if self.role == distributed.CHIEF:
-            # KerasTuner's chief server polls every 20 s and never stops.
-            self.on_search_begin()
-            self.save()
-            report = oracles_module.base.synchronized(
-                lambda oracle, trial_id: self._report_trial(oracle.trials[trial_id]))
-            distributed.serve(self.oracle,
-                              on_trial_end=lambda trial_id: report(self.oracle, trial_id),
-                              options=self.distributed_options)
-            self.on_search_end()
-            return None
+            return distributed.run_chief(self)
         try:
-            return super().search(*fit_args, **fit_kwargs)
+            with gc_scope.SearchCollections():
+                return super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:
             stopped = errors.search_stopped(error)
             if stopped is None:
@@ -467,9 +459,9 @@ class NASTuner(kt.Tuner):
             self._write_experiment()
             # A KerasTuner worker's oracle client cannot list the trials:
             # only the trial's own session is logged there.
-            trials = getattr(self.oracle, "trials", None)
-            number = None if trials is None else sum(
-                1 for t in trials.values() if t.status not in ("RUNNING", "IDLE"))
+            known = getattr(self.oracle, "trials", None)
+            number = None if known is None else sum(
+                1 for t in known.values() if t.status not in (trials.RUNNING, trials.IDLE))
             best = [t for t in self.oracle.get_best_trials(1) if t.status == COMPLETED]
             scalars = getattr(self.oracle, "scalars", None)
             self._search_log.log_trial(finished, number, best[0] if best else None,
@@ -488,7 +480,7 @@ class NASTuner(kt.Tuner):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=self.log_dir))
         kwargs["callbacks"] = callbacks
         trial_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}")
-        with project.fatal_when_disk_full(trial_dir):
+        with atomic.fatal_when_disk_full(trial_dir):
             return super().run_trial(trial, *args, **kwargs)
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
@@ -538,8 +530,8 @@ class NASTuner(kt.Tuner):
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))
         if self._reports_results():
-            project.write_atomically(self._get_build_config_fname(trial.trial_id),
-                                     model.get_build_config())
+            atomic.write_atomically(self._get_build_config_fname(trial.trial_id),
+                                    model.get_build_config())
         return metrics
 
     def _callbacks(self, callbacks):
@@ -554,8 +546,9 @@ class NASTuner(kt.Tuner):
         checkpoints.make_atomic(callbacks)  # a full disk or a kill leaves no half file
         batch_hooks_unused = (type(self).on_batch_begin is kt.Tuner.on_batch_begin
                               and type(self).on_batch_end is kt.Tuner.on_batch_end)
+        tuner_callback = compat.tuner_callback_class()
         for callback in callbacks:
-            if batch_hooks_unused and type(callback).__name__ == "TunerCallback":
+            if batch_hooks_unused and isinstance(callback, tuner_callback):
                 callback.async_safe = True
         return callbacks + [StopOnNonFiniteLoss()]
 
@@ -567,11 +560,11 @@ class NASTuner(kt.Tuner):
         one, as in KerasTuner's Hyperband.
         """
         values = trial.hyperparameters.values
-        if "tuner/epochs" not in values:
+        if trials.EPOCHS not in values:
             return
-        fit_kwargs["epochs"] = values["tuner/epochs"]
-        fit_kwargs["initial_epoch"] = values.get("tuner/initial_epoch", 0)
-        parent = values.get("tuner/trial_id")
+        fit_kwargs["epochs"] = values[trials.EPOCHS]
+        fit_kwargs["initial_epoch"] = values.get(trials.INITIAL_EPOCH, 0)
+        parent = values.get(trials.PARENT)
         if parent is None:
             return
         checkpoint = kt.Tuner._get_checkpoint_fname(self, parent)  # the reporter's
@@ -637,11 +630,12 @@ class NASTuner(kt.Tuner):
 
     def _costs(self, model, hp):
         costs = {"params": float(estimation.count_params(model))}
+        forward = estimation.forward_function(model)  # traced once for both
         if self.latency_predictor is not None:
             values = Architecture.from_hyperparameters(hp).values
             costs[latency.PREDICTED_LATENCY] = float(self.latency_predictor(values))
         if self.count_flops:
-            flops = estimation.count_flops(model)
+            flops = estimation.count_flops(model, forward=forward)
             if flops is not None:
                 costs["flops"] = float(flops)
         if self.measure_latency:
@@ -649,6 +643,7 @@ class NASTuner(kt.Tuner):
                 model,
                 batch_size=self.latency_batch_size,
                 repeats=self.latency_repeats,
+                forward=forward,
             )
             if measured is not None:
                 costs["latency_ms"] = measured
@@ -696,7 +691,7 @@ class NASTuner(kt.Tuner):
         return [
             trial
             for trial in self.oracle.trials.values()
-            if trial.status not in (COMPLETED, "RUNNING", "IDLE")
+            if trial.status not in (COMPLETED, trials.RUNNING, trials.IDLE)
         ]
 
     def results_summary(self, num_trials=10):
@@ -725,5 +720,5 @@ class NASTuner(kt.Tuner):
         """
         from tfnas import export
 
-        with project.fatal_when_disk_full(path):
+        with atomic.fatal_when_disk_full(path):
             return export.export_best(self, path, formats=formats)

@@ -11,7 +11,6 @@ records = bench.compare(table, ["random", "evolution"], budgets=[50, 100],
 from tfnas.bench.runner import (
     LookupTuner,
     RunResult,
-    SearchInterrupted,
     compare,
     run,
     run_seed,
@@ -24,5 +23,5 @@ from tfnas.bench.tables import (
     load_table,
 )
 
-__all__ = ["LookupTuner", "RunResult", "SearchInterrupted", "Table", "compare",
+__all__ = ["LookupTuner", "RunResult", "Table", "compare",
            "encode_key", "load_nas_bench_macro", "load_table", "run", "run_seed", "summarize"]

@@ -6,55 +6,8 @@ import tempfile
 
 import keras_tuner as kt
 
-from tfnas import objectives, oracles
-
-SIGNAL = "signal"
-
-
-class LookupTuner(kt.engine.base_tuner.BaseTuner):
-    """A tuner that answers each trial with a function instead of training.
-
-    KerasTuner's own search loop drives the oracle (create, update and end
-    trials, persistence, reload), so a strategy behaves exactly as in a
-    training search.
-
-    Args:
-        oracle: The oracle to drive; its objective must be `signal_name`.
-        hypermodel: The space whose decisions the oracle searches.
-        score: A function from decision values to a float (reported as
-            `signal_name`) or a dict of metrics. It may raise
-            `keras_tuner.errors.FailedTrialError` to fail a trial. Computed
-            objectives (e.g. `tfnas.objectives.MnasNetReward`) are added.
-        signal_name: The metric name under which scores are reported.
-        interrupt_after: Raise `SearchInterrupted` once this many trials have
-            ended, as an interrupted search would stop.
-        **kwargs: `directory`, `project_name`, `overwrite`.
-    """
-
-    def __init__(self, oracle, hypermodel, score, signal_name=SIGNAL,
-                 interrupt_after=None, **kwargs):
-        self.score = score
-        self.signal_name = signal_name
-        self.interrupt_after = interrupt_after
-        super().__init__(oracle, hypermodel, **kwargs)
-        self.oracle.verbose = 0
-
-    def run_trial(self, trial):
-        result = self.score(trial.hyperparameters.values)
-        metrics = ({name: float(value) for name, value in result.items()}
-                   if isinstance(result, dict) else {self.signal_name: float(result)})
-        return objectives.add_derived_metrics(self.oracle.objective, metrics)
-
-    def on_trial_end(self, trial):
-        super().on_trial_end(trial)
-        if self.interrupt_after is not None and (
-            len(self.oracle.end_order) >= self.interrupt_after
-        ):
-            raise SearchInterrupted(f"after {self.interrupt_after} trials")
-
-
-class SearchInterrupted(Exception):
-    """Raised by `LookupTuner(interrupt_after=n)` to simulate a Ctrl-C."""
+from tfnas import oracles, trials
+from tfnas.lookup import SIGNAL, LookupTuner  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass
@@ -80,12 +33,9 @@ def run(oracle, table):
     with tempfile.TemporaryDirectory() as directory:
         LookupTuner(oracle, table.space, score, directory=directory).search()
     best_so_far, picks = [], []
-    best = None
-    better = (lambda a, b: a > b) if table.direction == "max" else (lambda a, b: a < b)
-    for trial_id in oracle.end_order:
-        trial = oracle.trials[trial_id]
-        if trial.status == "COMPLETED" and (best is None or better(trial.score, best.score)):
-            best = trial
+    ended = [oracle.trials[trial_id] for trial_id in oracle.end_order]
+    score = (lambda t: t.score if t.status == trials.COMPLETED else None)
+    for best in trials.running_best(ended, table.direction, score=score):
         if best is not None:
             values = best.hyperparameters.values
             picks.append(table.key(values))

@@ -1,6 +1,6 @@
 """`NASOracle`: what tfnas's search strategies share.
 
-A strategy subclasses `NASOracle` and implements `populate_space(trial_id)`,
+A strategy subclasses `NASOracle` and implements `propose(rng)`,
 using the helpers here: seeded random numbers that survive a restart,
 random architectures, mutations and neighbourhoods that respect conditional
 decisions, and the completed trials in the order they finished. Strategies
@@ -8,108 +8,31 @@ derive their population or incumbent from the trial history that KerasTuner
 persists, so a restarted search continues where it stopped.
 """
 
-import functools
-import json
-import os
-import threading
-import time
-
-import keras_tuner as kt
 import numpy as np
-# KerasTuner's per-oracle locks, which its `synchronized` uses; not exported.
-from keras_tuner.src.engine import oracle as _KT_ORACLE
 
-from tfnas import distributed, strategies
-from tfnas.architecture import BUDGET_PREFIX, Architecture
+from tfnas import moves, strategies, trials
+from tfnas.architecture import Architecture
+from tfnas.moves import candidate_values  # noqa: F401 (re-exported)
 from tfnas.oracles import halving as halving_module
-from tfnas.project import write_atomically
-
-RUNNING = kt.engine.trial.TrialStatus.RUNNING
-STOPPED = kt.engine.trial.TrialStatus.STOPPED
-COMPLETED = kt.engine.trial.TrialStatus.COMPLETED
-_MAX_ENUMERATED_VALUES = 64
-
-
-def candidate_values(hp):
-    """The values a hyperparameter can take, or None if there are too many."""
-    if isinstance(hp, kt.engine.hyperparameters.Choice):
-        return list(hp.values)
-    if isinstance(hp, kt.engine.hyperparameters.Boolean):
-        return [False, True]
-    if isinstance(hp, kt.engine.hyperparameters.Fixed):
-        return [hp.value]
-    if isinstance(hp, kt.engine.hyperparameters.Int):
-        step = hp.step or 1
-        if hp.sampling == "linear" and (hp.max_value - hp.min_value) // step < (
-            _MAX_ENUMERATED_VALUES
-        ):
-            return list(range(hp.min_value, hp.max_value + 1, step))
-    return None
-
-
-def _decisions(values, names=None):
-    """`values` without training-budget entries (`tuner/epochs`, ...), and
-    only those in `names` when given."""
-    return {k: v for k, v in values.items()
-            if not k.startswith(BUDGET_PREFIX) and (names is None or k in names)}
-
-
-class OracleStateError(RuntimeError):
-    """The saved state of an oracle cannot be read."""
-
-
-def synchronized(method):
-    """`keras_tuner.synchronized` that releases the lock when `method` raises.
-
-    Shares KerasTuner's per-oracle lock, so it also guards the KerasTuner
-    methods that `method` calls (they see the lock held by this thread).
-    """
-    @functools.wraps(method)
-    def wrapped(oracle, *args, **kwargs):
-        thread = threading.current_thread().name
-        if _KT_ORACLE.THREADS[oracle] == thread:
-            return method(oracle, *args, **kwargs)
-        with _KT_ORACLE.LOCKS[oracle]:
-            _KT_ORACLE.THREADS[oracle] = thread
-            try:
-                return method(oracle, *args, **kwargs)
-            finally:
-                _KT_ORACLE.THREADS[oracle] = None
-
-    return wrapped
+from tfnas.oracles.hardening import (  # noqa: F401 (re-exported)
+    HardenedOracle, OracleStateError, synchronized)
+from tfnas.trials import COMPLETED, RUNNING, STOPPED  # noqa: F401 (re-exported)
+from tfnas.validation import check_positive_int
 
 
 def check_max_trials(max_trials):
     """Raises a clear error unless `max_trials` is a positive integer (or None)."""
-    if max_trials is not None and (
-        isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
-    ):
-        raise ValueError(
-            "Received an invalid value for `max_trials`, expected a positive "
-            f"integer. Received: max_trials={max_trials!r}"
-        )
+    if max_trials is not None:
+        check_positive_int(max_trials, "max_trials")
 
 
-class NASOracle(kt.Oracle):
-    """Base class of tfnas's search strategies (KerasTuner oracles).
+class NASOracle(HardenedOracle):
+    """Base class of tfnas's search strategies (KerasTuner oracles): the
+    strategy template and the trial history.
 
-    Fixes KerasTuner behaviours for every strategy: `seed=0` is a seed
-    (KerasTuner replaces it with a random one); the oracle's state is saved
-    again after `end_trial` has removed the trial from the ongoing ones, so
-    a restarted search does not run a finished trial again; `oracle.json` is
-    written atomically (a crash mid-write leaves the previous state), and a
-    corrupt one is reported by name instead of failing obscurely; an
-    exception inside `create_trial`, `update_trial` or `end_trial` releases
-    the oracle's lock instead of blocking every other worker.
-
-    For distributed search (KerasTuner's chief and workers), also: trial
-    files are written atomically too; a restarted chief keeps each running
-    trial with the worker that runs it (KerasTuner queues them all for a
-    retry, so the next worker to ask runs a trial that its owner is still
-    training, and it is evaluated twice), and a restarted worker gets its
-    trial back under its name; a second report of a trial that has already
-    ended is ignored; a failed trial's reason sent by a worker
-    (`tfnas.distributed.WorkerOracleClient`) is kept as its message.
+    KerasTuner's behaviours are fixed by its base class
+    (`tfnas.oracles.hardening.HardenedOracle`); the moves over the space
+    (`mutate`, `neighbours`, ...) are `tfnas.moves` over this oracle's space.
 
     A subclass implements `propose(rng)`, returning a `populate_space`
     response for a new architecture. With `halving`, every new architecture
@@ -132,44 +55,44 @@ class NASOracle(kt.Oracle):
                 "Received an invalid value for `halving`, expected a "
                 f"SuccessiveHalving or None. Received: halving={halving!r}")
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
-        if seed is not None:
-            self.seed = int(seed)
-            self._seed_state = self.seed
         self.halving = halving
         self._seen = (0, set())
         self._seen_names = None
-        self.runners = {}  # trial id -> the tuner ids (workers) that were given it
-        self.busy_seconds = 0.0  # time spent in create_trial and end_trial
 
     def propose(self, rng):
-        """A `populate_space` response for a new architecture."""
+        """A `populate_space` response for a new architecture.
+
+        The response may also hold `"remember"`: what the strategy needs to
+        keep about this proposal (e.g. the controller's sampling
+        probability), handed to `remember(trial_id, value)` once the trial
+        has its id.
+        """
         raise NotImplementedError
+
+    def remember(self, trial_id, value):
+        """Keeps what `propose` returned under `"remember"` for `trial_id`."""
 
     def populate_space(self, trial_id):
         rng = self._next_rng()
-        if self.halving is None:
-            return self.propose(rng)
-        promotion = self.halving.promotion(
-            list(self.trials.values()), self._all_completed(),
-            lambda t: Architecture.from_trial(t).hash, self.objective.direction == "max")
-        if promotion is not None:
-            return {"status": RUNNING, "values": promotion}
+        if self.halving is not None:
+            promotion = self.halving.promotion(
+                list(self.trials.values()), trials.completed_in_end_order(self),
+                lambda t: Architecture.from_trial(t).hash, self.objective.direction == "max")
+            if promotion is not None:
+                return {"status": RUNNING, "values": promotion}
         response = self.propose(rng)
-        if response["status"] == RUNNING:
+        if "remember" in response:
+            self.remember(trial_id, response.pop("remember"))
+        if self.halving is not None and response["status"] == RUNNING:
             response["values"] = {**response["values"], **self.halving.first_rung()}
         return response
-
-    def get_state(self):
-        state = super().get_state()
-        state["runners"] = self.runners
-        state["busy_seconds"] = self.busy_seconds
-        return state
 
     def set_state(self, state):
         super().set_state(state)
         self._seen = (0, set())  # the trials were reloaded
-        self.runners = dict(state.get("runners", {}))
-        self.busy_seconds = float(state.get("busy_seconds", 0.0))
+
+    def trial_ended(self, trial):
+        self.learn()
 
     def learn(self):
         """Learns from the trial history; called after each trial ends.
@@ -183,98 +106,6 @@ class NASOracle(kt.Oracle):
         the controller's reward, baseline and entropy (`{name: float}`)."""
         return {}
 
-    @synchronized
-    def create_trial(self, tuner_id):
-        start = time.perf_counter()
-        trial = super().create_trial(tuner_id)
-        if trial.status == RUNNING:
-            runners = self.runners.setdefault(trial.trial_id, [])
-            if not runners or runners[-1] != tuner_id:
-                runners.append(tuner_id)
-            # A trial handed back after a reload (see `reload`) comes through
-            # KerasTuner's early return, which skips its display: record the
-            # start there too, or the display's `on_trial_end` raises KeyError.
-            # (`Display.trial_start` is KerasTuner's; it has no public check.)
-            if trial.trial_id not in self._display.trial_start:
-                self._display.on_trial_begin(trial)  # a no-op when verbose=0
-        self.busy_seconds += time.perf_counter() - start
-        return trial
-
-    @synchronized
-    def update_trial(self, trial_id, metrics, step=0):
-        return super().update_trial(trial_id, metrics, step=step)
-
-    @synchronized
-    def end_trial(self, trial=None, status=COMPLETED, trial_id=None):
-        """Ends a trial, as `keras_tuner.Oracle.end_trial(trial)` does.
-
-        KerasTuner's older signature `end_trial(trial_id, status="COMPLETED")`
-        is accepted too (as KerasTuner's `synchronized` accepts it); the
-        trial keeps its values and metrics.
-        """
-        if isinstance(trial, str) or trial_id is not None:
-            trial = self._trial_to_end(trial_id or trial, status)
-        start = time.perf_counter()
-        self._end_trial(trial)
-        self.busy_seconds += time.perf_counter() - start
-
-    def _trial_to_end(self, trial_id, status):
-        """A copy of trial `trial_id` with `status`, for the old signature."""
-        if trial_id not in self.trials:
-            raise ValueError(
-                f"Received an invalid value for `trial_id`, expected one of this "
-                f"oracle's trials. Received: trial_id={trial_id!r}")
-        known = self.trials[trial_id]
-        trial = kt.engine.trial.Trial(known.hyperparameters.copy(), trial_id=trial_id,
-                                      status=status)
-        trial.message = known.message
-        return trial
-
-    def _end_trial(self, trial):
-        distributed.take_failure_message(trial)
-        if trial.trial_id in self.end_order:
-            # E.g. a worker that lost the chief reports again after a restart.
-            self._release(trial.trial_id)
-            return
-        super().end_trial(trial)
-        self.learn()
-        self.save()  # now that the trial is no longer ongoing
-
-    def _release(self, trial_id):
-        """Forgets which worker runs `trial_id`."""
-        for tuner_id, ongoing in list(self.ongoing_trials.items()):
-            if ongoing.trial_id == trial_id:
-                del self.ongoing_trials[tuner_id]
-        self.save()
-
-    def save(self):
-        write_atomically(self._get_oracle_fname(), self.get_state())
-
-    def _save_trial(self, trial):
-        write_atomically(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-                         trial.get_state())
-
-    def reload(self):
-        path = self._get_oracle_fname()
-        try:
-            with open(path) as file:
-                state = json.load(file)
-        except (OSError, ValueError) as error:
-            raise OracleStateError(
-                f"The oracle state {path} cannot be read ({error}). The finished "
-                f"trials are intact in {os.path.dirname(path)}/trial_*/trial.json; "
-                "restore oracle.json from a backup to resume, or start the "
-                "search over with overwrite=True (or another project name)."
-            ) from error
-        super().reload()
-        # KerasTuner's reload appends the running trials to the retry queue;
-        # give them back to their workers instead (see the class docstring).
-        for tuner_id, trial_id in state.get("ongoing_trials", {}).items():
-            queue = self._retry_queue
-            if trial_id in queue:
-                del queue[len(queue) - 1 - queue[::-1].index(trial_id)]
-            self.ongoing_trials[tuner_id] = self.trials[trial_id]
-
     # Random numbers.
 
     def _next_rng(self):
@@ -286,17 +117,20 @@ class NASOracle(kt.Oracle):
 
     # The trial history.
 
-    def _all_completed(self):
-        trials = (self.trials[trial_id] for trial_id in self.end_order)
-        return [t for t in trials if t.status == COMPLETED and t.score is not None]
+    @property
+    def learning_rung(self):
+        """The rung a strategy learns from: 0 with halving (the budget all
+        candidates share), None (every trial) without."""
+        return None if self.halving is None else 0
 
-    def completed_trials(self):
-        """Completed trials with a score, in the order they finished; with
-        halving, only first-rung trials (the budget all candidates share)."""
-        completed = self._all_completed()
-        if self.halving is not None:
-            completed = [t for t in completed if halving_module.rung_of(t) == 0]
-        return completed
+    def completed_trials(self, rung=None):
+        """Completed trials with a score, in the order they finished.
+
+        Args:
+            rung: Only the trials of this successive-halving rung, or None for
+                every rung. A strategy passes `self.learning_rung`.
+        """
+        return trials.completed_in_end_order(self, rung)
 
     def get_best_trials(self, num_trials=1):
         """The best completed trials, best first, then the others (as
@@ -306,118 +140,49 @@ class NASOracle(kt.Oracle):
         trial that ended first ranks first, so the ranking is the same after
         a reload, which reads the trials back in directory order.
         """
-        ended = set(self.end_order)
-        in_end_order = [self.trials[trial_id] for trial_id in self.end_order] + [
-            t for t in self.trials.values() if t.trial_id not in ended]
-        ranked = sorted((t for t in in_end_order if t.status == COMPLETED),
-                        key=lambda t: t.score,
-                        reverse=self.objective.direction == "max")  # stable: ties keep end order
+        in_end_order = trials.in_end_order(self)
+        ranked = trials.ranked((t for t in in_end_order if t.status == COMPLETED),
+                               self.objective.direction)
         if len(ranked) < num_trials:
             ranked += [t for t in in_end_order if t.status != COMPLETED]
         return ranked[:num_trials]
 
     def is_better(self, score, other):
         """Whether `score` beats `other` under the objective's direction."""
-        return score > other if self.objective.direction == "max" else score < other
+        return trials.is_better(score, other, self.objective.direction)
 
-    def best_of(self, trials):
-        """The best of `trials`; the earliest wins a tie."""
-        best = trials[0]
-        for trial in trials[1:]:
-            if self.is_better(trial.score, best.score):
-                best = trial
-        return best
+    def best_of(self, candidates):
+        """The best of `candidates`; the earliest wins a tie."""
+        return trials.best_of(candidates, self.objective.direction)
 
     # Architectures.
 
     def _fill(self, values, rng, resample=()):
-        """Active decisions only: keeps `values` where active and valid,
-        samples decisions that are active but unset (or in `resample`)."""
-        hps = kt.HyperParameters()
-        for hp in self.hyperparameters.space:
-            hps.merge([hp])
-            if not hps.is_active(hp):
-                continue
-            current = values.get(hp.name)
-            allowed = candidate_values(hp)
-            if hp.name in resample or current is None or (
-                allowed is not None and current not in allowed
-            ):
-                current = hp.random_sample(int(rng.integers(2**31)))
-            hps.values[hp.name] = current
-        return Architecture(hps.values).values
+        """`tfnas.moves.fill` over this oracle's space."""
+        return moves.fill(self.hyperparameters.space, values, rng, resample)
 
     def random_architecture(self, rng):
         """Random values for the active decisions."""
-        return self._fill({}, rng)
-
-    def _alternatives(self, name, value, rng):
-        hp = next(h for h in self.hyperparameters.space if h.name == name)
-        allowed = candidate_values(hp)
-        if allowed is None:  # a continuous or huge range: a few fresh samples
-            allowed = [hp.random_sample(int(rng.integers(2**31))) for _ in range(4)]
-        return [v for v in allowed if v != value]
+        return moves.random_architecture(self.hyperparameters.space, rng)
 
     def enumerate_architectures(self, limit=100_000):
         """Every architecture of the space, or None if there are more than
         `limit` (or a decision has too many values to enumerate)."""
-        space = list(self.hyperparameters.space)
-        results = []
-
-        def extend(index, hps):
-            if len(results) > limit:
-                return
-            if index == len(space):
-                results.append(Architecture(hps.values).values)
-                return
-            hp = space[index]
-            hps.merge([hp])
-            if not hps.is_active(hp):
-                extend(index + 1, hps)
-                return
-            allowed = candidate_values(hp)
-            if allowed is None:
-                results.extend([None] * (limit + 1))
-                return
-            for value in allowed:
-                branch = hps.copy()
-                branch.values[hp.name] = value
-                extend(index + 1, branch)
-
-        extend(0, kt.HyperParameters())
-        return None if len(results) > limit else results
+        return moves.enumerate_architectures(self.hyperparameters.space, limit)
 
     def _space_names(self):
         return {hp.name for hp in self.hyperparameters.space}
 
     def mutate(self, values, rng):
-        """Changes one active decision to another value, then samples the
-        decisions that become active and drops those that become inactive.
-        Values of hyperparameters outside the oracle's space (kept at their
-        defaults with `tune_new_entries=False`) are dropped.
-
-        Returns None when no decision can change.
-        """
-        values = _decisions(values, self._space_names())
-        names = [name for name, value in values.items()
-                 if self._alternatives(name, value, rng)]
-        if not names:
-            return None
-        name = names[int(rng.integers(len(names)))]
-        alternatives = self._alternatives(name, values[name], rng)
-        child = dict(values)
-        child[name] = alternatives[int(rng.integers(len(alternatives)))]
-        return self._fill(child, rng)
+        """`tfnas.moves.mutate` over this oracle's space: one active decision
+        changes; values outside the space (hyperparameters kept at their
+        defaults with `tune_new_entries=False`) are dropped. None when no
+        decision can change."""
+        return moves.mutate(self.hyperparameters.space, values, rng)
 
     def neighbours(self, values, rng):
         """Every architecture one decision away from `values`, shuffled."""
-        values = _decisions(values, self._space_names())
-        result = []
-        for name, value in values.items():
-            for alternative in self._alternatives(name, value, rng):
-                result.append(self._fill({**values, name: alternative}, rng))
-        order = rng.permutation(len(result))
-        return [result[i] for i in order]
+        return moves.neighbours(self.hyperparameters.space, values, rng)
 
     def is_new(self, values):
         """Whether no trial of this search has this architecture yet
@@ -429,11 +194,11 @@ class NASOracle(kt.Oracle):
             if names != self._seen_names:
                 count, seen = 0, set()
             # Trials are only ever added (in order), so hash just the new ones.
-            trials = list(self.trials.values())
-            seen.update(Architecture(_decisions(Architecture.from_trial(t).values, names)).hash
-                        for t in trials[count:])
-            self._seen, self._seen_names = (len(trials), seen), names
-        return Architecture(_decisions(values, names)).hash not in seen
+            known = list(self.trials.values())
+            seen.update(Architecture(moves.decisions(Architecture.from_trial(t).values, names)).hash
+                        for t in known[count:])
+            self._seen, self._seen_names = (len(known), seen), names
+        return Architecture(moves.decisions(values, names)).hash not in seen
 
     def random_proposal(self, rng):
         """A RUNNING response with new random values, or STOPPED when the

@@ -3,6 +3,7 @@ selection over several objectives."""
 
 from tfnas import pareto, strategies
 from tfnas.oracles.base import RUNNING, NASOracle
+from tfnas.validation import check_int
 
 
 def evolution_budget(max_trials):
@@ -51,11 +52,7 @@ class RegularizedEvolutionOracle(NASOracle):
         for name, value, low in (("population_size", population_size, 2),
                                  ("sample_size", sample_size, 1),
                                  ("max_mutation_tries", max_mutation_tries, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"Received an invalid value for `{name}`, expected an "
-                    f"integer >= {low}. Received: {name}={value!r}"
-                )
+            check_int(value, name, low)
         if sample_size > population_size:
             raise ValueError(
                 "Expected `sample_size` <= `population_size`. Received: "
@@ -70,7 +67,7 @@ class RegularizedEvolutionOracle(NASOracle):
 
     def population(self):
         """The current population: the most recently completed trials."""
-        return self.completed_trials()[-self.population_size:]
+        return self.completed_trials(self.learning_rung)[-self.population_size:]
 
     def propose(self, rng):
         population = self.population()

@@ -17,10 +17,9 @@ Budgets travel in a trial's values under KerasTuner's Hyperband names, which
 
 import dataclasses
 
-EPOCHS = "tuner/epochs"
-INITIAL_EPOCH = "tuner/initial_epoch"
-PARENT = "tuner/trial_id"
-RUNG = "tuner/rung"
+from tfnas import trials
+from tfnas.trials import EPOCHS, INITIAL_EPOCH, PARENT, RUNG, rung_of  # noqa: F401
+from tfnas.validation import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +39,7 @@ class SuccessiveHalving:
 
     def __post_init__(self):
         for name, low in (("min_epochs", 1), ("eta", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"Received an invalid value for `{name}`, expected an integer "
-                    f">= {low}. Received: {name}={value!r}")
+            check_int(getattr(self, name), name, low)
         if not isinstance(self.max_epochs, int) or self.max_epochs < self.min_epochs:
             raise ValueError(
                 "Expected an integer `max_epochs` >= `min_epochs`. Received: "
@@ -81,12 +76,11 @@ class SuccessiveHalving:
         for rung in range(len(budgets) - 2, -1, -1):
             at_rung = sorted((t for t in completed if rung_of(t) == rung),
                              key=lambda t: int(t.trial_id))
-            ranked = sorted(at_rung, key=lambda t: t.score, reverse=maximize)
+            ranked = trials.ranked(at_rung, "max" if maximize else "min")
             for parent in ranked[:len(at_rung) // self.eta]:
                 if (architecture_key(parent), rung + 1) in reached:
                     continue
-                values = {k: v for k, v in parent.hyperparameters.values.items()
-                          if not k.startswith("tuner/")}
+                values = trials.without_budget(parent.hyperparameters.values)
                 values.update({EPOCHS: budgets[rung + 1], INITIAL_EPOCH: budgets[rung],
                                PARENT: parent.trial_id, RUNG: rung + 1})
                 return values
@@ -106,8 +100,3 @@ def schedule(min_epochs, max_epochs, eta):
     """The `halving` argument for the CLI's `--min-epochs`, `--epochs`, `--eta`."""
     return {"halving": SuccessiveHalving(min_epochs=min_epochs, max_epochs=max_epochs,
                                          eta=eta)}
-
-
-def rung_of(trial):
-    """The rung of a trial (0 for trials without budgets)."""
-    return trial.hyperparameters.values.get(RUNG, 0)

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from tfnas import strategies
+from tfnas import strategies, trials
 from tfnas.oracles.base import RUNNING, NASOracle
+from tfnas.validation import check_int
 
 
 def local_budget(max_trials):
@@ -30,13 +31,7 @@ class LocalSearchOracle(NASOracle):
 
     def __init__(self, objective=None, max_trials=100, initial_trials=10, seed=None,
                  **kwargs):
-        if isinstance(initial_trials, bool) or not isinstance(initial_trials, int) or (
-            initial_trials < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `initial_trials`, expected an "
-                f"integer >= 1. Received: initial_trials={initial_trials!r}"
-            )
+        check_int(initial_trials, "initial_trials", 1)
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
         self.initial_trials = initial_trials
         # Trials whose whole neighbourhood has been evaluated: a cache (it only
@@ -44,11 +39,10 @@ class LocalSearchOracle(NASOracle):
         self._exhausted = set()
 
     def propose(self, rng):
-        completed = self.completed_trials()
+        completed = self.completed_trials(self.learning_rung)
         if len(self.start_order) < self.initial_trials or not completed:
             return self.random_proposal(rng)
-        reverse = self.objective.direction == "max"
-        ranked = sorted(completed, key=lambda t: t.score, reverse=reverse)
+        ranked = trials.ranked(completed, self.objective.direction)
         # One generator per incumbent, so that skipping cached incumbents does
         # not change the proposals (a restarted search has an empty cache).
         base = int(rng.integers(2**31))

@@ -4,8 +4,10 @@ import warnings
 
 import numpy as np
 
-from tfnas import strategies
-from tfnas.oracles.base import RUNNING, NASOracle, candidate_values
+from tfnas import strategies, trials
+from tfnas.moves import candidate_values
+from tfnas.oracles.base import RUNNING, NASOracle
+from tfnas.validation import check_int
 
 ACQUISITIONS = ("its", "ucb")
 
@@ -88,10 +90,7 @@ class PredictorOracle(NASOracle):
                                  ("ensemble_size", ensemble_size, 2),
                                  ("num_candidates", num_candidates, 1),
                                  ("num_parents", num_parents, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"Received an invalid value for `{name}`, expected an "
-                    f"integer >= {low}. Received: {name}={value!r}")
+            check_int(value, name, low)
         if acquisition not in ACQUISITIONS:
             raise ValueError(
                 f"Received an invalid value for `acquisition`, expected one of "
@@ -161,11 +160,10 @@ class PredictorOracle(NASOracle):
         return predictions.mean(axis=0), predictions.std(axis=0)
 
     def propose(self, rng):
-        completed = self.completed_trials()
+        completed = self.completed_trials(self.learning_rung)
         if len(self.start_order) < self.initial_trials or len(completed) < 2:
             return self.random_proposal(rng)
-        ranked = sorted(completed, key=lambda t: t.score,
-                        reverse=self.objective.direction == "max")
+        ranked = trials.ranked(completed, self.objective.direction)
         candidates = self._candidates(ranked[:self.num_parents], rng)
         if not candidates:
             return self.random_proposal(rng)

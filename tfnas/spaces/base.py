@@ -11,6 +11,7 @@ through `get_config`.
 import keras
 import keras_tuner as kt
 
+from tfnas import validation
 from tfnas.architecture import Architecture
 
 TASKS = ("classification", "regression")
@@ -56,13 +57,8 @@ class SearchSpace(kt.HyperModel):
                 f"Received: task={task!r}"
             )
         minimum = 2 if task == "classification" else 1
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or (
-            num_classes < minimum
-        ):
-            raise ValueError(
-                f"Received an invalid value for `num_classes`, expected an "
-                f"integer >= {minimum} for {task}. Received: num_classes={num_classes!r}"
-            )
+        check_int_range(num_classes, "num_classes", minimum,
+                        expected=f"an integer >= {minimum} for {task}")
         if not learning_rate > 0:
             raise ValueError(
                 "Received an invalid value for `learning_rate`, expected a "
@@ -158,14 +154,6 @@ def check_choices(values, name, kind=None, allowed=None):
     return values
 
 
-def check_int_range(value, name, low, high=None):
-    """Validates an integer in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-        high is not None and value > high
-    ):
-        bound = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected an integer "
-            f"{bound}. Received: {name}={value!r}"
-        )
-    return value
+def check_int_range(value, name, low, high=None, expected=None):
+    """Validates an integer in [low, high] (`tfnas.validation.check_int`)."""
+    return validation.check_int(value, name, low, high, expected)

@@ -10,16 +10,13 @@ size s leaves a stride-2 operation with size ceil(s / 2), never below 1.
 
 import keras
 
+from tfnas.validation import check_int, check_positive_int
+
 PACKAGE = "tfnas"
 
 
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a positive "
-            f"integer. Received: {name}={value!r}"
-        )
-    return value
+    return check_positive_int(value, name)
 
 
 def _one_of(value, name, allowed):
@@ -183,12 +180,8 @@ class Shortcut(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = None if filters is None else _positive_int(filters, "filters")
         self.strides = _one_of(strides, "strides", (1, 2))
-        if isinstance(reductions, bool) or not isinstance(reductions, int) or reductions < 0:
-            raise ValueError(
-                "Received an invalid value for `reductions`, expected a "
-                f"non-negative integer. Received: reductions={reductions!r}"
-            )
-        self.reductions = reductions
+        self.reductions = check_int(reductions, "reductions", 0,
+                                    expected="a non-negative integer")
 
     def build(self, input_shape):
         self.pools = [keras.layers.AveragePooling2D(2, padding="same")

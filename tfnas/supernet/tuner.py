@@ -19,8 +19,8 @@ import tensorflow as tf
 from tfnas import project_lock
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
+from tfnas.atomic import write_atomically
 from tfnas.oracles.base import RUNNING, STOPPED, NASOracle
-from tfnas.project import write_atomically
 from tfnas.supernet import oneshot, strategies
 from tfnas.supernet.builder import build_supernet
 from tfnas.tuner import NASTuner, dtype_policy_scope

@@ -12,12 +12,35 @@ import threading
 
 import keras_tuner as kt
 
-from tfnas import spaces
+from tfnas import lookup, spaces
 from tfnas.architecture import Architecture
-from tfnas.bench.runner import LookupTuner, SearchInterrupted
-from tfnas.oracles.base import candidate_values
+from tfnas.moves import candidate_values
 
 OBJECTIVE = kt.Objective("score", "max")
+
+
+class SearchInterrupted(Exception):
+    """Raised by `LookupTuner(interrupt_after=n)` to simulate a Ctrl-C."""
+
+
+class LookupTuner(lookup.LookupTuner):
+    """`tfnas.lookup.LookupTuner` that can stop as an interrupted search would.
+
+    Args:
+        interrupt_after: Raise `SearchInterrupted` once this many trials have
+            ended, or None; the other arguments are `tfnas.lookup.LookupTuner`'s.
+    """
+
+    def __init__(self, *args, interrupt_after=None, **kwargs):
+        self.interrupt_after = interrupt_after
+        super().__init__(*args, **kwargs)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self.interrupt_after is not None and (
+            len(self.oracle.end_order) >= self.interrupt_after
+        ):
+            raise SearchInterrupted(f"after {self.interrupt_after} trials")
 
 
 def synthetic_score(values):

@@ -2,12 +2,13 @@
 
 import dataclasses
 import statistics
-import tempfile
 import time
 
 import numpy as np
 
 from tfnas.architecture import Architecture
+from tfnas.validation import is_integer
+from tfnas.sampling import sample_architectures  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass
@@ -19,32 +20,6 @@ class SpaceReport:
     min_params: int
     max_params: int
     median_build_seconds: float
-
-
-def sample_architectures(space, count, seed=0):
-    """Samples up to `count` architectures with tfnas's random oracle.
-
-    The oracle discovers the space's decisions exactly as in a search (a
-    `NASTuner` is created in a temporary directory), so conditional decisions
-    are sampled only where active.
-
-    Returns:
-        `(hyperparameters, samples)`: the space's `HyperParameters` as the
-        oracle knows them, and a list of decision-value dicts.
-    """
-    from tfnas.tuner import NASTuner
-
-    with tempfile.TemporaryDirectory() as directory:
-        tuner = NASTuner(space, oracle="random", max_trials=count, seed=seed,
-                         directory=directory, progress=False)
-        oracle = tuner.oracle
-        samples = []
-        for index in range(count):
-            response = oracle.populate_space(str(index))
-            if response["status"] != "RUNNING":
-                break
-            samples.append(dict(response["values"]))
-        return oracle.get_space(), samples
 
 
 def _fail(message, values):
@@ -70,7 +45,7 @@ def check_space(space, num_architectures=8, seed=0, batch_size=2):
         A `SpaceReport`.
     """
     size = space.size()
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if not is_integer(size) or size < 1:
         raise AssertionError(f"size() must be a positive int. Received: {size!r}")
     config = space.get_config()
     if type(space)(**config).get_config() != config:
