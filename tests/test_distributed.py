@@ -21,6 +21,7 @@ import pytest
 
 from tfnas import bench, distributed, oracles, project
 from tfnas.architecture import Architecture
+from tests.waiting import oracle_state, wait_for
 
 pytestmark = pytest.mark.slow
 SCRIPTS = os.path.join(os.path.dirname(__file__), "distributed_scripts.py")
@@ -72,23 +73,8 @@ class Launch:
         return code
 
 
-def _oracle_state(project_dir):
-    try:
-        with open(os.path.join(project_dir, "oracle.json")) as file:
-            return json.load(file)
-    except (OSError, ValueError):
-        return None
-
-
 def _wait_for(condition, what, launch=None, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}"
-                         + ("\n" + launch.output() if launch else ""))
+    return wait_for(condition, what, timeout, details=launch.output if launch else None)
 
 
 def _check_finished(project_dir, max_trials, output):
@@ -99,7 +85,7 @@ def _check_finished(project_dir, max_trials, output):
     assert len(trials) == len(completed) == max_trials, output
     hashes = {json.dumps(t.hyperparameters.values, sort_keys=True) for t in completed}
     assert len(hashes) == max_trials, "an architecture was evaluated twice"
-    state = _oracle_state(project_dir)
+    state = oracle_state(project_dir)
     assert sorted(state["end_order"]) == sorted(t.trial_id for t in trials)
     assert state["ongoing_trials"] == {} and state["retry_queue"] == []
     # Persisted state is JSON or Keras weights: nothing to unpickle or execute
@@ -136,7 +122,7 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path)
                     "--epochs", "8", "--workers", "2")
 
     def worker0_trial():
-        state = _oracle_state(launch.project_dir)
+        state = oracle_state(launch.project_dir)
         return state and state["ongoing_trials"].get("worker0")
 
     trial_id = _wait_for(worker0_trial, "worker0 to start a trial", launch)
@@ -157,7 +143,7 @@ def test_a_killed_chief_is_restarted_and_no_trial_is_lost_or_repeated(tmp_path):
     # --overwrite applies to the first start only: the restarted chief resumes.
     launch = Launch(tmp_path, "--strategy", "controller", "--max-trials", "8",
                     "--epochs", "2", "--workers", "2", "--overwrite")
-    _wait_for(lambda: len((_oracle_state(launch.project_dir) or {"end_order": []})
+    _wait_for(lambda: len((oracle_state(launch.project_dir) or {"end_order": []})
                           ["end_order"]) >= 3, "three finished trials", launch)
     os.kill(launch.pid_of("chief"), signal.SIGKILL)
     finished_before = {t.trial_id: (t.hyperparameters.values, t.score)
@@ -238,7 +224,7 @@ def test_one_trial_trains_across_two_processes_with_multi_worker_mirrored(tmp_pa
     assert ran[0] == ran[1] == ["0", "1", "2"], worker_outputs
     trials = project.load_trials(os.path.join(tmp_path, "multiworker"))
     assert [t.status for t in trials] == ["COMPLETED"] * 3, chief_output
-    state = _oracle_state(os.path.join(tmp_path, "multiworker"))
+    state = oracle_state(os.path.join(tmp_path, "multiworker"))
     assert state["run_times"] == {"0": 1, "1": 1, "2": 1}
 
 

@@ -6,7 +6,6 @@ instead of training) where a test needs to steer workers precisely;
 `tfnas search --chief/--worker` processes where the whole path matters.
 """
 
-import json
 import os
 import re
 import signal
@@ -20,6 +19,7 @@ import pytest
 
 from tfnas import bench, distributed, oracles, project
 from tfnas.secure_channel import DistributedOptions
+from tests.waiting import oracle_state, wait_for
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 180
@@ -82,13 +82,7 @@ class Chief:
 
 
 def _wait_for(condition, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(condition, what, timeout, interval=0.02)
 
 
 def test_a_silent_worker_loses_its_trial_and_its_late_report_is_discarded(
@@ -234,14 +228,6 @@ def _finish(process, timeout=TIMEOUT):
     return process.returncode, output
 
 
-def _oracle_state(project_dir):
-    try:
-        with open(os.path.join(project_dir, "oracle.json")) as file:
-            return json.load(file)
-    except (OSError, ValueError):
-        return None
-
-
 def test_a_worker_killed_for_good_does_not_hang_the_chief(tmp_path):
     """`--chief` and two external workers; one is killed mid-trial and never
     comes back: its trial goes to the other worker when its lease runs out,
@@ -255,7 +241,7 @@ def test_a_worker_killed_for_good_does_not_hang_the_chief(tmp_path):
         project_dir = os.path.join(str(tmp_path), "p")
 
         def w1_trial():
-            state = _oracle_state(project_dir)
+            state = oracle_state(project_dir)
             return state and state["ongoing_trials"].get("w1")
 
         trial_id = _wait_for(w1_trial, "w1 to start a trial", timeout=TIMEOUT)
@@ -273,7 +259,7 @@ def test_a_worker_killed_for_good_does_not_hang_the_chief(tmp_path):
                      output), output
     trials = project.load_trials(project_dir)
     assert [t.status for t in trials] == ["COMPLETED"] * 4, output
-    state = _oracle_state(project_dir)
+    state = oracle_state(project_dir)
     assert state["runners"][trial_id] == ["w1", "w2"]
     assert state["run_times"] == {t.trial_id: 1 for t in trials}
     assert state["ongoing_trials"] == {} and state["retry_queue"] == []

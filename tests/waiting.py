@@ -1,0 +1,31 @@
+"""Waiting on real processes in tests: bounded polls and the chief's state."""
+
+import json
+import os
+import time
+
+
+def oracle_state(project_dir):
+    """The project's `oracle.json`, or None while it is missing or mid-write."""
+    try:
+        with open(os.path.join(project_dir, "oracle.json")) as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for(condition, what, timeout, interval=0.1, details=None):
+    """Polls `condition` until it returns a true value, which is returned.
+
+    Raises:
+        AssertionError: after `timeout` seconds, naming `what` and adding
+            `details()` (e.g. the processes' output) when given.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    extra = details() if details is not None else ""
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{extra}" if extra else ""))
