@@ -24,6 +24,8 @@ from tfnas.spaces.nbmacro import NASBenchMacroSpace
 
 SPACES = {cls.space_name: cls for cls in (
     MLPSpace, ChainSpace, CellSpace, NASBench201Space, NASBenchMacroSpace, MobileSpace)}
+#: The names of tfnas's own spaces; `register` adds users' spaces to `SPACES`.
+BUILT_IN = tuple(SPACES)
 
 
 def register(name_or_class=None, space_class=None):
@@ -47,8 +49,7 @@ def register(name_or_class=None, space_class=None):
             raise ValueError(
                 "Received no name for the space: pass `register(name, cls)` or set the "
                 f"class attribute `space_name`. Received: name={name!r}")
-        known = SPACES.get(name)
-        if known is not None and known is not cls and known.__module__.startswith("tfnas."):
+        if name in BUILT_IN and SPACES[name] is not cls:
             raise ValueError(f"Received the name of a built-in space, {name!r}; expected "
                              f"another name. Received: name={name!r}")
         if getattr(cls, "space_name", None) != name:
@@ -89,4 +90,4 @@ def name_of(space):
 
 
 __all__ = ["SearchSpace", "MLPSpace", "ChainSpace", "CellSpace", "NASBench201Space",
-           "NASBenchMacroSpace", "MobileSpace", "SPACES", "get", "name_of", "register"]
+           "NASBenchMacroSpace", "MobileSpace", "SPACES", "BUILT_IN", "get", "name_of", "register"]
