@@ -40,7 +40,7 @@ import threading
 import time
 
 import report
-from tfnas import distributed
+from tfnas import distributed, project_lock
 
 SEARCH = [sys.executable, "-m", "tfnas", "search", "--space", "mlp", "--space-arg",
           "units=[16,32,64]", "--dataset", "digits", "--strategy", "random",
@@ -289,13 +289,15 @@ def disk_full(directory):
         run = Run(mount, "--max-trials", "20", "--epochs", "1")
         code = run.wait()
         project_dir = os.path.join(mount, "p")
-        leftovers = [name for root, _, names in os.walk(project_dir) for name in names
-                     if name.endswith(".tmp") or (name.endswith(".json") and os.path.getsize(
-                         os.path.join(root, name)) == 0)]
+        leftovers = [os.path.relpath(os.path.join(root, name), project_dir)
+                     for root, _, names in os.walk(project_dir) for name in names
+                     if name.endswith(".tmp") or (
+                         name.endswith(".json") and name != project_lock.LOCK_FILE  # empty: free
+                         and os.path.getsize(os.path.join(root, name)) == 0)]
         completed = _completed(project_dir)
         outcome = (f"exit {code}: {(run.error() or 'no tfnas error line')[:120]}; "
                    f"{len(completed)} trials completed; temporary or empty files left: "
-                   f"{len(leftovers)}")
+                   f"{len(leftovers)} {leftovers}")
         return outcome, "-", "-", _seconds(start, run.lines[-1][0] if run.lines else None)
     finally:
         subprocess.run(["umount", mount], capture_output=True)
