@@ -80,6 +80,18 @@ def test_display_records_trial_starts(tmp_path):
     assert not compat.display_has_started(oracle, "no-such-trial")
 
 
+def test_a_trial_start_is_shown_once(tmp_path):
+    oracle = _oracle(tmp_path)
+    oracle.verbose = 0  # the display records nothing, as after a reload
+    trial = oracle.create_trial("tuner0")
+    assert not compat.display_has_started(oracle, trial.trial_id)
+    oracle.verbose = 1
+    compat.show_trial_start(oracle, trial)
+    started = compat.display_has_started(oracle, trial.trial_id)
+    compat.show_trial_start(oracle, trial)  # already shown: no second start
+    assert started and len(oracle._display.trial_start) == 1
+
+
 def test_tuner_adds_its_tuner_callback_and_save_best_epoch(tmp_path):
     seen = []
 

@@ -168,6 +168,14 @@ def display_has_started(oracle, trial_id):
                                   "after a reload")
 
 
+def show_trial_start(oracle, trial):
+    """Records `trial`'s start in the oracle's display unless it has been
+    (a no-op when the oracle's verbose is 0)."""
+    if not display_has_started(oracle, trial.trial_id):
+        _attribute(oracle, "_display", "to show trials handed back after a reload"
+                   ).on_trial_begin(trial)
+
+
 def tuner_callback_class():
     """KerasTuner's `TunerCallback`, the callback `Tuner.run_trial` adds to
     `fit` (its batch hooks are no-ops unless a tuner overrides them)."""

@@ -94,8 +94,7 @@ class HardenedOracle(kt.Oracle):
             # A trial handed back after a reload (see `reload`) comes through
             # KerasTuner's early return, which skips its display: record the
             # start there too, or the display's `on_trial_end` raises KeyError.
-            if not compat.display_has_started(self, trial.trial_id):
-                self._display.on_trial_begin(trial)  # a no-op when verbose=0
+            compat.show_trial_start(self, trial)
         self.busy_seconds += time.perf_counter() - start
         return trial
 
