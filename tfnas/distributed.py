@@ -421,6 +421,11 @@ class WorkerOracleClient(oracle_client.OracleClient):
         thread.start()
         self._keepalive = (stop, thread)
 
+    def close(self):
+        """Stops the keep-alives: a search that ended on an error must not
+        keep the chief waiting for this worker."""
+        self._stop_keepalive()
+
     def _stop_keepalive(self):
         if self._keepalive is not None:
             stop, thread = self._keepalive

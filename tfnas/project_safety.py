@@ -29,7 +29,7 @@ MARKER_FILES = ("oracle.json", "tuner0.json", "chief.json", "tfnas_project.json"
                 "tfnas_search.json")
 KNOWN_FOLDERS = ("logs", "best", "report")
 KNOWN_SUFFIXES = (".json", ".tmp", ".weights.h5")
-KNOWN_PREFIXES = ("tmp-",)  # the controller's weights being written
+KNOWN_PREFIXES = ("tmp-",)  # controller weights mid-write, in projects of earlier tfnas
 # Tuner ids of a local (not distributed) search; see `adopt_orphaned_trials`.
 LOCAL_TUNER_ID = "tuner0"
 

@@ -252,14 +252,14 @@ class NASTuner(kt.Tuner):
         self.dtype_policy = keras.dtype_policies.get(
             dtype_policy if dtype_policy is not None else keras.config.dtype_policy())
         self.role = distributed.check_environment()
-        if not kwargs.get("overwrite") and self.role != "worker":
-            integrity.check_project(os.path.join(  # KerasTuner's defaults
-                str(kwargs.get("directory") or "."), kwargs.get("project_name") or
-                "untitled_project"))
         if distribution_strategy is not None:
             distributed.use_multi_worker_keras(distribution_strategy)
-        project_safety.open_project(kwargs.get("directory"), kwargs.get("project_name"),
-                                    kwargs.pop("overwrite", False), self.role == "worker")
+        overwrite = kwargs.pop("overwrite", False)
+        project_dir = project_safety.open_project(  # the name is checked first
+            kwargs.get("directory"), kwargs.get("project_name"), overwrite,
+            self.role == "worker")
+        if not overwrite and self.role != "worker":
+            integrity.check_project(project_dir)
         super().__init__(
             oracle=oracle,
             hypermodel=hypermodel,
@@ -342,6 +342,9 @@ class NASTuner(kt.Tuner):
             if stopped is None:
                 raise
             raise stopped from error
+        finally:
+            if self.role == "worker":
+                self.oracle.close()  # the chief must not wait for this worker
 
     def _trains_with_model_fit(self):
         """Whether trials train with `model.fit` on the data given to `search`
