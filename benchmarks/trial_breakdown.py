@@ -11,15 +11,11 @@ kernels: compare the parts with each other, and the totals with
 Usage: python benchmarks/trial_breakdown.py [--epochs 1] [--trials 3]
 """
 
-import argparse
 import cProfile
 import os
 import pstats
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tfnas  # noqa: E402
-from tfnas.spaces import ChainSpace  # noqa: E402
 
 import report  # noqa: E402
 import tuner_overhead  # noqa: E402
@@ -109,14 +105,9 @@ def breakdown(run, trials):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--output",
-                        default=os.path.join(report.RESULTS, "trial_breakdown.md"))
+    parser, data, space = tuner_overhead.search_setting(__doc__.splitlines()[0],
+                                                        "trial_breakdown.md")
     args = parser.parse_args()
-    data = tfnas.load_data("digits", batch_size=32, seed=0)
-    space = ChainSpace(data.input_shape, data.num_classes)
     n = args.trials
     totals, columns = {}, {}
     for name, run in {

@@ -84,17 +84,21 @@ def tuner_search(space, data, epochs, trials, measure_costs):
         progress=False), data, epochs, trials)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+def search_setting(description, output_name):
+    """The arguments shared with trial_breakdown.py, and its data and space:
+    a parser (`--epochs`, `--trials`, `--output`), digits and the chain space."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--output",
-                        default=os.path.join(report.RESULTS, "tuner_overhead.md"))
-    args = parser.parse_args()
-
+    parser.add_argument("--output", default=os.path.join(report.RESULTS, output_name))
     data = tfnas.load_data("digits", batch_size=32, seed=0)
-    space = ChainSpace(data.input_shape, data.num_classes)
+    return parser, data, ChainSpace(data.input_shape, data.num_classes)
+
+
+def main():
+    parser, data, space = search_setting(__doc__.splitlines()[0], "tuner_overhead.md")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
     n = args.trials
     variants = {
         f"{n} x plain model.fit": lambda: plain_fit(space, data, args.epochs, n),

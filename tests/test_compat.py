@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tfnas import compat
+from tests.waiting import run_fresh_python
 
 
 def _oracle(tmp_path):
@@ -186,16 +187,11 @@ def test_quiet_condition_protos_converts_as_keras_tuner_without_printing(capsys)
 
 @pytest.mark.slow
 def test_importing_distributed_patches_nothing():
-    import subprocess
-    import sys
-
-    code = ("from keras_tuner.src.engine import conditions\n"
-            "before = conditions.Parent.to_proto\n"
-            "import tfnas.distributed, tfnas.tuner\n"
-            "assert conditions.Parent.to_proto is before, 'patched on import'\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_fresh_python("from keras_tuner.src.engine import conditions\n"
+                     "before = conditions.Parent.to_proto\n"
+                     "import tfnas.distributed, tfnas.tuner\n"
+                     "assert conditions.Parent.to_proto is before, 'patched on import'\n",
+                     timeout=120)
 
 
 def test_keras_tuner_distributed_modules_have_what_tfnas_extends():

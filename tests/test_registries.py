@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import keras_tuner as kt
@@ -15,6 +13,7 @@ from tfnas.oracles.base import RandomOracle
 from tfnas.supernet import oneshot
 from tfnas.supernet.strategies import OneShotStrategy
 from tfnas.supernet.tuner import PATHS_FILE, PROBABILITIES_FILE, OneShotTuner
+from tests.waiting import run_fresh_python
 
 
 @pytest.mark.slow
@@ -27,9 +26,7 @@ def test_documented_names_resolve_after_a_fresh_import():
             "assert tfnas.OneShotTuner.__name__ == 'OneShotTuner'\n"
             "assert tfnas.SearchSpace is tfnas.spaces.SearchSpace\n"
             "assert callable(tfnas.objectives.MnasNetReward)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_fresh_python(code, timeout=300)
 
 
 def test_nas_tuner_given_a_one_shot_strategy_says_how_to_run_it(tmp_path):

@@ -1,7 +1,9 @@
-"""Waiting on real processes in tests: bounded polls and the chief's state."""
+"""Real processes in tests: bounded polls, the chief's state, fresh interpreters."""
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 
@@ -29,3 +31,10 @@ def wait_for(condition, what, timeout, interval=0.1, details=None):
         time.sleep(interval)
     extra = details() if details is not None else ""
     raise AssertionError(f"timed out waiting for {what}" + (f"\n{extra}" if extra else ""))
+
+
+def run_fresh_python(code, timeout):
+    """Runs `code` in a fresh interpreter; fails the test with its stderr."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
