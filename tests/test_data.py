@@ -33,7 +33,7 @@ def test_load_data_digits():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"dataset": "mnist"}, "'digits' or 'tfds:NAME'"),
+        ({"dataset": "mnist"}, "'digits', 'mnist1d' or 'tfds:NAME'"),
         ({"dataset": "tfds:"}, "empty TFDS name"),
         ({"batch_size": 0}, "`batch_size`"),
     ],
@@ -115,3 +115,21 @@ def test_tfds_dataset_is_prepared_read_and_searched(tmp_path, capsys):
 def test_tfds_dataset_without_labels_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="no supervised \\(input, label\\) keys"):
         tfnas.load_data("tfds:unlabelled_digits", data_dir=str(tmp_path))
+
+
+def test_mnist1d_is_generated_locally_split_by_seed_and_stratified():
+    first, again = data.mnist1d_arrays(seed=0), data.mnist1d_arrays(seed=0)
+    sizes = {split: len(first[split][1]) for split in first}
+    assert sizes == {"train": 3000, "validation": 1000, "test": 1000}
+    assert first["train"][0].shape[1:] == (40, 1)
+    np.testing.assert_array_equal(first["train"][0], again["train"][0])
+    other = data.mnist1d_arrays(seed=1)
+    assert not np.array_equal(first["train"][1], other["train"][1])
+    # The test split is the package's own and never depends on the seed.
+    np.testing.assert_array_equal(first["test"][0], other["test"][0])
+    # Stratified: each class is split 3 to 1 between train and validation.
+    train_counts = np.bincount(first["train"][1])
+    validation_counts = np.bincount(first["validation"][1])
+    assert np.all(np.abs(3 * validation_counts - train_counts) <= 3)
+    loaded = tfnas.load_data("mnist1d", batch_size=100)
+    assert loaded.input_shape == (40, 1) and loaded.num_classes == 10

@@ -109,8 +109,8 @@ def build_parser():
     search.add_argument("--eta", type=_positive_int, default=3,
                         help="successive halving / Hyperband reduction factor")
     search.add_argument("--dataset", default="digits",
-                        help="'digits' (scikit-learn's embedded 8x8 digits) or "
-                             "'tfds:NAME' for a tensorflow-datasets dataset")
+                        help="'digits' (scikit-learn's embedded 8x8 digits), 'mnist1d' "
+                             "(generated locally) or 'tfds:NAME' for a tensorflow-datasets dataset")
     search.add_argument("--data-dir", default=None,
                         help="tensorflow-datasets data directory")
     search.add_argument("--max-trials", type=_positive_int, default=30,

@@ -1,6 +1,6 @@
-"""Datasets for searches: the embedded digits data and tensorflow-datasets.
+"""Datasets for searches: digits, MNIST-1D and tensorflow-datasets.
 
-Both return a `SearchData`: train, validation and test splits as batched
+Each returns a `SearchData`: train, validation and test splits as batched
 `tf.data.Dataset`s of `(image, label)` pairs, plus the input shape and the
 number of classes a search space needs.
 """
@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfnas.validation import check_positive_int
 
 DIGITS = "digits"
+MNIST1D = "mnist1d"
 TFDS_PREFIX = "tfds:"
 
 
@@ -48,6 +49,13 @@ def digits_arrays(seed=0):
     x_rest, x_test, y_rest, y_test = train_test_split(
         images, labels, test_size=0.2, random_state=seed, stratify=labels
     )
+    return _stratified_split(x_rest, y_rest, x_test, y_test, seed)
+
+
+def _stratified_split(x_rest, y_rest, x_test, y_test, seed):
+    """Train/validation (75/25, stratified, seeded) plus the given test split."""
+    from sklearn.model_selection import train_test_split
+
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=0.25, random_state=seed, stratify=y_rest
     )
@@ -58,15 +66,36 @@ def digits_arrays(seed=0):
     }
 
 
+def mnist1d_arrays(seed=0):
+    """MNIST-1D (Greydanus, 2020), generated locally by the `mnist1d` package.
+
+    The package's default arguments make 4,000 training and 1,000 test
+    sequences of length 40 (its own generation seed is fixed, so the examples
+    never change); the 4,000 are split 75/25 into train and validation,
+    stratified, by `seed`. The package's test split is the test split.
+
+    Returns:
+        A dict with keys "train", "validation" and "test", each an
+        `(sequences, labels)` pair: float32 sequences of shape (n, 40, 1)
+        and int32 labels.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    generated = make_dataset(get_dataset_args())
+    x_rest = generated["x"].astype("float32")[..., np.newaxis]
+    x_test = generated["x_test"].astype("float32")[..., np.newaxis]
+    y_rest = generated["y"].astype("int32")
+    y_test = generated["y_test"].astype("int32")
+    return _stratified_split(x_rest, y_rest, x_test, y_test, seed)
+
+
 def _batched(dataset, batch_size, shuffle_seed=None):
     if shuffle_seed is not None:
         dataset = dataset.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def load_digits_data(batch_size=32, seed=0):
-    """The digits dataset as a `SearchData`."""
-    splits = digits_arrays(seed)
+def _load_arrays(name, splits, num_classes, batch_size, seed):
     datasets = {
         split: _batched(
             tf.data.Dataset.from_tensor_slices(arrays),
@@ -76,11 +105,21 @@ def load_digits_data(batch_size=32, seed=0):
         for split, arrays in splits.items()
     }
     return SearchData(
-        name=DIGITS,
+        name=name,
         input_shape=splits["train"][0].shape[1:],
-        num_classes=10,
+        num_classes=num_classes,
         **datasets,
     )
+
+
+def load_digits_data(batch_size=32, seed=0):
+    """The digits dataset as a `SearchData`."""
+    return _load_arrays(DIGITS, digits_arrays(seed), 10, batch_size, seed)
+
+
+def load_mnist1d_data(batch_size=32, seed=0):
+    """MNIST-1D as a `SearchData` (see `mnist1d_arrays`)."""
+    return _load_arrays(MNIST1D, mnist1d_arrays(seed), 10, batch_size, seed)
 
 
 def _to_float(image, label):
@@ -168,16 +207,18 @@ def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True, ca
 
 
 def load_data(dataset=DIGITS, batch_size=32, seed=0, data_dir=None):
-    """Loads `"digits"` or `"tfds:NAME"` as a `SearchData`."""
+    """Loads `"digits"`, `"mnist1d"` or `"tfds:NAME"` as a `SearchData`."""
     check_positive_int(batch_size, "batch_size")
     if dataset == DIGITS:
         return load_digits_data(batch_size=batch_size, seed=seed)
+    if dataset == MNIST1D:
+        return load_mnist1d_data(batch_size=batch_size, seed=seed)
     if isinstance(dataset, str) and dataset.startswith(TFDS_PREFIX):
         name = dataset[len(TFDS_PREFIX):]
         if not name:
             raise ValueError("Received an empty TFDS name: dataset='tfds:'")
         return load_tfds_data(name, batch_size=batch_size, seed=seed, data_dir=data_dir)
     raise ValueError(
-        "Received an invalid value for `dataset`, expected 'digits' or "
-        f"'tfds:NAME' (e.g. 'tfds:cifar10'). Received: dataset={dataset!r}"
+        "Received an invalid value for `dataset`, expected 'digits', 'mnist1d' "
+        f"or 'tfds:NAME' (e.g. 'tfds:cifar10'). Received: dataset={dataset!r}"
     )
