@@ -1,7 +1,7 @@
 """tfnas: Neural Architecture Search for Keras and TensorFlow.
 
 A search space is a KerasTuner `HyperModel` that declares its decisions with
-`choose_op`, `choose_inputs` and `repeat`; a search strategy is a KerasTuner
+`choose_op`, `choose_inputs`, `repeat` and `choose_value`; a search strategy is a KerasTuner
 `Oracle`; `NASTuner` trains every candidate with `model.fit`.
 
 Submodules are imported on first use, so `import tfnas` is cheap until a
@@ -16,6 +16,7 @@ _EXPORTS = {
     "Architecture": "tfnas.architecture",
     "choose_op": "tfnas.decisions",
     "choose_inputs": "tfnas.decisions",
+    "choose_value": "tfnas.decisions",
     "repeat": "tfnas.decisions",
     "NASTuner": "tfnas.tuner",
     "OneShotTuner": "tfnas.supernet.tuner",

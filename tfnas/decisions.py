@@ -1,7 +1,7 @@
 """Primitives a search space uses to declare its NAS decisions.
 
 A search space is a `keras_tuner.HyperModel` whose `build(hp)` declares its
-decisions with three primitives:
+decisions with four primitives:
 
 - `choose_op(hp, name, candidates)`: one operation out of named candidates
   (NNI's LayerChoice). Returns a Keras layer.
@@ -11,6 +11,12 @@ decisions with three primitives:
   times (Repeat). Decisions inside repetitions beyond the chosen depth are
   declared in KerasTuner conditional scopes, so they are inactive: absent from
   a trial's values, and never sampled or mutated by an oracle.
+- `choose_value(hp, name, values)`: a value (width, kernel size, expansion,
+  on/off, activation, block type) that a supernet shares weights across
+  (NNI's ValueChoice). Returns the chosen value; in a supernet, a
+  `SharedValue` that the layer factories of `tfnas.supernet.elastic` turn
+  into elastic layers. A value that changes shapes (a stride) is declared
+  with `shareable=False`: a supernet refuses it unless it is fixed.
 
 Each primitive records its decision as an ordinary KerasTuner hyperparameter,
 so any `keras_tuner.Oracle` can search a tfnas space. How a decision becomes
@@ -86,6 +92,9 @@ class DecisionBuilder:
     def repeat(self, hp, name, block, x, depths, default):
         raise NotImplementedError
 
+    def value(self, hp, name, values, default, shareable, how_to_fix):
+        raise NotImplementedError
+
 
 class CandidateBuilder(DecisionBuilder):
     """Builds the single candidate that the hyperparameter values select."""
@@ -119,6 +128,9 @@ class CandidateBuilder(DecisionBuilder):
                 if index < depth:
                     x = block(index, x)
         return x
+
+    def value(self, hp, name, values, default, shareable, how_to_fix):
+        return hp.Choice(name, values, default=default)
 
 
 _CANDIDATE_BUILDER = CandidateBuilder()
@@ -243,3 +255,43 @@ def repeat(hp, name, block, x, depths, default=None):
             f"Received: default={default!r}"
         )
     return builder_for(hp).repeat(hp, name, block, x, depths, default)
+
+
+def choose_value(hp, name, values, default=None, shareable=True, how_to_fix=None):
+    """Declares a choice of a value that a supernet can share weights across.
+
+    The decision is the KerasTuner hyperparameter `hp.Choice(name, values,
+    default=default)`; a multi-trial build gets its value. A supernet build
+    gets a `tfnas.supernet.values.SharedValue` (unless the value is fixed or
+    single) for the factories of `tfnas.supernet.elastic` (`conv_bn`,
+    `dense`, `pool`, `shortcut`, `mobile_block`), which share one set of
+    weights across the values: widths by masking channels, kernel sizes by
+    centred slices, expansions by masking expanded channels, on/off by a
+    gate, activations and block types by mixing.
+
+    Args:
+        hp: The `keras_tuner.HyperParameters` passed to `HyperModel.build`.
+        name: The decision's name, unique within the space.
+        values: The values (int, float, str or bool, of one type).
+        default: The value used when `hp` has no value yet. Defaults to the
+            first.
+        shareable: False for a value that changes what other layers see (a
+            stride, which changes the output's size): a supernet refuses the
+            decision unless it has one value or is fixed.
+        how_to_fix: For `shareable=False`, what the refusal tells the user to
+            do (e.g. "pass --space-arg strides=[1]").
+
+    Returns:
+        The chosen value, or a `SharedValue` in a supernet.
+    """
+    _check_name(name)
+    values = list(values)
+    if not values or len(set(values)) != len(values):
+        raise ValueError(
+            "Received an invalid value for `values`, expected a non-empty list of "
+            f"distinct values. Received: values={values!r}")
+    if default is not None and default not in values:
+        raise ValueError(
+            f"Received an invalid value for `default`, expected one of {values}. "
+            f"Received: default={default!r}")
+    return builder_for(hp).value(hp, name, values, default, bool(shareable), how_to_fix)

@@ -4,6 +4,7 @@ import keras
 
 from tfnas import decisions
 from tfnas.spaces.base import SearchSpace, check_choices, check_int_range
+from tfnas.supernet import elastic
 
 
 class MLPSpace(SearchSpace):
@@ -41,9 +42,10 @@ class MLPSpace(SearchSpace):
         x = keras.layers.Flatten()(inputs) if len(inputs.shape) > 2 else inputs
 
         def layer(index, x):
-            units = hp.Choice(f"layer_{index}/units", list(self.units))
-            activation = hp.Choice(f"layer_{index}/activation", list(self.activations))
-            return keras.layers.Dense(units, activation=activation)(x)
+            units = decisions.choose_value(hp, f"layer_{index}/units", list(self.units))
+            activation = decisions.choose_value(hp, f"layer_{index}/activation",
+                                                list(self.activations))
+            return elastic.dense(units, activation)(x)
 
         depths = range(self.min_layers, self.max_layers + 1)
         return decisions.repeat(hp, "num_layers", layer, x, depths=depths)

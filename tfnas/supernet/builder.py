@@ -4,9 +4,12 @@
 as its decisions' meaning (see `tfnas.decisions`): every `choose_op` becomes
 a `MixedOp` of all its candidates; every `choose_inputs` a `MixedOp` over
 the allowed input subsets (one per input, on/off, for any-subset choices);
-every `repeat` a `MixedOp` over the outputs at each allowed depth. Plain
-KerasTuner hyperparameters of the space (e.g. a layer's width) keep one
-value: their default, or the one given in `fixed_values`.
+every `repeat` a `MixedOp` over the outputs at each allowed depth; every
+`choose_value` a `SharedValue` whose `MixedOp` mixes one-hot selectors that
+elastic layers weight their shared weights by (`tfnas.supernet.elastic`).
+Plain KerasTuner hyperparameters of the space and `choose_value(...,
+shareable=False)` decisions cannot be shared: the build refuses them unless
+they have one value or are given in `fixed_values`.
 """
 
 import contextlib
@@ -17,7 +20,9 @@ import keras
 import keras_tuner as kt
 
 from tfnas import decisions
+from tfnas.supernet.elastic import ElasticLayer
 from tfnas.supernet.mixed import MixedOp
+from tfnas.supernet.values import SharedValue, roots
 
 ON_OFF = ("False", "True")
 
@@ -63,6 +68,48 @@ def layer_name(decision):
     return "mixed__" + re.sub(r"[^0-9A-Za-z_]", "__", decision)
 
 
+@keras.saving.register_keras_serializable(package="tfnas")
+class OnInput(keras.layers.Layer):
+    """Applies `layer` to the "x" of an elastic layer's inputs (a candidate
+    of an operation choice whose other candidates are elastic)."""
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def call(self, inputs, training=None):
+        return self.layer(inputs["x"], training=training)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "layer": keras.saving.serialize_keras_object(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)
+
+
+class _BoundMixed:
+    """An operation choice of elastic candidates: called on a tensor, it
+    calls the `MixedOp` on the tensor and the selectors of its candidates'
+    shared decisions."""
+
+    def __init__(self, mixed, shared):
+        self.mixed, self.shared = mixed, shared
+
+    def __call__(self, x):
+        return self.mixed({"x": x, **{value.name: value.selector(x) for value in self.shared}})
+
+
+def refuse(name, values, reason, how_to_fix):
+    """The error of a decision that a supernet cannot share weights across."""
+    return ValueError(
+        f"Decision `{name}` (values {values}) cannot be searched with weight sharing: "
+        f"{reason} Fix it before a one-shot search: {how_to_fix}")
+
+
 class SupernetBuilder(decisions.DecisionBuilder):
     """Builds every candidate of every decision, mixed in `mode`.
 
@@ -72,9 +119,12 @@ class SupernetBuilder(decisions.DecisionBuilder):
     multi-trial build).
     """
 
-    def __init__(self, mode="darts", seed=None):
+    def __init__(self, mode="darts", seed=None, fixed=()):
         self.mode = mode
         self.seed = seed
+        self.fixed = set(fixed)  # decision names whose value is given
+        self.declared = set()  # decision names declared with the primitives
+        self.shared = {}  # decision name -> SharedValue
         self.mixed = {}  # decision name -> its first MixedOp (the alpha owner)
         self.copies = {}  # decision name -> number of MixedOps built for it
         self.values = {}  # decision name -> the decision value of each candidate
@@ -95,8 +145,28 @@ class SupernetBuilder(decisions.DecisionBuilder):
 
     def op(self, hp, name, candidates, default):
         hp.Choice(name, list(candidates), default=default)  # the space's decision
-        return self._mixed(name, [factory() for factory in candidates.values()],
-                           list(candidates))
+        self.declared.add(name)
+        layers = [factory() for factory in candidates.values()]
+        shared = roots(*[value for layer in layers if isinstance(layer, ElasticLayer)
+                         for value in layer.shared])
+        if shared:  # every candidate takes the elastic inputs
+            layers = [layer if isinstance(layer, ElasticLayer) else OnInput(layer)
+                      for layer in layers]
+        mixed = self._mixed(name, layers, list(candidates))
+        return _BoundMixed(mixed, shared) if shared else mixed
+
+    def value(self, hp, name, values, default, shareable, how_to_fix):
+        chosen = hp.Choice(name, values, default=default)
+        self.declared.add(name)
+        if name in self.fixed or len(values) == 1:
+            return chosen
+        if not shareable:
+            raise refuse(name, values, "its values give tensors of different shapes to "
+                         "the layers after it, so no supernet holds them all.",
+                         how_to_fix or f"fix it with fixed_values={{{name!r}: ...}}.")
+        if name not in self.shared:
+            self.shared[name] = SharedValue(name, values, self)
+        return self.shared[name]
 
     def inputs(self, hp, name, inputs, labels, n_chosen, merge_mode):
         if merge_mode == "concat" and (n_chosen is None or n_chosen > 1):
@@ -104,6 +174,7 @@ class SupernetBuilder(decisions.DecisionBuilder):
                 f"Input choice `{name}`: a supernet mixes merged inputs, which "
                 "needs equal shapes; merge='concat' of several inputs is not "
                 "supported in supernet mode. Use merge='sum' or 'mean'.")
+        self.declared.update([name] + [f"{name}/{label}" for label in labels])
         if n_chosen is None:
             gated = []
             for index, label in enumerate(labels):
@@ -121,6 +192,7 @@ class SupernetBuilder(decisions.DecisionBuilder):
 
     def repeat(self, hp, name, block, x, depths, default):
         hp.Choice(name, depths, default=default)
+        self.declared.add(name)
         outputs = {0: x}
         for index in range(max(depths)):
             with hp.conditional_scope(name, [d for d in depths if d > index]):
@@ -159,6 +231,30 @@ def build_supernet(space, mode="darts", fixed_values=None, seed=None):
         `(model, builder)`: the compiled supernet and the `SupernetBuilder`
         whose `mixed` maps decision names to mixed layers.
     """
-    builder = SupernetBuilder(mode, seed=seed)
-    model = space.build(SupernetHyperParameters(builder, fixed_values))
+    builder = SupernetBuilder(mode, seed=seed, fixed=fixed_values or {})
+    hp = SupernetHyperParameters(builder, fixed_values)
+    model = space.build(hp)
+    check_shareable(hp, builder)
     return model, builder
+
+
+def check_shareable(hp, builder):
+    """Refuses plain hyperparameters of more than one value that are not
+    fixed: a supernet would silently keep them at their default.
+
+    Raises:
+        ValueError: naming the first such hyperparameter.
+    """
+    for parameter in hp.space:
+        name = parameter.name
+        if (name in builder.declared or name in builder.fixed
+                or isinstance(parameter, kt.engine.hyperparameters.Fixed)):
+            continue
+        values = getattr(parameter, "values", None)
+        if values is not None and len(values) <= 1:
+            continue
+        raise refuse(
+            name, values if values is not None else parameter.get_config(),
+            "it is a plain KerasTuner hyperparameter, which a supernet keeps at one value.",
+            "declare it with tfnas.choose_value (or choose_op, choose_inputs, repeat) in "
+            f"the space, or fix it with fixed_values={{{name!r}: ...}}.")
