@@ -5,6 +5,7 @@ import keras
 from tfnas import decisions
 from tfnas.spaces import ops
 from tfnas.spaces.base import SearchSpace, chain_graph, check_choices, check_int_range
+from tfnas.supernet import elastic
 
 CONV_OPS = {
     # name: (kind, kernel, dilation)
@@ -25,10 +26,16 @@ class ChainSpace(SearchSpace):
 
     - `num_layers`: the depth;
     - `layer_{i}/op`: the operation of layer i, one of `operations`;
-    - `layer_{i}/filters` and `layer_{i}/activation`: active only when the
-      operation is a convolution (a pooling keeps its input's channels);
-    - `layer_{i}/stride`: 1 or 2 (a dilated convolution with stride 2 is a
-      stride-2 1x1 projection followed by the dilated convolution);
+    - `layer_{i}/filters`: the output channels (a pooling is followed by a
+      1x1 ConvBN projection to them, so that every operation of a layer
+      gives one shape and a supernet can mix them);
+    - `layer_{i}/activation`: active only when the operation is a
+      convolution;
+    - `layer_{i}/stride`: 1 or 2 when `strides=(1, 2)` (a dilated
+      convolution with stride 2 is a stride-2 1x1 projection followed by the
+      dilated convolution). A stride changes the size of everything after
+      it, so a supernet cannot share it: one-shot strategies need a single
+      stride (the default);
     - `layer_{i}/skip/{j}` (when `skips`): whether the output of layer j < i
       is added to layer i's output (ENAS macro style). Sources of another
       size or width are reconciled by average pooling and a 1x1 projection,
@@ -41,7 +48,8 @@ class ChainSpace(SearchSpace):
         operations: Candidate operations, a subset of `OPERATIONS`.
         filters: Candidate filter counts of a convolution.
         activations: Candidate activations of a convolution.
-        strides: Candidate strides, a subset of (1, 2).
+        strides: Candidate strides, a subset of (1, 2); (1,) by default, so
+            that one-shot strategies can search the space.
         skips: Whether skip connections are searched.
     """
 
@@ -50,7 +58,7 @@ class ChainSpace(SearchSpace):
     def __init__(self, input_shape, num_classes, task="classification",
                  learning_rate=1e-3, min_layers=1, max_layers=4,
                  operations=OPERATIONS, filters=(16, 32, 64),
-                 activations=("relu", "swish"), strides=(1, 2), skips=True):
+                 activations=("relu", "swish"), strides=(1,), skips=True):
         super().__init__(input_shape, num_classes, task, learning_rate)
         self.min_layers = check_int_range(min_layers, "min_layers", 1)
         self.max_layers = check_int_range(max_layers, "max_layers", self.min_layers)
@@ -65,38 +73,44 @@ class ChainSpace(SearchSpace):
     def _conv_ops(self):
         return [op for op in self.operations if op in CONV_OPS]
 
-    def _operation(self, hp, index, op, stride):
-        """Layer `index`'s `op`; filters and activation exist for convolutions."""
+    def _operation(self, hp, index, op, stride, filters):
+        """Layer `index`'s `op`; the activation exists for convolutions."""
         scope = f"layer_{index}/op"
         conv_ops = self._conv_ops()
         if op in POOL_OPS:
             if conv_ops:  # Record the scope so KerasTuner can discover it.
                 with hp.conditional_scope(scope, conv_ops):
                     pass
-            return ops.Pool(POOL_OPS[op], 3, strides=stride)
+            return elastic.pool(POOL_OPS[op], strides=stride, filters=filters)
         with hp.conditional_scope(scope, conv_ops):
-            filters = hp.Choice(f"layer_{index}/filters", list(self.filters))
-            activation = hp.Choice(f"layer_{index}/activation", list(self.activations))
+            activation = decisions.choose_value(hp, f"layer_{index}/activation",
+                                                list(self.activations))
         kind, kernel, dilation = CONV_OPS[op]
-        conv = ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
-                          activation=activation, strides=1 if dilation > 1 else stride)
+        conv = elastic.conv_bn(filters, kernel, dilation_rate=dilation, kind=kind,
+                               activation=activation, strides=1 if dilation > 1 else stride)
         if dilation > 1 and stride > 1:
-            return keras.Sequential([ops.Shortcut(strides=2), conv])
+            return elastic.sequence([ops.Shortcut(strides=2), conv])
         return conv
 
     def build_features(self, hp, inputs):
-        outputs, reductions = [], []  # per layer: output, stride-2 count so far
+        # per layer: output, its filters, stride-2 count so far
+        outputs, widths, reductions = [], [], []
 
         def layer(index, x):
-            stride = hp.Choice(f"layer_{index}/stride", list(self.strides))
-            candidates = {op: (lambda op=op: self._operation(hp, index, op, stride))
+            stride = decisions.choose_value(
+                hp, f"layer_{index}/stride", list(self.strides), shareable=False,
+                how_to_fix="search one stride, e.g. --space-arg 'strides=[1]' "
+                           "(ChainSpace(strides=(1,))).")
+            filters = decisions.choose_value(hp, f"layer_{index}/filters", list(self.filters))
+            candidates = {op: (lambda op=op: self._operation(hp, index, op, stride, filters))
                           for op in self.operations}
             y = decisions.choose_op(hp, f"layer_{index}/op", candidates)(x)
             reduced = (reductions[-1] if reductions else 0) + (stride == 2)
             if self.skips and outputs:
                 sources = [
-                    ops.Shortcut(filters=y.shape[-1], reductions=reduced - done)(source)
-                    for source, done in zip(outputs, reductions)
+                    elastic.shortcut(filters=filters, in_filters=width,
+                                     reductions=reduced - done)(source)
+                    for source, width, done in zip(outputs, widths, reductions)
                 ]
                 skip = decisions.choose_inputs(
                     hp, f"layer_{index}/skip", sources, n_chosen=None,
@@ -104,6 +118,7 @@ class ChainSpace(SearchSpace):
                 if skip is not None:
                     y = keras.layers.Add()([y, skip])
             outputs.append(y)
+            widths.append(filters)
             reductions.append(reduced)
             return y
 
@@ -112,7 +127,7 @@ class ChainSpace(SearchSpace):
 
     def size(self):
         conv, pool = len(self._conv_ops()), len(self.operations) - len(self._conv_ops())
-        per_layer = (conv * len(self.filters) * len(self.activations) + pool) * len(
+        per_layer = (conv * len(self.activations) + pool) * len(self.filters) * len(
             self.strides)
         total = 0
         for depth in range(self.min_layers, self.max_layers + 1):
@@ -125,8 +140,11 @@ class ChainSpace(SearchSpace):
     @staticmethod
     def _layer_label(values, index, skips=()):
         op = values[f"layer_{index}/op"]
-        details = [str(values[f"layer_{index}/filters"]),
-                   values[f"layer_{index}/activation"]] if op in CONV_OPS else []
+        # Projects from before pooling had filters have none for a pooling.
+        details = [str(values[f"layer_{index}/filters"])] if (
+            f"layer_{index}/filters" in values) else []
+        if op in CONV_OPS:
+            details.append(values[f"layer_{index}/activation"])
         if values.get(f"layer_{index}/stride", 1) == 2:
             details.append("s2")
         if skips:

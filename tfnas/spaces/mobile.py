@@ -5,6 +5,7 @@ import math
 from tfnas import decisions
 from tfnas.spaces import ops
 from tfnas.spaces.base import SearchSpace, chain_graph
+from tfnas.supernet import elastic
 
 #: MobileNetV2's seven blocks: (output filters, layers, first stride).
 MOBILENET_V2_BLOCKS = ((16, 1, 1), (24, 2, 2), (32, 3, 2), (64, 4, 2),
@@ -28,6 +29,11 @@ def _round_filters(filters, divisor=8):
     """Rounds to a multiple of `divisor`, not below 90% (MobileNet's rule)."""
     rounded = max(divisor, int(filters + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * filters else rounded
+
+
+def _apply(value, function):
+    """`function(value)` of a plain value or of a shared one (a supernet's)."""
+    return value.map(function) if hasattr(value, "map") else function(value)
 
 
 class MobileSpace(SearchSpace):
@@ -69,29 +75,32 @@ class MobileSpace(SearchSpace):
         return _round_filters(filters * self.width_multiplier)
 
     def build_features(self, hp, inputs):
-        x = ops.ConvBN(self._filters(32), 3, strides=2)(inputs)
+        previous = self._filters(32)  # the stem's width
+        x = ops.ConvBN(previous, 3, strides=2)(inputs)
         for block, (base_filters, _, first_stride) in enumerate(MOBILENET_V2_BLOCKS):
             prefix = f"block_{block}"
-            conv = hp.Choice(f"{prefix}/conv", list(CONV_TYPES), default="mbconv6")
-            kernel = hp.Choice(f"{prefix}/kernel", list(KERNELS))
-            se_ratio = hp.Choice(f"{prefix}/se_ratio", list(SE_RATIOS))
-            skip = hp.Choice(f"{prefix}/skip", list(SKIPS))
-            multiplier = hp.Choice(f"{prefix}/filters", list(FILTER_MULTIPLIERS),
-                                   default=1.0)
-            kind, expansion = CONV_TYPES[conv]
-            filters = self._filters(base_filters * multiplier)
+            conv = decisions.choose_value(hp, f"{prefix}/conv", list(CONV_TYPES),
+                                          default="mbconv6")
+            kernel = decisions.choose_value(hp, f"{prefix}/kernel", list(KERNELS))
+            se_ratio = decisions.choose_value(hp, f"{prefix}/se_ratio", list(SE_RATIOS))
+            skip = decisions.choose_value(hp, f"{prefix}/skip", list(SKIPS))
+            multiplier = decisions.choose_value(hp, f"{prefix}/filters",
+                                                list(FILTER_MULTIPLIERS), default=1.0)
+            filters = _apply(multiplier, lambda m, b=base_filters: self._filters(b * m))
+            residual = _apply(skip, lambda s: s == "identity")
 
-            def layer(index, x, kind=kind, expansion=expansion, kernel=kernel,
-                      se_ratio=se_ratio, skip=skip, filters=filters,
-                      first_stride=first_stride):
-                return ops.MobileBlock(
-                    filters, kernel, strides=first_stride if index == 0 else 1,
-                    kind=kind, expansion=expansion, se_ratio=se_ratio,
-                    skip=skip == "identity")(x)
+            def layer(index, x, conv=conv, kernel=kernel, se_ratio=se_ratio,
+                      residual=residual, filters=filters, first_stride=first_stride,
+                      previous=previous):
+                return elastic.mobile_block(
+                    filters, kernel, first_stride if index == 0 else 1, conv, CONV_TYPES,
+                    se_ratio=se_ratio, skip=residual,
+                    in_filters=previous if index == 0 else filters)(x)
 
             choices = self.layer_choices(block)
             x = decisions.repeat(hp, f"{prefix}/layers", layer, x, depths=choices,
                                  default=MOBILENET_V2_BLOCKS[block][1])
+            previous = filters
         return ops.ConvBN(self._filters(1280), 1)(x)
 
     def size(self):

@@ -82,14 +82,15 @@ def centre_mask(kernel_size, selectors, largest, dtype):
     return tf.cast(mask[:, :, None, None], dtype)
 
 
-def mix(weights, branches, mode, training):
-    """`sum(w * branch())` over the branches; in a sampling mode only the
-    branch of the largest weight (the sampled one) is computed."""
+def mix(weights, branches, mode, training, switch=True):
+    """`sum(w * branch())` over the branches; in a sampling mode (and with
+    `switch`) only the branch of the largest weight, the sampled one, is
+    computed."""
     if len(branches) == 1:
         output = branches[0]()
         return tf.cast(weights[0], output.dtype) * output
     weights = tf.stack(weights)
-    if mode in SAMPLING_MODES or (mode == "proxyless" and not training):
+    if switch and (mode in SAMPLING_MODES or (mode == "proxyless" and not training)):
         index = tf.argmax(weights, output_type=tf.int32)
         output = tf.switch_case(index, branches)
         return tf.cast(tf.gather(weights, index), output.dtype) * output
@@ -98,13 +99,17 @@ def mix(weights, branches, mode, training):
 
 
 def activate(x, activation, selectors, mode, training):
-    """`x` through `activation` (a name, None, or a shared choice of them)."""
+    """`x` through `activation` (a name, None, or a shared choice of them).
+
+    Every activation is computed (they are cheap), also in sampling modes:
+    a `tf.switch_case` here, nested in the one of an operation choice,
+    breaks TensorFlow's gradient of the GDAS step."""
     activation = as_expr(activation)
     functions = [keras.activations.get(name) for name in activation.table]
     if not activation.parts:
         return functions[0](x)
     return mix(activation.weights(selectors), [lambda f=f: f(x) for f in functions],
-               mode, training)
+               mode, training, switch=False)
 
 
 def fit_channels(x, channels):
@@ -317,8 +322,10 @@ class ElasticSqueezeExcite(ElasticLayer):
             scale = expand({**inputs, "x": reduce({**inputs, "x": scale})})
             return x * scale[:, None, None, :]
 
+        # Both computed (cheap; see `activate` on nested switches).
         return mix(self.se_ratio.weights(inputs),
-                   [lambda p=p: branch(p) for p in self.excites], self.mode, training)
+                   [lambda p=p: branch(p) for p in self.excites], self.mode, training,
+                   switch=False)
 
 
 class ElasticMobileBlock(ElasticLayer):
@@ -414,7 +421,30 @@ class ElasticMobileBlock(ElasticLayer):
         return y
 
 
+class ElasticSequence(ElasticLayer):
+    """Layers applied in order; elastic ones get the selectors too."""
+
+    def __init__(self, layers, **kwargs):
+        super().__init__([v for layer in layers if isinstance(layer, ElasticLayer)
+                          for v in layer.shared], **kwargs)
+        self.sublayers = list(layers)
+
+    def call(self, inputs, training=None):
+        x = inputs["x"]
+        for layer in self.sublayers:
+            x = (layer({**inputs, "x": x}, training=training)
+                 if isinstance(layer, ElasticLayer) else layer(x, training=training))
+        return x
+
+
 # Factories: the ordinary layer for plain values, the elastic one for shared.
+
+def sequence(layers):
+    """`keras.Sequential(layers)`, or `ElasticSequence` when one is elastic."""
+    if any(isinstance(layer, ElasticLayer) for layer in layers):
+        return ElasticSequence(layers)
+    return keras.Sequential(layers)
+
 
 def conv_bn(filters, kernel_size, strides=1, dilation_rate=1, kind="conv", activation="relu"):
     """`ops.ConvBN`, or `ElasticConvBN` when a value is shared."""
