@@ -162,8 +162,8 @@ def test_weight_sharing_search_from_the_command_line(tmp_path):
     assert (project / "architecture_probabilities.json").exists()
     assert (project / "best" / "saved_model" / "saved_model.pb").exists()
 
-    # Pooling keeps the input's channels, convolutions do not: no supernet.
-    mismatched = run("search", "--strategy", "darts", "--epochs", "1",
-                     "--directory", str(tmp_path / "other"))
-    assert mismatched.returncode != 0
-    assert "outputs of one shape" in mismatched.stderr
+    # A stride choice changes shapes: refused before training, with the way out.
+    refused = run("search", "--strategy", "darts", "--epochs", "1",
+                  "--space-arg", "strides=[1,2]", "--directory", str(tmp_path / "other"))
+    assert refused.returncode == 2
+    assert "`layer_0/stride`" in refused.stderr and "strides=[1]" in refused.stderr

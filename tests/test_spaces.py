@@ -161,24 +161,26 @@ def test_nas_bench_201_parameter_counts_match_hand_counts(text):
 
 
 def test_chain_parameter_count_matches_a_hand_count():
-    space = spaces.ChainSpace(DIGITS, 10, max_layers=3)
+    space = spaces.ChainSpace(DIGITS, 10, max_layers=3, strides=(1, 2))
     values = {
         "num_layers": 3,
         "layer_0/op": "conv3x3", "layer_0/filters": 16, "layer_0/activation": "relu",
         "layer_0/stride": 1,
-        "layer_1/op": "maxpool3x3", "layer_1/stride": 2, "layer_1/skip/0": False,
+        "layer_1/op": "maxpool3x3", "layer_1/filters": 16, "layer_1/stride": 2,
+        "layer_1/skip/0": False,
         "layer_2/op": "sepconv5x5", "layer_2/filters": 32, "layer_2/activation": "swish",
         "layer_2/stride": 1, "layer_2/skip/0": True, "layer_2/skip/1": False,
     }
     model = build(space, values)
     conv0 = 9 * 1 * 16 + 2 * 16
+    pool1 = 16 * 16 + 2 * 16  # the pooling's 1x1 projection to its filters
     sep2 = 25 * 16 + 16 * 32 + 2 * 32
     skip0 = 16 * 32 + 2 * 32  # 1x1 projection of layer 0 (16 -> 32 channels)
     head = 32 * 10 + 10
-    assert trainable_params(model) == conv0 + sep2 + skip0 + head
+    assert trainable_params(model) == conv0 + pool1 + sep2 + skip0 + head
     assert model.output_shape == (None, 10)
     assert space.describe(values) == (
-        "conv3x3(16 relu) > maxpool3x3(s2) > sepconv5x5(32 swish +0)")
+        "conv3x3(16 relu) > maxpool3x3(16 s2) > sepconv5x5(32 swish +0)")
 
 
 def test_mlp_parameter_count_and_depth_conditional_decisions():

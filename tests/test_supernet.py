@@ -43,9 +43,20 @@ def test_supernet_of_each_space_trains(name, digits):
     assert losses[-1] < losses[0]
 
 
+class PoolingKeepsChannels(kt.HyperModel):
+    """An op choice between a pooling that keeps 1 channel and a 16-filter
+    convolution: no supernet holds both."""
+
+    def build(self, hp):
+        inputs = keras.Input((8, 8, 1))
+        x = tfnas.choose_op(hp, "op", {"pool": lambda: ops.Pool("max", 3),
+                                       "conv": lambda: ops.ConvBN(16, 3)})(inputs)
+        return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+
+
 def test_candidates_of_different_shapes_are_a_clear_error():
     with pytest.raises(ValueError, match="outputs of one shape"):
-        build_supernet(spaces.ChainSpace((8, 8, 1), 10))  # pooling keeps 1 channel
+        build_supernet(PoolingKeepsChannels())
 
 
 class SignalMustPass(kt.HyperModel):
