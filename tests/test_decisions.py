@@ -138,12 +138,15 @@ def test_oracle_never_samples_inactive_decisions(tmp_path):
         depths_seen.add(depth)
         expected = {"num_layers"}
         for index in range(depth):
-            expected |= {f"layer_{index}/op", f"layer_{index}/stride"}
+            # A pooling projects to the layer's filters; only convolutions
+            # have an activation.
+            expected |= {f"layer_{index}/op", f"layer_{index}/stride",
+                         f"layer_{index}/filters"}
             expected |= {f"layer_{index}/skip/{j}" for j in range(index)}
             if values[f"layer_{index}/op"] in ("maxpool3x3", "avgpool3x3"):
                 pool_seen = True
             else:
-                expected |= {f"layer_{index}/filters", f"layer_{index}/activation"}
+                expected |= {f"layer_{index}/activation"}
         assert set(values) == expected, values
     assert depths_seen == {1, 2, 3} and pool_seen
 
