@@ -81,7 +81,8 @@ def test_width_and_activation_are_slices_of_the_widest_layer():
     supernet, builder = build_supernet(space, "single_path")
     assert set(builder.mixed) == {"num_layers", "layer_0/units", "layer_0/activation"}
     x = np.random.default_rng(1).normal(size=(5, 6)).astype("float32")
-    shared_dense = [layer for layer in supernet.layers if isinstance(layer, elastic.ElasticDense)][0]
+    shared_dense = [layer for layer in supernet.layers
+                    if isinstance(layer, elastic.ElasticDense)][0]
     kernel, bias = shared_dense.kernel.numpy(), shared_dense.bias.numpy()
     head_kernel, head_bias = [w.numpy() for w in supernet.layers[-1].weights]
     for units, activation in [(4, "tanh"), (8, "relu"), (4, "relu")]:
