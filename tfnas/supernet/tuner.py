@@ -23,6 +23,7 @@ from tfnas.atomic import write_atomically
 from tfnas.oracles.base import RUNNING, STOPPED, NASOracle
 from tfnas.supernet import oneshot, strategies
 from tfnas.supernet.builder import build_supernet
+from tfnas.supernet.elastic import ElasticLayer
 from tfnas.tuner import NASTuner, dtype_policy_scope
 
 # What a one-shot search learned, one kind of record per file: the alphas'
@@ -184,9 +185,12 @@ class OneShotTuner(NASTuner):
     def _latency_costs(self, builder):
         costs = {}
         for name, layer in builder.mixed.items():
-            shape = tuple(layer.input.shape) if not isinstance(layer.input, list) else None
-            if shape is None:
-                continue  # an input choice or a depth: no operation of its own
+            shape = tuple(layer.input.shape) if hasattr(layer.input, "shape") else None
+            if shape is None or name in builder.shared or any(
+                    isinstance(c, ElasticLayer) for c in layer.candidates):
+                # An input choice or a depth: no operation of its own; or a
+                # shared value, whose elastic layers are not timed alone.
+                continue
             # Every copy of the decision (one per cell) costs the same.
             costs[name] = [builder.copies[name] * self.latency_table.time_layer(candidate, shape)
                            for candidate in layer.candidates]
