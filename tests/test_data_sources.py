@@ -344,8 +344,8 @@ def test_search_export_and_serve_raw_inputs(files, source, tmp_path, capsys):
 def test_cli_search_on_a_csv_records_data_and_exports_raw_input_model(files, tmp_path):
     runs = tmp_path / "runs"
     result = subprocess.run(
-        [sys.executable, "-m", "tfnas", "search", "--dataset", f"csv:{files['csv']}", "--label-column",
-         "label", "--text-column", "review", "--space", "mlp", "--strategy", "random",
+        [sys.executable, "-m", "tfnas", "search", "--dataset", f"csv:{files['csv']}",
+         "--label-column", "label", "--text-column", "review", "--space", "mlp", "--strategy", "random",
          "--space-arg", "max_layers=1", "--max-trials", "1", "--epochs", "1",
          "--directory", str(runs), "--project-name", "table", "--seed", "5"],
         capture_output=True, text=True, timeout=300, cwd=REPOSITORY)  # this checkout's tfnas
