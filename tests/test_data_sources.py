@@ -297,7 +297,23 @@ def test_search_export_and_serve_raw_inputs(files, source, tmp_path, capsys):
 
     # tfnas export from the search's --directory (the folder holding the project).
     out = tmp_path / "exported"
-    assert cli.main(["export", "--directory", str(runs), str(out)]) == 0
+    formats = "saved_model,keras" + (",tflite" if source != "csv" else "")
+    assert cli.main(["export", "--directory", str(runs), str(out), "--formats", formats]) == 0
+    keras_file = keras.saving.load_model(out / "model.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras_file(feed)), expected,
+                               atol=1e-5)
+    if source != "csv":  # numeric inputs: the LiteRT interpreter runs it as is
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(out / "model.tflite"))
+        (input_detail,), (output_detail,) = (interpreter.get_input_details(),
+                                             interpreter.get_output_details())
+        interpreter.resize_tensor_input(input_detail["index"], raw.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(input_detail["index"], raw)
+        interpreter.invoke()
+        np.testing.assert_allclose(interpreter.get_tensor(output_detail["index"]), expected,
+                                   atol=1e-5)
     with open(out / "architecture.json") as file:
         inputs = json.load(file)["inputs"]
     saved_model = str(out / "saved_model")
@@ -345,7 +361,8 @@ def test_cli_search_on_a_csv_records_data_and_exports_raw_input_model(files, tmp
     runs = tmp_path / "runs"
     result = subprocess.run(
         [sys.executable, "-m", "tfnas", "search", "--dataset", f"csv:{files['csv']}",
-         "--label-column", "label", "--text-column", "review", "--space", "mlp", "--strategy", "random",
+         "--label-column", "label", "--text-column", "review", "--space", "mlp",
+         "--strategy", "random",
          "--space-arg", "max_layers=1", "--max-trials", "1", "--epochs", "1",
          "--directory", str(runs), "--project-name", "table", "--seed", "5"],
         capture_output=True, text=True, timeout=300, cwd=REPOSITORY)  # this checkout's tfnas
@@ -359,3 +376,17 @@ def test_cli_search_on_a_csv_records_data_and_exports_raw_input_model(files, tmp
         age=tf.constant([30.0]), income__=tf.constant([1500.0]), city=tf.constant(["rome"]),
         review=tf.constant(["great tasty lovely, said guest 3"]))
     assert outputs["output_0"].shape == (1, 2)
+
+
+def test_a_space_that_embeds_tokens_gets_the_vocabulary_size():
+    class Embedding:
+        def __init__(self, input_shape, num_classes, vocabulary_size=100):
+            pass
+
+    class Data:
+        vocabulary_size = 57
+
+    assert tfnas.datasets.space_arguments(Embedding, Data(), {}) == {"vocabulary_size": 57}
+    assert tfnas.datasets.space_arguments(Embedding, Data(), {"vocabulary_size": 9}) == {}
+    assert tfnas.datasets.space_arguments(MLPSpace, Data(), {}) == {}
+    assert tfnas.datasets.space_arguments(Embedding, object(), {}) == {}

@@ -480,7 +480,7 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import atomic, distributed, spaces
+    from tfnas import atomic, datasets, distributed, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
@@ -499,8 +499,9 @@ def run_search(args):
                                  seed=args.seed, data_dir=args.data_dir,
                                  **data_arguments.options(args))
     try:
-        space = spaces.get(args.space, data.input_shape, data.num_classes,
-                           **args.space_args)
+        space = spaces.get(args.space, data.input_shape, data.num_classes, **args.space_args,
+                           **datasets.space_arguments(spaces.SPACES.get(args.space), data,
+                                                      args.space_args))
     except TypeError as error:  # an argument the space does not take
         raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
     predictor = None

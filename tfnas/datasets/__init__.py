@@ -14,7 +14,7 @@ CSV_PREFIX = "csv:"
 NPZ_PREFIX = "npz:"
 PREFIXES = (IMAGES_PREFIX, CSV_PREFIX, NPZ_PREFIX)
 
-__all__ = ["DataError", "PREFIXES", "is_source", "load"]
+__all__ = ["DataError", "PREFIXES", "is_source", "load", "space_arguments"]
 
 
 def is_source(dataset):
@@ -64,3 +64,21 @@ def load(dataset, batch_size=32, seed=0, image_size=None, label_column=None,
     from tfnas.datasets.arrays import load_npz
 
     return load_npz(path, batch_size=batch_size, seed=seed)
+
+
+def space_arguments(space_class, data, given):
+    """What the data tells a space beyond its input shape and classes.
+
+    A space whose constructor takes `vocabulary_size` (one that embeds token
+    ids) gets the data's, unless `given` (the user's space arguments) sets it.
+    """
+    import inspect
+
+    size = getattr(data, "vocabulary_size", None)
+    if size is None or "vocabulary_size" in given:
+        return {}
+    try:
+        parameters = inspect.signature(space_class).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"vocabulary_size": size} if "vocabulary_size" in parameters else {}
