@@ -1,4 +1,5 @@
-"""Moves over a search space: random fill, mutation, neighbours, enumeration.
+"""Moves over a search space: random fill, mutation, crossover, neighbours,
+enumeration.
 
 A search space here is what KerasTuner knows of it: a list of
 hyperparameters (`oracle.hyperparameters.space`), conditional ones
@@ -125,6 +126,35 @@ def mutate(space, values, rng):
     child = dict(values)
     child[name] = others[int(rng.integers(len(others)))]
     return fill(space, child, rng)
+
+
+def crossover(space, first, second, rng):
+    """Uniform crossover of two architectures over their active decisions.
+
+    Walks the decisions in declaration order; each decision active in the
+    child takes the value of one parent chosen at random among those that
+    set it (valid for it); a decision that neither parent sets (it becomes
+    active only through the mix, e.g. a deeper repetition) is sampled. So a
+    child's decisions are active exactly when its own values make them so.
+
+    Args:
+        space: The hyperparameters (a list, in declaration order).
+        first, second: The parents' `{name: value}`.
+        rng: A `numpy.random.Generator`.
+    """
+    hps = kt.HyperParameters()
+    for hp in space:
+        hps.merge([hp])
+        if not hps.is_active(hp):
+            continue
+        allowed = candidate_values(hp)
+        inherited = [parent[hp.name] for parent in (first, second)
+                     if hp.name in parent and (allowed is None or parent[hp.name] in allowed)]
+        if inherited:
+            hps.values[hp.name] = inherited[int(rng.integers(len(inherited)))]
+        else:
+            hps.values[hp.name] = hp.random_sample(int(rng.integers(2**31)))
+    return Architecture(hps.values).values
 
 
 def neighbours(space, values, rng):
