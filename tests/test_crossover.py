@@ -1,19 +1,16 @@
 """Uniform crossover (tfnas.moves.crossover) and evolution that uses it."""
 
-import keras_tuner as kt
 import numpy as np
 import pytest
 
-from tfnas import Architecture, moves, oracles, spaces
+from tfnas import Architecture, moves, oracles, sampling, spaces
 from tfnas.testing import LookupTuner, check_oracle, synthetic_score
 from tfnas.testing.oracles import OBJECTIVE
 
 
 def _space(hypermodel):
-    """The hyperparameters, conditional ones included, that `hypermodel` declares."""
-    hps = kt.HyperParameters()
-    hypermodel.build(hps)
-    return hps.space
+    """Every decision of `hypermodel`, discovered as a search discovers them."""
+    return sampling.sample_architectures(hypermodel, 1)[0].space
 
 
 def _active_names(space, values):

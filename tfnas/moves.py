@@ -80,10 +80,16 @@ def alternatives(space, name, value, rng):
     return [v for v in allowed if v != value]
 
 
-def enumerate_architectures(space, limit=100_000):
+def enumerate_architectures(space, limit=100_000, fixed=None):
     """Every architecture of `space`, or None if there are more than `limit`
-    (or a decision has too many values to enumerate)."""
+    (or a decision has too many values to enumerate).
+
+    With `fixed` (`{name: value}`), only the architectures that take those
+    values for the decisions they activate: e.g. every way to complete a
+    partial architecture.
+    """
     space = list(space)
+    fixed = fixed or {}
     results = []
 
     def extend(index, hps):
@@ -98,6 +104,8 @@ def enumerate_architectures(space, limit=100_000):
             extend(index + 1, hps)
             return
         allowed = candidate_values(hp)
+        if hp.name in fixed and (allowed is None or fixed[hp.name] in allowed):
+            allowed = [fixed[hp.name]]
         if allowed is None:
             results.extend([None] * (limit + 1))
             return
