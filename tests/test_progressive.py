@@ -152,3 +152,21 @@ def test_dpp_defaults_to_the_objective_and_parameters():
 def test_beam_size_is_validated():
     with pytest.raises(ValueError, match="`beam_size`"):
         oracles.get("pnas", OBJECTIVE, 10, beam_size=0)
+
+
+@pytest.mark.slow
+def test_dpp_trains_real_candidates_and_reports_their_front(tmp_path, digits):
+    """DPP with its default objectives (val_accuracy, params) in a real search."""
+    import tfnas
+
+    space = spaces.ChainSpace(digits.input_shape, 10, max_layers=2, filters=(4, 16),
+                              operations=("conv3x3", "maxpool3x3"), skips=False)
+    oracle = oracles.get("dpp", "val_accuracy", 4, seed=0, beam_size=2)
+    tuner = tfnas.NASTuner(space, oracle=oracle, directory=tmp_path, progress=False,
+                           measure_latency=False, count_flops=False, log_dir=None)
+    tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
+    depths = [t.hyperparameters.values["num_layers"] for t in sorted(
+        tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))]
+    assert depths == [1, 1, 2, 2]
+    front = tuner.get_pareto_front()
+    assert front and all(t.metrics.get_last_value("params") > 0 for t in front)
