@@ -37,6 +37,7 @@ _EXPORTS = {
     "plots": "tfnas.plots",
     "architecture": "tfnas.architecture",
     "data": "tfnas.data",
+    "datasets": "tfnas.datasets",
     "decisions": "tfnas.decisions",
     "distributed": "tfnas.distributed",
     "estimation": "tfnas.estimation",
