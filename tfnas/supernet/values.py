@@ -104,7 +104,8 @@ class ValueExpr:
         for indices in self.assignments():
             weight = tf.constant(1.0)
             for part, index in zip(self.parts, indices):
-                weight = weight * selectors[part.name][index]
+                # float32 even where a mixed-precision layer cast its inputs.
+                weight = weight * tf.cast(selectors[part.name][index], "float32")
             weights.append(weight)
         return weights
 
