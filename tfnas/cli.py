@@ -261,6 +261,54 @@ def build_parser():
     table.add_argument("--seed", type=_non_negative_int, default=0)
     table.add_argument("--output", default="latency_table.json")
 
+    train = commands.add_parser(
+        "train",
+        help="train the best architecture of a search fully, then export it",
+        description=(
+            "The final training: rebuild the best trial (or --trial), optionally "
+            "scaled up with --space-arg, train it on train+validation for --epochs "
+            "with a cosine learning-rate schedule after a warm-up (and image "
+            "augmentation with --augment) under the search's distribution strategy "
+            "and dtype policy, checkpointing every epoch (running the same command "
+            "again resumes an interrupted training), then evaluate it on the test "
+            "split and export it to DIR/final/export. `tfnas report DIR` shows it."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("project_dir", metavar="DIR",
+                       help="project directory, or a search's --directory holding one")
+    train.add_argument("--trial", default=None, metavar="ID",
+                       help="trial to train (default: the best completed trial)")
+    train.add_argument("--space-arg", dest="space_arg", action="append", default=[],
+                       type=_space_argument, metavar="KEY=VALUE",
+                       help="a skeleton argument of the space that scales the "
+                            "architecture up, repeatable, e.g. --space-arg num_cells=8 "
+                            "--space-arg filters=64; arguments that would change the "
+                            "architecture's decisions are refused")
+    train.add_argument("--epochs", type=_positive_int, default=30, help="training epochs")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="batch size (default: the search's)")
+    train.add_argument("--learning-rate", type=_positive_float, default=None,
+                       help="peak learning rate (default: the space's)")
+    train.add_argument("--warmup-epochs", type=_non_negative_int, default=None,
+                       help="epochs of linear warm-up (default: 5%% of --epochs)")
+    train.add_argument("--augment", nargs="?", const="flip,translate", default=None,
+                       metavar="LIST",
+                       help="image augmentation, active in training only: comma-separated "
+                            "among flip, translate, rotate, zoom, contrast (alone: "
+                            "flip,translate)")
+    train.add_argument("--seed", type=_non_negative_int, default=None,
+                       help="seed of the shuffle, augmentation and initialization "
+                            "(default: the search's)")
+    train.add_argument("--formats", default="saved_model,keras,tflite",
+                       help="comma-separated: saved_model, keras, tflite")
+    train.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start the final training over (deletes DIR/final's "
+                            "checkpoints, logs and export) instead of resuming it")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                       help="show Keras's progress bar (else one line per epoch)")
+
     export = commands.add_parser(
         "export",
         help="export the best model of a search",
@@ -587,7 +635,8 @@ def run_report(args):
     records = report.trial_records(search)
     if not records:
         raise ValueError(f"The project {args.project_dir} has no trials yet.")
-    print(report.render(records, search.objective, search.direction, args.format), end="")
+    print(report.render(records, search.objective, search.direction, args.format,
+                        final=search.final), end="")
     if args.plots != "none":
         plot_dir = args.plots or os.path.join(args.project_dir, "report")
         for path in report.write_plots(search, plot_dir).values():
@@ -643,10 +692,15 @@ def main(argv=None):
             return run_report(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "train":
+            from tfnas import train_command
+
+            return train_command.run(args)
         if args.command == "latency-table":
             return run_latency_table(args)
     except KeyboardInterrupt:
-        print("\nInterrupted. Finished trials are saved; run the same command "
+        saved = "epochs" if args.command == "train" else "trials"
+        print(f"\nInterrupted. Finished {saved} are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except (errors.TfnasError, ValueError, OSError) as error:

@@ -45,6 +45,9 @@ class Project:
             self.direction = oracle.objective.direction
             self.space = source.hypermodel
             self.trials = trials.in_end_order(oracle)
+        from tfnas import final_training
+
+        self.final = final_training.read_record(self.project_dir)  # None before `tfnas train`
 
 
 def _metric(trial, name):
@@ -112,11 +115,13 @@ def _cell(column, value):
     return str(value).replace("|", "\\|")
 
 
-def render(records, objective, direction, format="markdown"):
+def render(records, objective, direction, format="markdown", final=None):
     """The records as text: a markdown report, CSV, or JSON.
 
     The markdown report has a table of trials sorted by the objective, then
-    the best architecture in full.
+    the best architecture in full, then the final training (`final`, the
+    record of `tfnas.final_training`) when there is one; JSON has it as
+    "final_training".
     """
     if format not in FORMATS:
         raise ValueError(
@@ -124,8 +129,10 @@ def render(records, objective, direction, format="markdown"):
             f"Received: format={format!r}")
     rows = ranked(records, direction)
     if format == "json":
-        return json.dumps({"objective": objective, "direction": direction,
-                           "trials": rows}, indent=2)
+        document = {"objective": objective, "direction": direction, "trials": rows}
+        if final is not None:
+            document["final_training"] = final
+        return json.dumps(document, indent=2)
     if format == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "architecture"],
@@ -148,6 +155,10 @@ def render(records, objective, direction, format="markdown"):
                       f"{objective} = {best['score']:.4f}", "", best["summary"], "",
                   "```json", json.dumps(best["architecture"], indent=2, sort_keys=True),
                   "```"]
+    if final is not None:
+        from tfnas import final_training
+
+        lines += final_training.summary_lines(final)
     return "\n".join(lines) + "\n"
 
 

@@ -714,6 +714,46 @@ class NASTuner(kt.Tuner):
             for trial in failed:
                 print("  " + progress.trial_line(trial, objective.name, self._describer()))
 
+    @contextlib.contextmanager
+    def training_scope(self):
+        """The scopes candidates are built in: the distribution strategy and dtype policy."""
+        with maybe_distribute(self.distribution_strategy), dtype_policy_scope(self.dtype_policy):
+            yield
+
+    @project_lock.exclusive
+    def train_best(self, x, validation_data=None, test_data=None, **options):
+        """Trains the best architecture fully, evaluates it and exports it.
+
+        The final training of NAS papers, through this tuner's fit path
+        (its distribution strategy, dtype policy and callbacks): the best
+        completed trial (or `trial_id`), optionally scaled up by
+        `space_args`, trained on `x` plus `validation_data` with a cosine
+        schedule and warm-up, checkpointed every epoch (a run with the same
+        settings resumes an interrupted one), evaluated on `test_data` and
+        exported. See `tfnas.final_training`.
+
+        Args:
+            x: Training data: a tf.data.Dataset of (inputs, labels) batches
+                or an (inputs, labels) pair of arrays.
+            validation_data: The search's validation data, trained on too.
+            test_data: Evaluated after training (and the search's model with it).
+            **options: `trial_id`, `space_args` (a dict of the space's
+                skeleton arguments; arguments that would change the
+                architecture's decisions raise
+                `tfnas.scale_up.DecisionChangeError`), `epochs` (30),
+                `batch_size` (32), `learning_rate` (the space's), `warmup_epochs`
+                (5 % of the epochs), `augment` (True, or names of
+                `tfnas.augmentation.AUGMENTATIONS`), `seed`, `output_dir`
+                (`<project_dir>/final`), `formats`, `overwrite`, `verbose`,
+                `callbacks`.
+
+        Returns:
+            The final training's record (also in `<output_dir>/final_training.json`).
+        """
+        from tfnas import final_training
+
+        return final_training.train_best(self, x, validation_data, test_data, **options)
+
     def export_best(self, path, formats=("saved_model", "keras")):
         """Exports the best model and its architecture; see `tfnas.export`.
 
