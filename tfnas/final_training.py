@@ -246,12 +246,6 @@ def train_best(tuner, x, validation_data=None, test_data=None, *, trial_id=None,
     if train is None:
         raise ValueError("Received no training data: pass `x`.")
 
-    search_test = None
-    if test is not None:  # the search's own model, for comparison (before any build)
-        search_model = tuner.load_model(trial)
-        search_test = _evaluate(search_model, test)
-        del search_model
-
     with tuner.training_scope():
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
@@ -269,6 +263,7 @@ def train_best(tuner, x, validation_data=None, test_data=None, *, trial_id=None,
         model = augmentation.with_augmentation(candidate, augment, seed=seed)
         compile_like(model, candidate, learning_rate_schedule(peak, steps, epochs, warmup))
         model.optimizer.build(model.trainable_variables)
+    search_test = _search_model_metrics(tuner, trial, test)
 
     space_record = project.space_record(space)
     settings = {"trial_id": trial.trial_id, "hash": Architecture(values).hash,
@@ -351,6 +346,20 @@ def train_best(tuner, x, validation_data=None, test_data=None, *, trial_id=None,
     record["finished_at"] = time.time()
     atomic.write_atomically(path, record)
     return record
+
+
+def _search_model_metrics(tuner, trial, test):
+    """The test metrics of the search's own model of `trial` (None without a
+    test split or its checkpoint), for comparison with the final model."""
+    checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
+    if test is None or not os.path.exists(checkpoint):
+        return None
+    with tuner.training_scope(), warnings.catch_warnings():
+        # Only the weights matter here, not the optimizer's slots.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model = tuner.hypermodel.build(trial.hyperparameters.copy())
+        model.load_weights(checkpoint)
+    return _evaluate(model, test)
 
 
 def _evaluate(model, test):

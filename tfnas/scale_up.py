@@ -42,25 +42,36 @@ def decision_changes(space, values):
     Builds the model (a space declares its decisions as it builds).
 
     Returns:
-        `(model, problems)`: the built model and a list of sentences, empty
-        when `space` builds exactly the architecture `values`.
+        `(model, problems)`: the built model (None when the build failed)
+        and a list of sentences, empty when `space` builds exactly the
+        architecture `values`.
     """
     hp = Architecture(values).to_hyperparameters()
-    model = space.build(hp)
-    built = Architecture.from_hyperparameters(hp).values
+    try:
+        model = space.build(hp)
+    except Exception as error:  # e.g. a value the space no longer has an operation for
+        model, failure = None, f"{type(error).__name__}: {error}"
+    else:
+        failure = None
     problems = []
-    added = sorted(set(built) - set(values))
-    removed = sorted(set(values) - set(built))
-    if added:
-        problems.append(f"it adds the decisions {added}")
-    if removed:
-        problems.append(f"the decisions {removed} no longer exist")
+    if model is not None:  # a build cut short declares only some decisions
+        built = Architecture.from_hyperparameters(hp).values
+        added = sorted(set(built) - set(values))
+        removed = sorted(set(values) - set(built))
+        if added:
+            problems.append(f"it adds the decisions {added}")
+        if removed:
+            problems.append(f"the decisions {removed} no longer exist")
+    # KerasTuner returns a given value without checking it against the
+    # declaration; the declarations made before any failure are in `hp.space`.
     for hyperparameter in hp.space:
         name = hyperparameter.name
         if name in values and hp.is_active(name) and not _is_valid(hyperparameter,
                                                                     values[name]):
             problems.append(f"the decision {name}={values[name]!r} is not one of the "
                             f"values it may take now ({_domain(hyperparameter)})")
+    if failure is not None and not problems:
+        problems.append(f"the architecture no longer builds ({failure})")
     return model, problems
 
 

@@ -14,6 +14,7 @@ A space of your own joins them with `register` (a class decorator): the CLI,
 from a project's record.
 """
 
+from tfnas import augmentation  # noqa: F401 (registers its layer, for load_model)
 from tfnas.spaces.base import SearchSpace
 from tfnas.spaces.cell import CellSpace
 from tfnas.spaces.chain import ChainSpace
