@@ -124,7 +124,8 @@ def test_train_end_to_end_exports_loadable_artifacts(trained, digits):
     assert set(record["test"]) >= {"accuracy", "loss"}
     assert set(record["search_test"]) >= {"accuracy", "loss"}
     assert "test (final model): accuracy=" in result.stdout
-    assert "Epoch 1/1" in result.stdout + result.stderr  # Keras's progress bar
+    steps = record["steps_per_epoch"]
+    assert f"{steps}/{steps}" in result.stdout + result.stderr  # Keras's progress bar
     export_dir = project_dir / "final" / "export"
     assert sorted(record["exported"]) == ["architecture", "keras", "saved_model", "tflite"]
 
@@ -252,6 +253,7 @@ def test_sigint_mid_epoch_resumes_from_the_last_finished_epoch(chain_copy):
     record_file = chain_copy / "final" / "final_training.json"
 
     def epochs_done():
+        assert process.poll() is None, process.communicate()[1][-3000:]
         try:
             return json.loads(record_file.read_text()).get("epochs_done", 0) >= 2
         except (OSError, ValueError):
@@ -330,7 +332,8 @@ def test_overwrite_deletes_only_the_final_training(chain_copy, digits):
     tuner.train_best(digits.train, validation_data=digits.validation, **options)
     own_file = chain_copy / "final" / "my_notes.txt"
     own_file.write_text("mine")
-    with pytest.raises(ValueError, match=r"other settings \(epochs: 1 -> 2\).*--overwrite"):
+    with pytest.raises(ValueError, match=r"other settings \(epochs: 1 -> 2, "
+                       r"warmup_epochs: 0 -> 1\).*--overwrite"):
         tuner.train_best(digits.train, validation_data=digits.validation,
                          **{**options, "epochs": 2})
     record = tuner.train_best(digits.train, validation_data=digits.validation,
@@ -339,3 +342,27 @@ def test_overwrite_deletes_only_the_final_training(chain_copy, digits):
     assert own_file.read_text() == "mine"
     assert (chain_copy / "trial_0" / "trial.json").exists()
     assert (chain_copy.parent.parent / "sentinel.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_train_uses_the_dtype_policy_the_search_recorded(chain_copy, digits):
+    import keras
+
+    import tfnas.spaces  # noqa: F401 (registers tfnas's layers for load_model)
+    from tfnas import final_training
+
+    record_file = chain_copy / "tfnas_project.json"
+    project = json.loads(record_file.read_text())
+    assert project["training"] == {"dtype_policy": "float32", "distribution": "default"}
+    project["training"]["dtype_policy"] = "mixed_bfloat16"  # as a mixed-precision search records
+    record_file.write_text(json.dumps(project))
+
+    tuner = final_training.open_tuner(str(chain_copy))
+    record = tuner.train_best(digits.train, validation_data=digits.validation, epochs=1,
+                              formats=["keras"], verbose=0)
+    assert record["dtype_policy"] == "mixed_bfloat16"
+    model = keras.saving.load_model(chain_copy / "final" / "export" / "model.keras")
+    policies = {layer.dtype_policy.name for layer in model.layers[1:-1]}  # no augmentation
+    assert policies == {"mixed_bfloat16"}
+    assert model.layers[-1].dtype_policy.name == "float32"  # the head, as Keras advises
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored

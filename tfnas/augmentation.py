@@ -33,8 +33,10 @@ def parse(augment):
         return ()
     if augment is True:
         return DEFAULT
+    if isinstance(augment, (list, tuple)) and not augment:
+        return ()
     names = augment.split(",") if isinstance(augment, str) else list(augment)
-    names = tuple(name.strip() for name in names if name.strip())
+    names = tuple(name.strip() for name in names if isinstance(name, str) and name.strip())
     unknown = [name for name in names if name not in AUGMENTATIONS]
     if unknown or not names:
         raise ValueError(

@@ -246,9 +246,9 @@ def train_best(tuner, x, validation_data=None, test_data=None, *, trial_id=None,
     if train is None:
         raise ValueError("Received no training data: pass `x`.")
 
+    keras.backend.clear_session()  # outside the scope: it resets the dtype policy
+    keras.utils.set_random_seed(seed)
     with tuner.training_scope():
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(seed)
         space, candidate = scale_up.scaled_space(tuner.hypermodel, values, space_args,
                                                  argument="space_args")
         params = estimation.count_params(candidate)
@@ -387,11 +387,17 @@ def open_tuner(project_dir, distribution_strategy="auto"):
     space = project.build_space(record, source=os.path.join(project_dir, project.PROJECT_FILE))
     objective = kt.Objective(record["objective"]["name"], record["objective"]["direction"])
     options = record.get("training") or {}
-    return NASTuner(space, oracle="random", objective=objective, max_trials=1,
-                    directory=os.path.dirname(os.path.abspath(project_dir)),
-                    project_name=os.path.basename(os.path.abspath(project_dir)),
-                    distribution_strategy=distribution_strategy,
-                    dtype_policy=options.get("dtype_policy"), progress=False, log_dir=None)
+    tuner = NASTuner(space, oracle="random", objective=objective, max_trials=1,
+                     directory=os.path.dirname(os.path.abspath(project_dir)),
+                     project_name=os.path.basename(os.path.abspath(project_dir)),
+                     distribution_strategy=distribution_strategy,
+                     dtype_policy=options.get("dtype_policy"), progress=False, log_dir=None)
+    searched_under = options.get("distribution")
+    now = _strategy_description(tuner.distribution_strategy)["strategy"]
+    if searched_under not in (None, now):
+        errors.warn(f"the search of {project_dir} trained under {searched_under}; this "
+                    f"machine offers {now} (MirroredStrategy needs two GPUs or more).")
+    return tuner
 
 
 def find_project(directory):

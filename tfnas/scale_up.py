@@ -66,8 +66,8 @@ def decision_changes(space, values):
     # declaration; the declarations made before any failure are in `hp.space`.
     for hyperparameter in hp.space:
         name = hyperparameter.name
-        if name in values and hp.is_active(name) and not _is_valid(hyperparameter,
-                                                                    values[name]):
+        valid = name not in values or _is_valid(hyperparameter, values[name])
+        if hp.is_active(name) and not valid:
             problems.append(f"the decision {name}={values[name]!r} is not one of the "
                             f"values it may take now ({_domain(hyperparameter)})")
     if failure is not None and not problems:
