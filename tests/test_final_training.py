@@ -366,3 +366,20 @@ def test_train_uses_the_dtype_policy_the_search_recorded(chain_copy, digits):
     assert policies == {"mixed_bfloat16"}
     assert model.layers[-1].dtype_policy.name == "float32"  # the head, as Keras advises
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+
+def test_a_search_directory_must_hold_exactly_one_project(tmp_path):
+    from tfnas import final_training
+
+    directory = tmp_path / "sandbox" / "searches"
+    (directory / "notes").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="is not a tfnas project and holds none"):
+        final_training.find_project(str(directory))
+    (directory / "a").mkdir()
+    (directory / "a" / "tfnas_project.json").write_text("{}")
+    assert final_training.find_project(str(directory)) == str(directory / "a")
+    assert final_training.find_project(str(directory / "a")) == str(directory / "a")
+    (directory / "b").mkdir()
+    (directory / "b" / "tfnas_project.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"holds 2 projects \(a, b\): pass one of them"):
+        final_training.find_project(str(directory))

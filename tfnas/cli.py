@@ -1,4 +1,4 @@
-"""The `tfnas` command line: `tfnas search`, `report`, `export` and `bench`."""
+"""The `tfnas` command line: `tfnas search`, `train`, `report`, `export` and `bench`."""
 
 import argparse
 import json
