@@ -96,7 +96,7 @@ def with_augmentation(model, names, seed=None):
 
     Returns:
         `model` itself when `names` is empty, else a new (uncompiled) model:
-        the augmentation, then `model`.
+        the augmentation, then `model` (which is no longer compiled).
     """
     if not names:
         return model
@@ -105,6 +105,9 @@ def with_augmentation(model, names, seed=None):
         raise ValueError(
             f"Received `augment`={list(names)} for inputs of shape {shape}: image "
             "augmentation needs image inputs (height, width, channels). Train without it.")
+    # The wrapper is compiled instead: the inner model's own, unused optimizer
+    # would be saved in `.keras` files and warn at every load.
+    model.compiled, model.optimizer = False, None
     inputs = keras.Input(shape, name="image")
     x = Augmentation(names, seed=seed, name="augmentation")(inputs)
     return keras.Model(inputs, model(x), name=f"{model.name}_augmented")

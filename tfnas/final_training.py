@@ -119,17 +119,18 @@ def default_warmup_epochs(epochs):
     return 0 if epochs < 2 else min(epochs - 1, max(1, round(0.05 * epochs)))
 
 
-def compile_like(model, candidate, schedule):
-    """Compiles `model` with `candidate`'s loss and metrics and its optimizer's
-    class and settings, its learning rate replaced by `schedule`."""
-    config = candidate.get_compile_config() or {}
+def compile_like(model, config, schedule):
+    """Compiles `model` as a compile config says (a model's
+    `get_compile_config()`: loss, metrics, the optimizer's class and settings),
+    the learning rate replaced by `schedule`."""
+    config = config or {}
     optimizer = keras.optimizers.get(config.get("optimizer") or "adam")
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         optimizer = optimizer.inner_optimizer  # compile wraps it again under mixed_float16
     settings = {k: v for k, v in optimizer.get_config().items() if k != "name"}
     settings["learning_rate"] = schedule
     model.compile(optimizer=type(optimizer)(**settings),
-                  loss=config.get("loss") or candidate.loss,
+                  loss=config.get("loss"),
                   metrics=config.get("metrics"))
     return model
 
@@ -260,8 +261,10 @@ def train_best(tuner, x, validation_data=None, test_data=None, *, trial_id=None,
             raise ValueError(f"Received an invalid value for `warmup_epochs`, expected an "
                              f"integer from 0 to epochs - 1 = {epochs - 1}. Received: "
                              f"warmup_epochs={warmup_epochs!r}")
+        compile_config = candidate.get_compile_config()
         model = augmentation.with_augmentation(candidate, augment, seed=seed)
-        compile_like(model, candidate, learning_rate_schedule(peak, steps, epochs, warmup))
+        compile_like(model, compile_config,
+                     learning_rate_schedule(peak, steps, epochs, warmup))
         model.optimizer.build(model.trainable_variables)
     search_test = _search_model_metrics(tuner, trial, test)
 
