@@ -74,8 +74,8 @@ def test_unchanged_layers_inherit_and_changed_ones_start_fresh(trained_parent):
     # A width that changes: that layer and the next one (its input changed)
     # start fresh; the head, whose shape is unchanged, inherits.
     wider = build(chain_space(), {**PARENT, "layer_0/filters": 16})
-    before = {name: layer_weights(wider, name) for name in ("layer_0.conv3x3",
-                                                             "layer_1.conv3x3")}
+    names = ("layer_0.conv3x3", "layer_1.conv3x3")
+    before = {name: layer_weights(wider, name) for name in names}
     report = inheritance.inherit(wider, donor)
     for name, weights in before.items():
         assert same(layer_weights(wider, name), weights)
@@ -228,3 +228,39 @@ def test_missing_parent_checkpoint_trains_the_child_fully(tmp_path, digits):
     os.remove(kt.Tuner._get_checkpoint_fname(tuner, parent_id))
     with pytest.warns(UserWarning, match=f"cannot inherit the weights of trial {parent_id}"):
         assert inheritance.load_parent(tuner, child) is None
+
+
+def test_cli_refuses_inheritance_for_a_strategy_without_parents(tmp_path, capsys):
+    from tfnas import cli
+
+    code = cli.main(["search", "--strategy", "random", "--inherit-weights",
+                     "--directory", str(tmp_path / "projects")])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("tfnas: error: --inherit-weights works")
+    assert "'evolution'" in error[0] and "'local'" in error[0]
+
+
+@pytest.mark.slow
+def test_cli_search_inherits_weights(tmp_path, capsys):
+    from tfnas import cli
+
+    args = ["search", "--space", "chain", "--space-arg", "max_layers=2",
+            "--space-arg", "filters=[8]", "--strategy", "local", "--max-trials", "3",
+            "--epochs", "2", "--inherit-weights", "--inherit-epochs", "1",
+            "--directory", str(tmp_path)]
+    assert cli.main(args) == 0
+    project = tmp_path / "chain-local-digits"
+    children = []
+    for trial_dir in project.glob("trial_*"):
+        record = json.loads((trial_dir / "trial.json").read_text())
+        if inheritance.INHERIT_FROM in record["hyperparameters"]["values"]:
+            children.append(record)
+    assert len(children) == 2  # local search: 1 random trial, then neighbours
+    for record in children:
+        assert record["metrics"]["metrics"]["epochs"]["observations"][0]["value"] == [1.0]
+    capsys.readouterr()
+    # Resuming with other inheritance arguments would mix incomparable trials.
+    assert cli.main(args[:-4] + ["--inherit-epochs", "2", "--directory",
+                                 str(tmp_path)]) == 2
+    assert "inherit_epochs: 1 -> 2" in capsys.readouterr().err

@@ -17,7 +17,9 @@ SEARCH_CONFIG_FILE = "tfnas_search.json"
 # incomparable trials in one project.
 IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "halving", "min_epochs", "eta",
                       "dataset", "epochs", "batch_size", "seed", "objective",
-                      "mnasnet_target", "latency_table")
+                      "mnasnet_target", "latency_table", "inherit_weights", "inherit_epochs")
+# Values of identity arguments added later, for projects recorded before them.
+IDENTITY_DEFAULTS = {"inherit_weights": False, "inherit_epochs": 1}
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -108,6 +110,13 @@ def build_parser():
                         help="epochs of the first successive-halving rung")
     search.add_argument("--eta", type=_positive_int, default=3,
                         help="successive halving / Hyperband reduction factor")
+    search.add_argument("--inherit-weights", action="store_true",
+                        help="evolution/local: a child starts from its parent's trained "
+                             "weights (layers unchanged by the mutation; an inserted "
+                             "layer or skip as a function-preserving identity/zero) and "
+                             "trains --inherit-epochs epochs")
+    search.add_argument("--inherit-epochs", type=_positive_int, default=1,
+                        help="epochs of a child that inherits its parent's weights")
     search.add_argument("--dataset", default="digits",
                         help="'digits' (scikit-learn's embedded 8x8 digits), 'mnist1d' "
                              "(generated locally) or 'tfds:NAME' for a tensorflow-datasets dataset")
@@ -326,8 +335,9 @@ def _check_resumable(project_dir, args):
         recorded = errors.read_json(path, (
             "It records the search's arguments: restore it, delete it to resume with "
             "the arguments given now, or pass --overwrite to start over."))
-        changed = {k: (recorded.get(k), v) for k, v in identity.items()
-                   if recorded.get(k) != v}
+        changed = {k: (recorded.get(k, IDENTITY_DEFAULTS.get(k)), v)
+                   for k, v in identity.items()
+                   if recorded.get(k, IDENTITY_DEFAULTS.get(k)) != v}
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}"
                                 for k, (old, new) in changed.items())
@@ -340,7 +350,7 @@ def _check_resumable(project_dir, args):
 
 
 def _make_oracle(args, space):
-    from tfnas import oracles
+    from tfnas import inheritance, oracles
 
     from tfnas import strategies
 
@@ -356,6 +366,13 @@ def _make_oracle(args, space):
         kwargs["halving"] = oracles.SuccessiveHalving(
             min_epochs=min(args.min_epochs, args.epochs), max_epochs=args.epochs,
             eta=args.eta)
+    if args.inherit_weights:
+        inheriting = [name for name in strategies.names(one_shot=False)
+                      if inheritance.takes_arguments(strategies.get(name).cls)]
+        if args.strategy not in inheriting:
+            raise ValueError(f"--inherit-weights works with the strategies {inheriting}. "
+                             f"Received: --strategy {args.strategy}")
+        kwargs.update(inherit_weights=True, inherit_epochs=args.inherit_epochs)
     return oracles.get(args.strategy, objective=_objective(args),
                        max_trials=args.max_trials, seed=args.seed, space=space, **kwargs)
 

@@ -43,6 +43,7 @@ is built in a fresh session too). A child's layer then:
 """
 
 import dataclasses
+import inspect
 import os
 import warnings
 
@@ -73,6 +74,11 @@ def check_arguments(inherit_weights, inherit_epochs, halving=None):
             "Received `inherit_weights=True` with `halving`: both set a trial's "
             "epochs. Use one of them. Received: "
             f"inherit_weights=True, halving={halving!r}")
+
+
+def takes_arguments(oracle_class):
+    """Whether `oracle_class` takes the `inherit_weights` argument."""
+    return "inherit_weights" in inspect.signature(oracle_class).parameters
 
 
 def child_response(values, parent_trial_id, inherit_epochs):
