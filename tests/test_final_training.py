@@ -377,7 +377,7 @@ def test_a_search_directory_must_hold_exactly_one_project(tmp_path):
 
     directory = tmp_path / "sandbox" / "searches"
     (directory / "notes").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="is not a tfnas project and holds none"):
+    with pytest.raises(FileNotFoundError, match="holds no tfnas project"):
         final_training.find_project(str(directory))
     (directory / "a").mkdir()
     (directory / "a" / "tfnas_project.json").write_text("{}")
@@ -385,5 +385,5 @@ def test_a_search_directory_must_hold_exactly_one_project(tmp_path):
     assert final_training.find_project(str(directory / "a")) == str(directory / "a")
     (directory / "b").mkdir()
     (directory / "b" / "tfnas_project.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"holds 2 projects \(a, b\): pass one of them"):
+    with pytest.raises(ValueError, match=r"holds 2 projects: a, b\. Pass one"):
         final_training.find_project(str(directory))

@@ -342,8 +342,9 @@ def train_best(tuner, x, validation_data=None, test_data=None, *, trial_id=None,
                                             "space_args": record["space_args"],
                                             "test": record["test"]}}
         with atomic.fatal_when_disk_full(final_dir):
-            written = export.export_model(model, export_record,
-                                          os.path.join(final_dir, EXPORT_DIR), formats)
+            written = export.export_model(  # with the project's preprocessing, if any
+                model, export_record, os.path.join(final_dir, EXPORT_DIR), formats,
+                preprocessing=export.project_preprocessing(tuner.project_dir))
         record["exported"] = {k: os.path.relpath(v, final_dir) for k, v in written.items()}
     record["status"] = COMPLETED
     record["finished_at"] = time.time()
@@ -404,27 +405,14 @@ def open_tuner(project_dir, distribution_strategy="auto"):
 
 
 def find_project(directory):
-    """`directory` if it is a project, else the one project inside it.
+    """`directory` if it is a project, else the one project inside it
+    (`tfnas.project.resolve_project_dir`, as `tfnas report` and `export` do).
 
     Raises:
-        FileNotFoundError: naming `directory`, when it is neither a project
-            nor a folder holding exactly one.
+        FileNotFoundError: when `directory` holds no project.
+        ValueError: when it holds several (the error lists them).
     """
-    if os.path.exists(os.path.join(directory, project.PROJECT_FILE)):
-        return directory
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{directory} is not a folder: expected a project directory "
-                                "or a search's --directory holding one project.")
-    found = sorted(name for name in os.listdir(directory)
-                   if os.path.exists(os.path.join(directory, name, project.PROJECT_FILE)))
-    if len(found) == 1:
-        return os.path.join(directory, found[0])
-    if not found:
-        raise FileNotFoundError(
-            f"{directory} is not a tfnas project and holds none: expected a folder with "
-            f"{project.PROJECT_FILE}, or a search's --directory holding one project.")
-    raise ValueError(f"{directory} holds {len(found)} projects ({', '.join(found)}): pass "
-                     f"one of them, e.g. {os.path.join(directory, found[0])}.")
+    return project.resolve_project_dir(directory, None)
 
 
 def summary_lines(record):

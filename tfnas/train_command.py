@@ -6,7 +6,6 @@ dataset, its split seed and the batch size) and its training options
 (`tfnas.final_training.open_tuner`) and calls its `train_best`.
 """
 
-import inspect
 import os
 import sys
 
@@ -27,15 +26,17 @@ def search_arguments(project_dir):
 
 
 def load_search_data(arguments, data_dir=None):
-    """The search's data, split as the search split it (same dataset and seed)."""
-    from tfnas import data as data_module
+    """The search's data, split as the search split it (same source, options and seed)."""
+    from types import SimpleNamespace
 
-    accepted = inspect.signature(data_module.load_data).parameters
-    # Data options recorded by the search (e.g. an image size) that load_data takes.
-    extra = {k: v for k, v in arguments.items()
-             if k in accepted and k not in ("dataset", "batch_size", "seed", "data_dir")}
+    from tfnas import data as data_module
+    from tfnas.datasets import arguments as data_arguments
+
+    recorded = SimpleNamespace(**{name: arguments.get(name)
+                                  for name in data_arguments.DESTINATIONS})
     return data_module.load_data(arguments["dataset"], batch_size=arguments.get("batch_size", 32),
-                                 seed=arguments.get("seed", 0), data_dir=data_dir, **extra)
+                                 seed=arguments.get("seed", 0), data_dir=data_dir,
+                                 **data_arguments.options(recorded))
 
 
 def run(args):
