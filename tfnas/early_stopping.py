@@ -353,6 +353,8 @@ def judge(oracle, trial, step, planned_epochs):
     rule = getattr(oracle, "early_stopping", None)
     if rule is None:
         return trial
+    if step + 1 >= planned_epochs:
+        return trial  # the last epoch: the trial ends anyway, with its full score
     metric, direction = oracle.objective.name, oracle.objective.direction
     epochs, values = learning_curve(trial, metric, up_to=step + 1)
     if not len(values) or epochs[-1] != step + 1:
