@@ -141,9 +141,9 @@ def test_rules_on_a_min_objective_stop_the_curve_that_stays_high(tmp_path):
 def test_rules_are_deterministic_under_a_seed(tmp_path):
     x = np.arange(1, 6, dtype=float)
     curve = np.asarray(_noisy(0.9 - 0.4 * x ** -0.7, 3))
-    probabilities = [CurveExtrapolationRule(seed=seed).probability_to_beat(x, curve, 20, 0.86,
-                                                                          key=5)
-                     for seed in (1, 1, 2)]
+    probabilities = [
+        CurveExtrapolationRule(seed=seed).probability_to_beat(x, curve, 20, 0.86, key=5)
+        for seed in (1, 1, 2)]
     assert probabilities[0] == probabilities[1]
     assert 0.0 < probabilities[0] < 1.0 and probabilities[2] != probabilities[0]
     # A whole sequence of decisions, twice from fresh oracles.
