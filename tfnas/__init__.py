@@ -38,6 +38,7 @@ _EXPORTS = {
     "data": "tfnas.data",
     "decisions": "tfnas.decisions",
     "distributed": "tfnas.distributed",
+    "early_stopping": "tfnas.early_stopping",
     "estimation": "tfnas.estimation",
     "latency": "tfnas.latency",
     "objectives": "tfnas.objectives",
