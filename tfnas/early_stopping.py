@@ -208,7 +208,9 @@ class CurveExtrapolationRule(StoppingRule):
     """Learning-curve extrapolation, after Domhan et al. (2015).
 
     Fits each of five parametric families (pow3, exp3, ilog2, Janoschek,
-    MMF) to the trial's curve by least squares (`scipy.optimize.curve_fit`),
+    MMF) to the trial's curve by least squares (`scipy.optimize.curve_fit`,
+    Levenberg-Marquardt; a fit outside the family's increasing range is
+    dropped),
     weights them by their fit (BIC weights), samples each family's
     parameters from the Gaussian approximation of their posterior (the
     fit's covariance) and adds the fit's residual noise. It stops the trial
@@ -271,14 +273,15 @@ class CurveExtrapolationRule(StoppingRule):
             k = len(start)
             if n <= k:
                 continue
-            start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
-            try:
+            try:  # Levenberg-Marquardt (MINPACK): fast; the bounds are checked after
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore", OptimizeWarning)
                     params, covariance = curve_fit(function, epochs, values, p0=start,
-                                                   bounds=(low, high), maxfev=2000)
+                                                   method="lm", maxfev=100 * (k + 1))
             except (RuntimeError, ValueError):
                 continue
+            if np.any(params < low) or np.any(params > high):
+                continue  # e.g. a decreasing curve: not of this family
             with np.errstate(all="ignore"):
                 residual = float(np.sum((function(epochs, *params) - values) ** 2))
             if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)):
