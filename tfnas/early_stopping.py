@@ -208,9 +208,9 @@ class CurveExtrapolationRule(StoppingRule):
     """Learning-curve extrapolation, after Domhan et al. (2015).
 
     Fits each of five parametric families (pow3, exp3, ilog2, Janoschek,
-    MMF) to the trial's curve by least squares (`scipy.optimize.curve_fit`,
-    Levenberg-Marquardt; a fit outside the family's increasing range is
-    dropped),
+    MMF) to the trial's curve by least squares (`scipy.optimize.curve_fit`:
+    Levenberg-Marquardt; when that leaves the family's increasing range, a
+    bounded fit for pow3, exp3 and ilog2, none for the others),
     weights them by their fit (BIC weights), samples each family's
     parameters from the Gaussian approximation of their posterior (the
     fit's covariance) and adds the fit's residual noise. It stops the trial
@@ -273,15 +273,31 @@ class CurveExtrapolationRule(StoppingRule):
             k = len(start)
             if n <= k:
                 continue
-            try:  # Levenberg-Marquardt (MINPACK): fast; the bounds are checked after
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore", OptimizeWarning)
-                    params, covariance = curve_fit(function, epochs, values, p0=start,
-                                                   method="lm", maxfev=100 * (k + 1))
-            except (RuntimeError, ValueError):
+            params = None
+            # Levenberg-Marquardt (MINPACK) first: fast. When its fit leaves
+            # the family's range (e.g. a flat or falling curve), a bounded fit
+            # (for the 2-3 parameter families only: cheap enough per epoch).
+            for bounded in (False, True) if k <= 3 else (False,):
+                try:
+                    with warnings.catch_warnings(), np.errstate(all="ignore"):
+                        warnings.simplefilter("ignore", OptimizeWarning)
+                        if bounded:
+                            start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
+                            params, covariance = curve_fit(
+                                function, epochs, values, p0=start, bounds=(low, high),
+                                maxfev=100 * (k + 1))
+                        else:
+                            params, covariance = curve_fit(
+                                function, epochs, values, p0=start, method="lm",
+                                maxfev=100 * (k + 1))
+                except (RuntimeError, ValueError):
+                    params = None
+                    continue
+                if np.all(params >= low) and np.all(params <= high):
+                    break
+                params = None
+            if params is None:
                 continue
-            if np.any(params < low) or np.any(params > high):
-                continue  # e.g. a decreasing curve: not of this family
             with np.errstate(all="ignore"):
                 residual = float(np.sum((function(epochs, *params) - values) ** 2))
             if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)):
