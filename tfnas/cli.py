@@ -108,6 +108,10 @@ def build_parser():
                              "briefly first and promote the best (asynchronous "
                              "successive halving from --min-epochs to --epochs); "
                              "the 'sha' strategy is random search with it")
+    search.add_argument("--early-stopping", default=None, choices=["median", "curve"],
+                        help="stop hopeless trials from their learning curves: the "
+                             "median stopping rule or learning-curve extrapolation "
+                             "(any strategy except KerasTuner's; see README)")
     search.add_argument("--min-epochs", type=_positive_int, default=1,
                         help="epochs of the first successive-halving rung")
     search.add_argument("--eta", type=_positive_int, default=3,
@@ -530,9 +534,9 @@ def run_search(args):
     if one_shot:  # the supernet trains for --epochs, then the derived architecture
         from tfnas.supernet.tuner import OneShotTuner
 
-        if args.halving or args.mnasnet_target is not None:
-            raise ValueError(f"--strategy {args.strategy} takes neither --halving nor "
-                             "--mnasnet-target.")
+        if args.halving or args.mnasnet_target is not None or args.early_stopping:
+            raise ValueError(f"--strategy {args.strategy} takes no --halving, "
+                             "--mnasnet-target or --early-stopping.")
         tuner = OneShotTuner(space, strategy=args.strategy, seed=args.seed,
                              enas_trials=args.max_trials, spos_trials=args.max_trials,
                              objective=args.objective, latency_table=predictor,
@@ -550,6 +554,7 @@ def run_search(args):
             progress="always" if args.progress else False,  # despite search(verbose=0)
             distribution_strategy=strategy,
             distributed_options=options,
+            early_stopping=args.early_stopping,
         )
     if role is not None:
         name = os.environ[distributed.TUNER_ID]
