@@ -36,6 +36,8 @@ class SearchSpace(kt.HyperModel):
     #: Number of axes of one input example the space accepts: an int, a
     #: tuple of ints, or None for any.
     input_rank = 3
+    #: The dtype of the model's input ("int32" for token ids).
+    input_dtype = "float32"
 
     def __init__(self, input_shape, num_classes, task="classification",
                  learning_rate=1e-3):
@@ -96,7 +98,7 @@ class SearchSpace(kt.HyperModel):
         return [chain_graph(self.describe(values).split(" > "))]
 
     def build(self, hp):
-        inputs = keras.Input(self.input_shape)
+        inputs = keras.Input(self.input_shape, dtype=self.input_dtype)
         x = self.build_features(hp, inputs)
         if len(x.shape) == 4:
             x = keras.layers.GlobalAveragePooling2D()(x)
