@@ -35,7 +35,7 @@ def tfnas_process(args, **kwargs):
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kwargs)
 
 
-def run_tfnas(args, timeout=300):
+def run_tfnas(args, timeout=900):
     process = tfnas_process(args)
     output, _ = process.communicate(timeout=timeout)
     return process.returncode, output
@@ -186,7 +186,7 @@ def test_resumes_after_a_kill_without_losing_or_repeating_runs(tmp_path):
     process = tfnas_process(tiny_cli_args(output, seeds=2))
     try:
         wait_for(lambda: os.path.exists(runs_file) and len(journal.read(runs_file)) >= 2,
-                 "two finished runs", timeout=240)
+                 "two finished runs", timeout=600)
     finally:
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
@@ -206,7 +206,7 @@ def test_resumes_after_a_kill_without_losing_or_repeating_runs(tmp_path):
 def test_two_workers_give_the_rows_of_one(tiny_table, tmp_path):
     output = tmp_path / "sandbox" / "tiny.csv"
     process = tfnas_process(tiny_cli_args(output, seeds=2, workers=2))
-    text, _ = process.communicate(timeout=400)
+    text, _ = process.communicate(timeout=900)
     assert process.returncode == 0, text
     pairs = raw_journal_pairs(ground_truth.journal_path(str(output)))
     assert len(pairs) == len(set(pairs)) == 8
