@@ -95,12 +95,12 @@ def test_a_space_too_large_is_refused_with_its_size_and_the_way_out():
 
 def test_cli_errors_are_one_line(tmp_path):
     code, output = run_tfnas(["table", "--space-arg", "max_layers=9", "--output",
-                              str(tmp_path / "big.csv")], timeout=120)
+                              str(tmp_path / "big.csv")], timeout=300)
     assert code == 2 and "tfnas: error: the space chain has" in output and "--limit" in output
     code, output = run_tfnas(["table", "--space-arg", "bogus=1", "--output",
-                              str(tmp_path / "t.csv")], timeout=120)
+                              str(tmp_path / "t.csv")], timeout=300)
     assert code == 2 and "tfnas: error: --space-arg for space 'chain'" in output
-    code, output = run_tfnas(["table", "--output", str(tmp_path / "t.json")], timeout=120)
+    code, output = run_tfnas(["table", "--output", str(tmp_path / "t.json")], timeout=300)
     assert code == 2 and "expected a path ending in .csv" in output
     assert not os.listdir(tmp_path)  # nothing written on a refused command
 
