@@ -215,3 +215,26 @@ def test_two_workers_give_the_rows_of_one(tiny_table, tmp_path):
     assert {r["arch"] for r in read_rows(output)} == {r["arch"] for r in read_rows(tiny_table)}
     assert sorted(pairs) == sorted(raw_journal_pairs(
         ground_truth.journal_path(str(tiny_table))))
+
+
+# The packaged tables.
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist1d"])
+def test_packaged_tables_hold_every_architecture_of_their_space(name):
+    table = tables.load_ground_truth(name)
+    keys = {table.key(values) for values in ground_truth.enumerate_space(table.space)}
+    assert keys == set(table.rows)
+    accuracies = [row["test_acc_mean"] for row in table.rows.values()]
+    assert max(accuracies) - min(accuracies) > 0.3  # architectures differ: a useful truth
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist1d"])
+def test_bench_runs_the_strategies_on_a_packaged_table_by_name(name, capsys):
+    from tfnas import cli
+
+    assert cli.main(["bench", "--table", name, "--budget", "5", "--seeds", "2",
+                     "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert {r["strategy"] for r in records} == {"random", "evolution", "local"}
+    assert all(r["seeds"] == 2 and r["regret"] >= 0 for r in records)
