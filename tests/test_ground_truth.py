@@ -93,6 +93,7 @@ def test_a_space_too_large_is_refused_with_its_size_and_the_way_out():
     assert f"{space.size():,}" in message and "--space-arg" in message and "--limit" in message
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     code, output = run_tfnas(["table", "--space-arg", "max_layers=9", "--output",
                               str(tmp_path / "big.csv")], timeout=300)
