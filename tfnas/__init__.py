@@ -39,6 +39,7 @@ _EXPORTS = {
     "datasets": "tfnas.datasets",
     "decisions": "tfnas.decisions",
     "distributed": "tfnas.distributed",
+    "early_stopping": "tfnas.early_stopping",
     "estimation": "tfnas.estimation",
     "latency": "tfnas.latency",
     "objectives": "tfnas.objectives",

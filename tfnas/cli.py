@@ -108,6 +108,10 @@ def build_parser():
                              "briefly first and promote the best (asynchronous "
                              "successive halving from --min-epochs to --epochs); "
                              "the 'sha' strategy is random search with it")
+    search.add_argument("--early-stopping", default=None, choices=["median", "curve"],
+                        help="stop hopeless trials from their learning curves: the "
+                             "median stopping rule or learning-curve extrapolation "
+                             "(any strategy except KerasTuner's; see README)")
     search.add_argument("--min-epochs", type=_positive_int, default=1,
                         help="epochs of the first successive-halving rung")
     search.add_argument("--eta", type=_positive_int, default=3,
@@ -207,10 +211,11 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     bench.add_argument("--table", default="macro",
-                       help="'macro' (NAS-Bench-Macro, packaged) or a .csv/.json file")
+                       help="'macro' (NAS-Bench-Macro), 'digits' or 'mnist1d' (made by "
+                            "`tfnas table`; packaged), or a .csv/.json file")
     bench.add_argument("--space", default=None, choices=sorted(spaces.SPACES),
                        help="space whose architectures the table's keys encode "
-                            "(required with a file)")
+                            "(required with a file not made by `tfnas table`)")
     bench.add_argument("--key-column", default="arch",
                        help="column of a file table holding the architecture key")
     bench.add_argument("--signal-column", default=None,
@@ -325,6 +330,10 @@ def build_parser():
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="show Keras's progress bar (else one line per epoch)")
 
+    from tfnas.bench import table_command
+
+    table_command.add_parser(commands, _space_argument, _positive_int, _non_negative_int)
+
     export = commands.add_parser(
         "export",
         help="export the best model of a search",
@@ -360,6 +369,8 @@ def run_bench(args):
         table.signal = args.signal_column or table.signal
         table.final = args.final_column or table.final
         table.validate()
+    elif args.space is None and bench.tables.is_ground_truth(args.table):
+        table = bench.load_ground_truth(args.table, args.signal_column, args.final_column)
     else:
         if args.space is None:
             raise ValueError("--space is required with a table file")
@@ -578,9 +589,9 @@ def run_search(args):
     if one_shot:  # the supernet trains for --epochs, then the derived architecture
         from tfnas.supernet.tuner import OneShotTuner
 
-        if args.halving or args.mnasnet_target is not None:
-            raise ValueError(f"--strategy {args.strategy} takes neither --halving nor "
-                             "--mnasnet-target.")
+        if args.halving or args.mnasnet_target is not None or args.early_stopping:
+            raise ValueError(f"--strategy {args.strategy} takes no --halving, "
+                             "--mnasnet-target or --early-stopping.")
         tuner = OneShotTuner(space, strategy=args.strategy, seed=args.seed,
                              enas_trials=args.max_trials, spos_trials=args.max_trials,
                              objective=args.objective, latency_table=predictor,
@@ -598,6 +609,7 @@ def run_search(args):
             progress="always" if args.progress else False,  # despite search(verbose=0)
             distribution_strategy=strategy,
             distributed_options=options,
+            early_stopping=args.early_stopping,
         )
     if role is not None:
         name = os.environ[distributed.TUNER_ID]
@@ -736,6 +748,10 @@ def main(argv=None):
             return train_command.run(args)
         if args.command == "latency-table":
             return run_latency_table(args)
+        if args.command == "table":
+            from tfnas.bench import table_command
+
+            return table_command.run(args)
     except KeyboardInterrupt:
         saved = "epochs" if args.command == "train" else "trials"
         print(f"\nInterrupted. Finished {saved} are saved; run the same command "

@@ -17,7 +17,7 @@ from tfnas.architecture import Architecture
 
 FORMATS = ("markdown", "csv", "json")
 COLUMNS = ("trial_id", "status", "score", "params", "flops", "latency_ms",
-           "train_time_s", "epochs", "reason", "summary")
+           "train_time_s", "epochs", "stopped_at_epoch", "reason", "summary")
 COMPLETED = trials.COMPLETED
 
 
@@ -78,7 +78,8 @@ def trial_records(source):
             "summary": progress.describe(trial, describe, max_length=10_000),
             "architecture": Architecture.from_trial(trial).values,
         }
-        for name in ("params", "flops", "latency_ms", "train_time_s", "epochs"):
+        for name in ("params", "flops", "latency_ms", "train_time_s", "epochs",
+                     trials.STOPPED_AT):
             record[name] = _metric(trial, name)
         records.append(record)
     return records
@@ -104,7 +105,8 @@ def trials_dataframe(source):
 
 
 CELL_FORMATS = {"score": "{:.4f}", "params": "{:,.0f}", "flops": "{:,.0f}",
-                "latency_ms": "{:.3f}", "train_time_s": "{:.1f}", "epochs": "{:.0f}"}
+                "latency_ms": "{:.3f}", "train_time_s": "{:.1f}", "epochs": "{:.0f}",
+                trials.STOPPED_AT: "{:.0f}"}
 
 
 def _cell(column, value):
@@ -113,6 +115,11 @@ def _cell(column, value):
     if column in CELL_FORMATS:
         return CELL_FORMATS[column].format(value)
     return str(value).replace("|", "\\|")
+
+
+def _stopped_note(rows):
+    stopped = sum(r.get(trials.STOPPED_AT) is not None for r in rows)
+    return f" ({stopped} stopped early: partial scores)" if stopped else ""
 
 
 def render(records, objective, direction, format="markdown", final=None):
@@ -144,7 +151,8 @@ def render(records, objective, direction, format="markdown", final=None):
         return buffer.getvalue()
     header = [objective if c == "score" else c for c in COLUMNS]
     lines = [f"# Search report ({objective}, {direction})", "",
-             f"{sum(r['score'] is not None for r in rows)} completed, "
+             f"{sum(r['score'] is not None for r in rows)} completed"
+             f"{_stopped_note(rows)}, "
              f"{sum(r['score'] is None for r in rows)} failed or unfinished.", "",
              "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]

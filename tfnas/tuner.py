@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfnas import checkpoints
 from tfnas import distributed
+from tfnas import early_stopping as early_stopping_module
 from tfnas import errors
 from tfnas import estimation
 from tfnas import gc_scope
@@ -167,6 +168,11 @@ class NASTuner(kt.Tuner):
             and TPUs. Defaults to the global policy when the tuner is created
             (KerasTuner's `clear_session` before each build would otherwise
             reset it to float32).
+        early_stopping: Stop hopeless trials from their learning curves:
+            "median", "curve", a `tfnas.early_stopping.StoppingRule`, or None
+            (train every trial for all its epochs). Each epoch's logs are
+            reported to the oracle (the chief's, in a distributed search),
+            which applies the rule; see `tfnas.early_stopping`.
         distributed_options: A `tfnas.DistributedOptions` for a distributed
             search: the lease on running trials, the workers' connection
             timeout, TLS and the shared token, and the search's identity
@@ -198,6 +204,7 @@ class NASTuner(kt.Tuner):
         allow_new_entries=True,
         max_retries_per_trial=0,
         distributed_options=None,
+        early_stopping=None,
         **kwargs,
     ):
         if hypermodel is None and type(self).run_trial is NASTuner.run_trial:
@@ -242,6 +249,7 @@ class NASTuner(kt.Tuner):
                 f"name from {sorted(oracles_module.ORACLES)} or a "
                 f"keras_tuner.Oracle. Received: oracle={oracle!r}"
             )
+        early_stopping = early_stopping_module.get(early_stopping)
         if latency_repeats < 1 or latency_batch_size < 1:
             raise ValueError(
                 "Expected positive `latency_repeats` and `latency_batch_size`. "
@@ -270,8 +278,11 @@ class NASTuner(kt.Tuner):
         )
         self.distributed_options = distributed.resolve_options(
             distributed_options, self.hypermodel, oracle)
-        if self.role == "worker":
+        if self.role == "worker":  # the chief's rule judges the worker's reports
             self.oracle = distributed.worker_oracle(self.oracle, self.distributed_options)
+        else:
+            early_stopping_module.attach(self.oracle, early_stopping)
+        self._planned_epochs = None  # the epoch at which the current fit ends
         self.measure_latency = measure_latency
         self.latency_batch_size = latency_batch_size
         self.latency_repeats = latency_repeats
@@ -448,6 +459,9 @@ class NASTuner(kt.Tuner):
         keep_lease = getattr(self.oracle, "report_progress", None)  # a worker's client
         if keep_lease is not None and not keep_lease(trial.trial_id, epoch):
             model.stop_training = True  # the chief gave the trial to another worker
+        elif early_stopping_module.report_epoch(self.oracle, trial.trial_id, epoch, logs,
+                                                self._planned_epochs):
+            model.stop_training = True  # the oracle's early stopping rule
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
@@ -522,6 +536,7 @@ class NASTuner(kt.Tuner):
                 kwargs.get("validation_split"))
             objectives.check_logged(self.oracle.objective, model, validation)
         kwargs["callbacks"] = self._callbacks(kwargs.get("callbacks"))
+        self._planned_epochs = kwargs.get("epochs", 1)
         start = time.perf_counter()
         try:
             results = self.hypermodel.fit(hp, model, *args, **kwargs)

@@ -1,7 +1,7 @@
 """Regularized (aging) evolution, Real et al. (2019), optionally with Pareto
 selection over several objectives."""
 
-from tfnas import inheritance, pareto, strategies
+from tfnas import inheritance, pareto, strategies, trials
 from tfnas.oracles.base import RUNNING, NASOracle
 from tfnas.validation import check_int
 
@@ -120,6 +120,8 @@ class RegularizedEvolutionOracle(NASOracle):
         return self._winner(tournament, population)
 
     def _winner(self, tournament, population):
+        # A trial stopped early (partial score) wins only a tournament of such.
+        tournament = [t for t in tournament if not trials.is_stopped_early(t)] or tournament
         if self.pareto_objectives is None:
             return self.best_of(tournament)
         members, points = pareto.trial_points(population, self.pareto_objectives)

@@ -52,8 +52,8 @@ class LocalSearchOracle(NASOracle):
         # not change the proposals (a restarted search has an empty cache).
         base = int(rng.integers(2**31))
         for incumbent in ranked:
-            if incumbent.trial_id in self._exhausted:
-                continue
+            if incumbent.trial_id in self._exhausted or trials.is_stopped_early(incumbent):
+                continue  # explored, or stopped early (a partial score)
             incumbent_rng = np.random.default_rng([base, int(incumbent.trial_id)])
             for neighbour in self.neighbours(incumbent.hyperparameters.values,
                                              incumbent_rng):

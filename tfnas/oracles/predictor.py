@@ -145,7 +145,9 @@ class PredictorOracle(NASOracle):
                                           self.hidden_units)
 
     def propose(self, rng):
-        completed = self.completed_trials(self.learning_rung)
+        # A trial stopped early has a partial score: not a training target.
+        completed = [t for t in self.completed_trials(self.learning_rung)
+                     if not trials.is_stopped_early(t)]
         if len(self.start_order) < self.initial_trials or len(completed) < 2:
             return self.random_proposal(rng)
         ranked = trials.ranked(completed, self.objective.direction)
