@@ -5,15 +5,19 @@ data (synflow on one all-ones input), without any training step; a larger
 score predicts a better architecture. The computations run in graph mode
 (`tf.function`), the whole batch at once.
 
-| name | what it measures | paper |
-|---|---|---|
-| synflow | sum of abs(w * dR/dw), R the sum of the outputs of the network with all weights made positive, on an all-ones input, batch normalization removed, in float64 | Tanaka et al. 2020 |
-| naswot | log-determinant of the kernel of the ReLU on/off patterns of a batch, K[i,j] = units where examples i and j agree | Mellor et al. 2021 |
-| snip | sum of abs(w * dL/dw), L the cross-entropy of the batch | Lee et al. 2019 |
-| grad_norm | sum over weight tensors of the Euclidean norm of dL/dw | Abdelfattah et al. 2021 |
-| jacob_cov | -sum(log(v + k) + 1 / (v + k)) over the eigenvalues v of the correlation matrix of the per-example input Jacobians, k = 1e-5 | Mellor et al. 2020 (v1) |
-| params | number of parameters (a baseline) | |
-| flops | FLOPs of one forward pass on one example (a baseline) | |
+- synflow (Tanaka et al. 2020): sum of abs(w * dR/dw), R the sum of the
+  logits of the network with every weight made positive, on one all-ones
+  input, batch normalization removed, in float64;
+- naswot (Mellor et al. 2021): log-determinant of the kernel of the ReLU
+  on/off patterns of a batch, K[i, j] = units on which examples i and j agree;
+- snip (Lee et al. 2019): sum of abs(w * dL/dw), L the batch's cross-entropy;
+- grad_norm (Abdelfattah et al. 2021): sum over weight tensors of the
+  Euclidean norm of dL/dw;
+- jacob_cov (Mellor et al. 2020, v1): -sum(log(v + k) + 1 / (v + k)) over the
+  eigenvalues v of the correlation matrix of the examples' input Jacobians,
+  k = 1e-5;
+- params, flops: the number of parameters and the FLOPs of one forward pass
+  on one example (`tfnas.estimation`), the baselines a proxy must beat.
 
 As in Abdelfattah et al.'s zero-cost proxies, the weights scored by synflow,
 snip and grad_norm are those of convolutions and dense layers (every
