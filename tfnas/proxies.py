@@ -37,6 +37,7 @@ snip and grad_norm, and -inf on naswot and jacob_cov (a singular kernel,
 constant Jacobians): last, whatever the real ones score.
 """
 
+import hashlib
 import math
 
 import keras
@@ -72,14 +73,22 @@ def _check_proxies(proxies):
 
 # The batch.
 
+POOL = 4096
+
+
 def proxy_batch(data, batch_size=64, seed=0):
     """The one batch of examples every architecture is scored on.
+
+    The first `POOL` examples of the data (every example of digits and
+    MNIST-1D, whatever order a shuffling dataset yields them in) are put in
+    a canonical order (by a hash of their bytes), then `batch_size` of them
+    are chosen by `seed`: the batch depends on the data and the seed only.
 
     Args:
         data: `(x, y)` arrays, a `tf.data.Dataset` of `(x, y)` pairs (batched
             or not), or a `tfnas.data.SearchData` (its training split).
         batch_size: Number of examples.
-        seed: Which examples: a seeded choice among the first 1024 examples.
+        seed: Seed of the choice.
 
     Returns:
         `(x, y)` as numpy arrays with `batch_size` examples (fewer when the
@@ -90,7 +99,7 @@ def proxy_batch(data, batch_size=64, seed=0):
         data = data.train
     if isinstance(data, tf.data.Dataset):
         xs, ys, count = [], [], 0
-        batched = len(data.element_spec[0].shape) > 0 and data.element_spec[0].shape[0] is None
+        batched = data.element_spec[0].shape.rank and data.element_spec[0].shape[0] is None
         for x, y in data:
             x, y = np.asarray(x), np.asarray(y)
             if not batched:
@@ -98,7 +107,7 @@ def proxy_batch(data, batch_size=64, seed=0):
             xs.append(x)
             ys.append(y)
             count += len(x)
-            if count >= 1024:
+            if count >= POOL:
                 break
         x, y = np.concatenate(xs), np.concatenate(ys)
     elif isinstance(data, (tuple, list)) and len(data) == 2:
@@ -108,8 +117,11 @@ def proxy_batch(data, batch_size=64, seed=0):
             "Received an invalid value for `data`, expected (x, y) arrays, a "
             "tf.data.Dataset of (x, y) pairs or a tfnas.data.SearchData. "
             f"Received: data={type(data).__name__}")
-    pool = min(len(x), 1024)
-    chosen = np.sort(np.random.default_rng(seed).permutation(pool)[:batch_size])
+    x, y = x[:POOL], y[:POOL]
+    digests = [hashlib.blake2b(x[i].tobytes() + y[i].tobytes(), digest_size=16).digest()
+               for i in range(len(x))]
+    canonical = np.asarray(sorted(range(len(x)), key=digests.__getitem__))
+    chosen = canonical[np.random.default_rng(seed).permutation(len(x))[:batch_size]]
     return x[chosen], y[chosen]
 
 
@@ -198,49 +210,71 @@ def synflow(model):
         return float(score(ones))
 
 
-def _gradient_score(model, x, y, per_weight):
+BATCH_PROXIES = ("naswot", "snip", "grad_norm", "jacob_cov")
+
+
+def batch_statistics(model, x, y=None, proxies=BATCH_PROXIES):
+    """One forward pass over the batch (batch normalization in training
+    mode) and what the batch proxies need from it, traced once.
+
+    Returns:
+        A dict with, as `proxies` need them: "codes", the (N, units) binary
+        activation patterns (naswot); "jacobians", the (N, input size)
+        gradients of the summed logits with respect to each example
+        (jacob_cov); "snip" and "grad_norm" of the cross-entropy's
+        gradients with respect to the weights.
+    """
+    proxies = [check_proxy(p, "proxies") for p in proxies]
     weights = _scored_weights(model)
+    wants_loss = "snip" in proxies or "grad_norm" in proxies
 
     @tf.function
-    def score(x, y):
-        with tf.GradientTape() as tape:
-            loss = _loss(_logits(_call(model, x, True)), y)
-        grads = tape.gradient(loss, weights)
-        terms = [per_weight(tf.cast(w, tf.float64), tf.cast(g, tf.float64))
-                 for w, g in zip(weights, grads) if g is not None]
-        return tf.add_n(terms + [tf.constant(0.0, tf.float64)])
+    def statistics(x, y):
+        graph = tf.compat.v1.get_default_graph()
+        before = len(graph.get_operations())
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            logits = _logits(_call(model, x, True))
+            total = tf.reduce_sum(logits)
+            loss = _loss(logits, y) if wants_loss else None
+        found = {}
+        if "naswot" in proxies:
+            patterns = [op.inputs[0] for op in graph.get_operations()[before:]
+                        if op.type in _PATTERN_OPS]
+            found["codes"] = tf.concat(
+                [tf.zeros([tf.shape(x)[0], 0])]
+                + [tf.reshape(tf.cast(p > 0, tf.float32), [tf.shape(p)[0], -1])
+                   for p in patterns], axis=1)
+        if "jacob_cov" in proxies:
+            found["jacobians"] = tf.reshape(tape.gradient(total, x), [tf.shape(x)[0], -1])
+        if wants_loss:
+            pairs = [(tf.cast(w, tf.float64), tf.cast(g, tf.float64))
+                     for w, g in zip(weights, tape.gradient(loss, weights)) if g is not None]
+            zero = [tf.constant(0.0, tf.float64)]
+            found["snip"] = tf.add_n([tf.reduce_sum(tf.abs(w * g)) for w, g in pairs] + zero)
+            found["grad_norm"] = tf.add_n([tf.norm(g) for _, g in pairs] + zero)
+        return found
 
+    if y is None:
+        y = np.zeros(len(x), dtype="int32")
     with _RestoredWeights(model):
-        return float(score(tf.constant(x), tf.constant(y)))
+        return {k: v.numpy() for k, v in statistics(tf.constant(x), tf.constant(y)).items()}
 
 
 def snip(model, x, y):
     """SNIP: sum(abs(w * dL/dw)) for the cross-entropy L of the batch."""
-    return _gradient_score(model, x, y, lambda w, g: tf.reduce_sum(tf.abs(w * g)))
+    return float(batch_statistics(model, x, y, ["snip"])["snip"])
 
 
 def grad_norm(model, x, y):
     """Sum over the weight tensors of the Euclidean norm of dL/dw."""
-    return _gradient_score(model, x, y, lambda w, g: tf.norm(g))
+    return float(batch_statistics(model, x, y, ["grad_norm"])["grad_norm"])
 
 
 def activation_codes(model, x):
     """The binary activation pattern of each example of `x`: an (N, units)
     float32 array, 1 where the unit's pre-activation is positive."""
-    @tf.function
-    def codes(x):
-        graph = tf.compat.v1.get_default_graph()
-        before = len(graph.get_operations())
-        _call(model, x, True)
-        patterns = [op.inputs[0] for op in graph.get_operations()[before:]
-                    if op.type in _PATTERN_OPS]
-        if not patterns:
-            return tf.zeros([tf.shape(x)[0], 0])
-        return tf.concat([tf.reshape(tf.cast(p > 0, tf.float32), [tf.shape(p)[0], -1])
-                          for p in patterns], axis=1)
-
-    with _RestoredWeights(model):
-        return codes(tf.constant(x)).numpy()
+    return batch_statistics(model, x, None, ["naswot"])["codes"]
 
 
 def naswot_kernel(codes):
@@ -250,26 +284,22 @@ def naswot_kernel(codes):
     return codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T
 
 
-def naswot(model, x):
-    """NASWOT: log|K| of the activation-pattern kernel of the batch; -inf
-    when K is singular (two examples with the same pattern)."""
-    sign, logdet = np.linalg.slogdet(naswot_kernel(activation_codes(model, x)))
+def naswot_score(codes):
+    """log|K| of `naswot_kernel(codes)`; -inf when K is singular (e.g. two
+    examples with the same pattern), as the paper's slogdet gives."""
+    sign, logdet = np.linalg.slogdet(naswot_kernel(codes))
     return float(logdet) if sign > 0 else -math.inf
 
 
-def jacob_cov(model, x):
-    """-sum(log(v + k) + 1/(v + k)) over the eigenvalues v of the correlation
-    matrix of the input Jacobians of the summed logits; -inf when a
-    Jacobian is constant (the correlation is undefined)."""
-    @tf.function
-    def jacobians(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total = tf.reduce_sum(_logits(_call(model, x, True)))
-        return tape.gradient(total, x)
+def naswot(model, x):
+    """NASWOT: log|K| of the activation-pattern kernel of the batch."""
+    return naswot_score(activation_codes(model, x))
 
-    with _RestoredWeights(model):
-        rows = jacobians(tf.constant(x)).numpy().reshape(len(x), -1).astype("float64")
+
+def jacob_cov_score(jacobians):
+    """-sum(log(v + k) + 1/(v + k)) over the eigenvalues v of the correlation
+    matrix of the rows of `jacobians`; -inf when a row is constant."""
+    rows = np.asarray(jacobians, dtype="float64")
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.corrcoef(rows)
     if not np.all(np.isfinite(correlation)):
@@ -278,10 +308,16 @@ def jacob_cov(model, x):
     return float(-np.sum(np.log(values + JACOB_COV_K) + 1.0 / (values + JACOB_COV_K)))
 
 
+def jacob_cov(model, x):
+    """jacob_cov of the input Jacobians of the summed logits."""
+    return jacob_cov_score(batch_statistics(model, x, None, ["jacob_cov"])["jacobians"])
+
+
 def score_model(model, proxies, batch=None):
     """Scores of a built model: `{proxy: float}`.
 
-    Each proxy traces its `tf.function` for this model: TensorFlow's warning
+    The batch proxies share one traced pass (`batch_statistics`). Each
+    proxy traces its `tf.function` for this model: TensorFlow's warning
     about functions retraced in a loop is silenced meanwhile (retracing for
     every architecture is the point).
 
@@ -292,13 +328,29 @@ def score_model(model, proxies, batch=None):
             grad_norm and jacob_cov.
     """
     proxies = _check_proxies(proxies)
-    needs_data = [p for p in proxies if p not in BASELINES + ("synflow",)]
+    needs_data = [p for p in proxies if p in BATCH_PROXIES]
     if needs_data and batch is None:
         raise ValueError(f"Received `batch=None`; the proxies {needs_data} need a batch "
                          "of examples: pass `batch=tfnas.proxies.proxy_batch(data)`.")
-    x, y = batch if batch is not None else (None, None)
+    scores = {}
     with _quiet_tensorflow():
-        return {proxy: _score(model, proxy, x, y) for proxy in proxies}
+        if needs_data:
+            found = batch_statistics(model, batch[0], batch[1], needs_data)
+            for proxy in needs_data:
+                if proxy == "naswot":
+                    scores[proxy] = naswot_score(found["codes"])
+                elif proxy == "jacob_cov":
+                    scores[proxy] = jacob_cov_score(found["jacobians"])
+                else:
+                    scores[proxy] = float(found[proxy])
+        if "synflow" in proxies:
+            scores["synflow"] = synflow(model)
+        if "params" in proxies:
+            scores["params"] = float(estimation.count_params(model))
+        if "flops" in proxies:
+            flops = estimation.count_flops(model)
+            scores["flops"] = math.nan if flops is None else float(flops)
+    return {proxy: scores[proxy] for proxy in proxies}
 
 
 class _quiet_tensorflow:
@@ -309,21 +361,6 @@ class _quiet_tensorflow:
 
     def __exit__(self, *exc):
         self.logger.setLevel(self.level)
-
-
-def _score(model, proxy, x, y):
-    if proxy == "params":
-        return float(estimation.count_params(model))
-    if proxy == "flops":
-        flops = estimation.count_flops(model)
-        return math.nan if flops is None else float(flops)
-    if proxy == "synflow":
-        return synflow(model)
-    if proxy == "naswot":
-        return naswot(model, x)
-    if proxy == "jacob_cov":
-        return jacob_cov(model, x)
-    return (snip if proxy == "snip" else grad_norm)(model, x, y)
 
 
 # The proxies on architectures of a space.
