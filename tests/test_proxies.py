@@ -239,3 +239,25 @@ def test_rank_cli_rejects_a_bad_proxy_and_a_too_large_space(capsys):
     code = cli.main(["rank", "--space", "chain", "--proxy", "params"])
     assert code == 2
     assert "too many to rank them all: pass `samples` (--samples N)" in capsys.readouterr().err
+
+
+def test_the_predictor_can_take_the_proxy_as_a_feature(tmp_path):
+    from tfnas.oracles import PredictorOracle
+
+    scorer = RecordingScorer()
+    oracle = PredictorOracle(objective=kt.Objective("score", "max"), max_trials=4, seed=0,
+                             initial_trials=2, ensemble_size=2, num_candidates=5,
+                             proxy_feature=True,
+                             screen=screening.ProxyScreen(scorer, candidates=1))
+    LookupTuner(oracle, tiny_chain(), lambda v: float(len(v)), signal_name="score",
+                directory=tmp_path, project_name="predictor").search()
+    assert len(oracle.trials) == 4 and scorer.asked  # candidates were scored
+    architectures = [t.hyperparameters.values for t in oracle.trials.values()]
+    features = oracle.encode(architectures)
+    plain = PredictorOracle(objective="score", max_trials=4, seed=0)
+    plain.hyperparameters = oracle.hyperparameters
+    assert features.shape[1] == plain.encode(architectures).shape[1] + 1
+    expected = proxies.standardized([scorer(v) for v in architectures])
+    assert np.allclose(features[:, -1], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="`proxy_feature=True` without a proxy"):
+        PredictorOracle(objective="score", proxy_feature=True).encode(architectures)

@@ -412,6 +412,18 @@ def score_architectures(space, architectures, proxies, batch=None, seed=0, progr
     return results
 
 
+def standardized(scores):
+    """Scores as a zero-mean, unit-variance float64 array: a feature for a
+    predictor. -inf (and NaN) become one below the smallest finite score."""
+    column = np.asarray(scores, dtype="float64")
+    finite = np.isfinite(column)
+    if not finite.any():
+        return np.zeros(len(column))
+    column[~finite] = column[finite].min() - 1.0
+    scale = column.std()
+    return (column - column.mean()) / (scale if scale > 0 else 1.0)
+
+
 def rank_key(score):
     """Sort key, best first: larger scores first, NaN last."""
     return (math.isnan(score), -score if not math.isnan(score) else 0.0)
