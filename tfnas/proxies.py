@@ -51,6 +51,8 @@ PROXIES = ("synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flo
 #: The proxies that need no data (params and flops count; synflow takes ones).
 BASELINES = ("params", "flops")
 JACOB_COV_K = 1e-5
+#: The most architectures `sample_space` enumerates.
+ENUMERATION_LIMIT = 100_000
 _PATTERN_OPS = ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid")
 _PASS_THROUGH_OPS = ("Identity", "Cast")
 
@@ -499,12 +501,14 @@ def sample_space(space, samples=None, seed=0):
     if samples is not None:
         check_positive_int(samples, "samples")
     size = space.size()
-    if samples is None or size <= samples:
+    limit = ENUMERATION_LIMIT if samples is None else samples
+    if size <= limit:
         hyperparameters, _ = sample_architectures(space, 1, seed)
-        every = moves.enumerate_architectures(hyperparameters.space, 100_000)
-        if every is not None and (samples is None or len(every) <= samples):
+        every = moves.enumerate_architectures(hyperparameters.space, ENUMERATION_LIMIT)
+        if every is not None:
             return every
-        if samples is None:
-            raise ValueError(f"The space has {size} architectures, too many to rank them "
-                             "all: pass `samples` (--samples N) to rank a random sample.")
+    if samples is None:
+        raise ValueError(f"The space has {size} architectures, too many to rank them all "
+                         f"(more than {ENUMERATION_LIMIT}): pass `samples` (--samples N) to "
+                         "rank a random sample.")
     return sample_architectures(space, samples, seed)[1]
