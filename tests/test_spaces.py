@@ -254,7 +254,7 @@ def test_ops_validate_their_arguments(make, match):
 
 @pytest.mark.parametrize("make, match", [
     (lambda: spaces.get("resnet", DIGITS, 10), "expected one of"),
-    (lambda: spaces.ChainSpace((8, 8), 10), "`input_shape`"),
+    (lambda: spaces.ChainSpace((64,), 10), "`input_shape`"),
     (lambda: spaces.ChainSpace(DIGITS, 1), "`num_classes`"),
     (lambda: spaces.ChainSpace(DIGITS, 10, task="ranking"), "`task`"),
     (lambda: spaces.ChainSpace(DIGITS, 10, operations=("conv7x7",)), "`operations`"),

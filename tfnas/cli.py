@@ -194,10 +194,11 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     bench.add_argument("--table", default="macro",
-                       help="'macro' (NAS-Bench-Macro, packaged) or a .csv/.json file")
+                       help="'macro' (NAS-Bench-Macro), 'digits' or 'mnist1d' (made by "
+                            "`tfnas table`; packaged), or a .csv/.json file")
     bench.add_argument("--space", default=None, choices=sorted(spaces.SPACES),
                        help="space whose architectures the table's keys encode "
-                            "(required with a file)")
+                            "(required with a file not made by `tfnas table`)")
     bench.add_argument("--key-column", default="arch",
                        help="column of a file table holding the architecture key")
     bench.add_argument("--signal-column", default=None,
@@ -292,6 +293,10 @@ def build_parser():
     rank.add_argument("--output", default=None, metavar="PATH",
                       help="also write the top K as JSON")
 
+    from tfnas.bench import table_command
+
+    table_command.add_parser(commands, _space_argument, _positive_int, _non_negative_int)
+
     export = commands.add_parser(
         "export",
         help="export the best model of a search",
@@ -367,6 +372,8 @@ def run_bench(args):
         table.signal = args.signal_column or table.signal
         table.final = args.final_column or table.final
         table.validate()
+    elif args.space is None and bench.tables.is_ground_truth(args.table):
+        table = bench.load_ground_truth(args.table, args.signal_column, args.final_column)
     else:
         if args.space is None:
             raise ValueError("--space is required with a table file")
@@ -722,6 +729,10 @@ def main(argv=None):
             return run_latency_table(args)
         if args.command == "rank":
             return run_rank(args)
+        if args.command == "table":
+            from tfnas.bench import table_command
+
+            return table_command.run(args)
     except KeyboardInterrupt:
         print("\nInterrupted. Finished trials are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)

@@ -21,6 +21,10 @@ OPERATIONS = tuple(CONV_OPS) + tuple(POOL_OPS)
 class ChainSpace(SearchSpace):
     """A chain of `min_layers` to `max_layers` layers (macro search).
 
+    On images `(height, width, channels)` or sequences `(length, channels)`
+    (e.g. MNIST-1D): the convolutions and poolings are 2-D or 1-D to match,
+    and a sequence's features are averaged over its length before the head.
+
     Decisions, with their names in a trial's values:
 
     - `num_layers`: the depth;
@@ -46,6 +50,7 @@ class ChainSpace(SearchSpace):
     """
 
     space_name = "chain"
+    input_rank = (2, 3)
 
     def __init__(self, input_shape, num_classes, task="classification",
                  learning_rate=1e-3, min_layers=1, max_layers=4,
@@ -108,7 +113,10 @@ class ChainSpace(SearchSpace):
             return y
 
         depths = range(self.min_layers, self.max_layers + 1)
-        return decisions.repeat(hp, "num_layers", layer, inputs, depths=depths)
+        features = decisions.repeat(hp, "num_layers", layer, inputs, depths=depths)
+        if len(features.shape) == 3:
+            features = keras.layers.GlobalAveragePooling1D()(features)
+        return features
 
     def size(self):
         conv, pool = len(self._conv_ops()), len(self.operations) - len(self._conv_ops())
