@@ -19,6 +19,8 @@
 
 Usage: python benchmarks/proxies.py [--epochs 5] [--budget 15] [--seeds 20]
     [--candidates 5] [--table PATH --space S --space-arg K=V --final test_accuracy]
+    python benchmarks/proxies.py --table mnist1d --budget 8 --candidates 3 \
+        --output benchmarks/results/proxies_mnist1d.md   (a `tfnas table` table)
 """
 
 import argparse
@@ -138,6 +140,15 @@ def run_search(strategy, table, space, budget, seed, screen_scores, candidates, 
     return table[Architecture.from_trial(best).to_json()][1]
 
 
+def table_and_meta(table):
+    """The table's CSV path and its `tfnas table` meta record (or None)."""
+    from tfnas.bench import tables
+
+    path = tables.PACKAGED_TABLES.get(table, table)
+    meta = tables.meta_path(path)
+    return path, (tables.read_meta(meta) if os.path.exists(meta) else None)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=GROUND_TRUTH,
@@ -146,8 +157,10 @@ def main(argv=None):
                         help="the table's space (default: the small chain space)")
     parser.add_argument("--space-arg", action="append", default=[], metavar="KEY=JSON")
     parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--final", default="test_accuracy")
-    parser.add_argument("--signal", default="val_accuracy")
+    parser.add_argument("--final", default=None,
+                        help="default: test_accuracy, or the table's meta file's")
+    parser.add_argument("--signal", default=None,
+                        help="default: val_accuracy, or the table's meta file's")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--budget", type=int, default=15)
     parser.add_argument("--candidates", type=int, default=5)
@@ -157,17 +170,28 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.table == GROUND_TRUTH and not os.path.exists(GROUND_TRUTH):
         build_ground_truth(GROUND_TRUTH, args.epochs)
+    path, meta = table_and_meta(args.table)
+    if meta is not None:  # a `tfnas table` table: its space, dataset and columns
+        args.dataset = meta["dataset"]
+        args.signal = args.signal or meta["signal"]
+        args.final = args.final or meta["final"]
+    args.signal = args.signal or "val_accuracy"
+    args.final = args.final or "test_accuracy"
     data = tfnas.load_data(args.dataset, batch_size=64, seed=0)
-    if args.space is None:
+    if meta is not None:
+        space = spaces.get(meta["space"], meta["input_shape"], meta["num_classes"],
+                           **meta["space_args"])
+    elif args.space is None:
         space = small_chain(data.input_shape, data.num_classes)
     else:
         space_args = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.space_arg)}
         space = spaces.get(args.space, data.input_shape, data.num_classes, **space_args)
-    rows = read_table(args.table)
+    rows = read_table(path)
     architectures = [json.loads(row["arch"]) for row in rows]
     accuracy = np.asarray([float(row[args.final]) for row in rows])
     batch = proxies.proxy_batch(data, 64, seed=0)
-    cache = os.path.splitext(args.table)[0] + "_proxies.csv"
+    name = os.path.splitext(os.path.basename(path))[0]
+    cache = os.path.join(report.RESULTS, f"proxies_scores_{name}.csv")
     scores, seconds = proxy_scores(space, architectures, batch, cache)
     print(file=sys.stderr)
 
@@ -205,7 +229,7 @@ def main(argv=None):
         f"Proxies that beat the parameter count's Spearman rho ({params_rho:.3f}): "
         + (", ".join(beaten) if beaten else "none") + ".")
     description = (
-        f"Ground truth: {len(rows)} architectures of `{args.table}` "
+        f"Ground truth: {len(rows)} architectures of `{os.path.relpath(path)}` "
         f"({args.final}; the strategies see {args.signal}), best {optimum:.4f}. "
         f"Proxies on one batch of 64 {args.dataset} training examples, weights "
         f"from seed 0"
