@@ -262,4 +262,5 @@ def test_the_predictor_can_take_the_proxy_as_a_feature(tmp_path):
     expected = proxies.standardized([scorer(v) for v in architectures])
     assert np.allclose(features[:, -1], expected, atol=1e-6)
     with pytest.raises(ValueError, match="`proxy_feature=True` without a proxy"):
-        PredictorOracle(objective=kt.Objective("score", "max"), proxy_feature=True).encode(architectures)
+        PredictorOracle(objective=kt.Objective("score", "max"),
+                        proxy_feature=True).encode(architectures)
