@@ -25,7 +25,10 @@ TINY = {
     "nb201": {"cells_per_stage": 1, "filters": 8},
     "macro": {"init_filters": 8, "head_filters": 32},
     "mobile": {"width_multiplier": 0.25},
+    "sequence": {"max_blocks": 2, "widths": (8,)},
+    "transformer": {"max_layers": 1, "model_dims": (16,), "ff_units": (32,)},
 }
+SEQUENCES = ("sequence", "transformer")  # spaces of (length, features) inputs
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,12 @@ def test_every_proxy_is_deterministic_under_a_seed(batch):
 @pytest.mark.slow  # a cell or mobile candidate takes seconds to trace
 @pytest.mark.parametrize("name", sorted(spaces.BUILT_IN))
 def test_every_proxy_runs_on_every_built_in_space(name, batch):
-    space = spaces.get(name, DIGITS, 10, **TINY[name])
+    if name in SEQUENCES:
+        data = tfnas.load_data("mnist1d", batch_size=32, seed=0)
+        space = spaces.get(name, data.input_shape, 10, **TINY[name])
+        batch = proxies.proxy_batch(data, 32, seed=0)
+    else:
+        space = spaces.get(name, DIGITS, 10, **TINY[name])
     _, samples = sample_architectures(space, 1, seed=0)
     scores = proxies.score_architecture(space, samples[0], proxies.PROXIES, batch, seed=0)
     assert set(scores) == set(proxies.PROXIES)

@@ -28,9 +28,9 @@ statistics), as the papers' code runs the network. The model's weights are
 restored afterwards.
 
 Activation patterns (naswot) are read from the traced graph: the inputs of
-every ReLU-like op (Relu, Relu6, Elu, Selu, LeakyRelu) and of every Sigmoid
-(swish is x * sigmoid(x)); an on/off code is whether that input is positive,
-which for a ReLU is whether the unit is active.
+every ReLU-like op (Relu, Relu6, Elu, Selu, LeakyRelu), Sigmoid (swish is
+x * sigmoid(x)), Tanh and Erf (GELU); an on/off code is whether that input
+is positive, which for a ReLU is whether the unit is active.
 
 A network that computes nothing (e.g. all-zero weights) scores 0 on synflow,
 snip and grad_norm, and -inf on naswot and jacob_cov (a singular kernel,
@@ -53,7 +53,7 @@ BASELINES = ("params", "flops")
 JACOB_COV_K = 1e-5
 #: The most architectures `sample_space` enumerates.
 ENUMERATION_LIMIT = 100_000
-_PATTERN_OPS = ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid")
+_PATTERN_OPS = ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Erf")
 _PASS_THROUGH_OPS = ("Identity", "Cast")
 
 
