@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+import tfnas
 from tfnas import Architecture, spaces
 from tfnas.spaces import chain
 from tfnas.testing import check_space
@@ -185,8 +186,6 @@ def test_transformer_norm_position_and_heads_are_built_as_chosen():
 @pytest.mark.parametrize("inputs", sorted(INPUTS))
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_evolution_searches_the_sequence_spaces(name, inputs, tmp_path):
-    import tfnas
-
     data = tiny_data(inputs)
     tuner = tfnas.NASTuner(small_space(name, inputs), oracle="evolution", max_trials=1,
                            seed=0, directory=tmp_path, project_name="p", progress=False,
@@ -202,7 +201,6 @@ def test_evolution_searches_the_sequence_spaces(name, inputs, tmp_path):
 @pytest.mark.parametrize("name, inputs, strategy", [
     ("sequence", "series", "darts"), ("transformer", "tokens", "spos")])
 def test_one_shot_searches_the_sequence_spaces(name, inputs, strategy, tmp_path):
-    import tfnas
     from tfnas.supernet.builder import build_supernet
     from tfnas.supernet.tuner import OneShotTuner
 
@@ -223,3 +221,25 @@ def test_one_shot_searches_the_sequence_spaces(name, inputs, strategy, tmp_path)
     derived = tuner.oracle.architecture
     rebuilt = space.build(tfnas.Architecture(derived).to_hyperparameters())
     assert rebuilt.count_params() == tuner.get_best_models(1)[0].count_params()
+
+
+@pytest.mark.parametrize("strategy", tfnas.strategies.names(one_shot=False))
+def test_every_multi_trial_strategy_searches_the_sequence_spaces(strategy, tmp_path):
+    import keras_tuner as kt
+
+    from tfnas import oracles
+    from tfnas.testing import LookupTuner, synthetic_score
+
+    for name in sorted(SMALL):
+        space = small_space(name, "tokens")
+        oracle = oracles.get(strategy, objective=kt.Objective("score", "max"),
+                             max_trials=6, seed=0, space=space)
+        tuner = LookupTuner(oracle, space, synthetic_score, signal_name="score",
+                            directory=tmp_path, project_name=name)
+        tuner.search()
+        done = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+        assert len(done) >= 3, (name, len(done))
+        best = Architecture.from_trial(tuner.oracle.get_best_trials(1)[0])
+        hp = best.to_hyperparameters()
+        space.build(hp)  # the proposed values build, and are exactly the active ones
+        assert Architecture.from_hyperparameters(hp) == best
