@@ -243,3 +243,35 @@ def test_every_multi_trial_strategy_searches_the_sequence_spaces(strategy, tmp_p
         hp = best.to_hyperparameters()
         space.build(hp)  # the proposed values build, and are exactly the active ones
         assert Architecture.from_hyperparameters(hp) == best
+
+
+def test_sequence_models_round_trip_through_keras_files(tmp_path):
+    """Every layer of the sequence spaces (and 1-D chain ops) loads by name."""
+    sequence = small_space("sequence", "tokens", max_blocks=3)
+    transformer = small_space("transformer", "series")
+    chain_1d = spaces.ChainSpace(SERIES, 10, max_layers=2, filters=(8,))
+    models = {
+        "sequence": build(sequence, {
+            "width": 8, "num_blocks": 3, "pooling": "max", "block_0/op": "sepconv5",
+            "block_0/stride": 2, "block_1/op": "attention", "block_1/stride": 1,
+            "block_1/skip/0": True, "block_2/op": "lstm", "block_2/stride": 1,
+            "block_2/skip/0": False, "block_2/skip/1": False}),
+        "transformer": build(transformer, {
+            "model_dim": 8, "norm": "pre", "num_layers": 1, "layer_0/key_dim": 4,
+            "layer_0/heads": "2", "layer_0/ff_units": "16", "pooling": "avg"}),
+        "chain": build(chain_1d, {
+            "num_layers": 2, "layer_0/op": "dilconv3x3", "layer_0/stride": 2,
+            "layer_0/filters": 8, "layer_0/activation": "relu", "layer_1/op": "maxpool3x3",
+            "layer_1/stride": 2, "layer_1/skip/0": True}),
+    }
+    rng = np.random.default_rng(0)
+    inputs = {"sequence": rng.integers(0, 30, size=(4, 12)).astype("int32"),
+              "transformer": rng.normal(size=(4, 12, 2)).astype("float32"),
+              "chain": rng.normal(size=(4, *SERIES)).astype("float32")}
+    for name, model in models.items():
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        np.testing.assert_allclose(loaded.predict(inputs[name], verbose=0),
+                                   model.predict(inputs[name], verbose=0), rtol=1e-5,
+                                   atol=1e-6)
