@@ -8,7 +8,12 @@ time of `create_trial` + `end_trial` when 10, 100 and 1,000 trials have
 completed (KerasTuner's state saves included).
 
 Usage: python benchmarks/strategies_on_macro.py [--seeds 100] [--budgets 50 100 200]
+    [--strategies random,evolution,evolution:crossover_probability=0.5]
     [--curves runs.jsonl [--reverse | --done-only]]
+
+A strategy is a registered name, optionally with oracle arguments after a
+colon (`name:key=value;key=value`), so variants of one strategy run side by
+side.
 
 With `--curves`, each seed's best-so-far curve is appended to a JSON-lines
 file as soon as it is done, and a rerun with the same file skips the seeds
@@ -35,14 +40,25 @@ from tfnas import bench, oracles  # noqa: E402
 import report  # noqa: E402
 
 
-def oracle_overhead(name, table, checkpoints=(10, 100, 1000), samples=20, split=False):
+def parse_strategy(spec):
+    """`"evolution:crossover_probability=0.5"` -> ("evolution", {...: 0.5})."""
+    name, _, arguments = spec.partition(":")
+    kwargs = {}
+    for argument in filter(None, arguments.split(";")):
+        key, _, value = argument.partition("=")
+        kwargs[key] = json.loads(value)
+    return name, kwargs
+
+
+def oracle_overhead(spec, table, checkpoints=(10, 100, 1000), samples=20, split=False):
     """Median milliseconds of create_trial + end_trial at each checkpoint.
 
     With `split`, a (create_trial, end_trial) pair of medians instead: the
     time to propose and the time to learn from one trial.
     """
+    name, kwargs = parse_strategy(spec)
     oracle = oracles.get(name, kt.Objective("signal", "max"), max(checkpoints) + samples,
-                         seed=0)
+                         seed=0, **kwargs)
     result = {}
     with tempfile.TemporaryDirectory() as directory:
         bench.LookupTuner(oracle, table.space, lambda v: 0.0, directory=directory)
@@ -93,7 +109,8 @@ def seed_curves(table, name, budget, seeds, curves_path=None):
         if seed not in done:
             done.update(_done_curves(name, budget, curves_path))
         if seed not in done:
-            done[seed] = bench.run_seed(table, name, budget, seed)
+            strategy, kwargs = parse_strategy(name)
+            done[seed] = bench.run_seed(table, strategy, budget, seed, **kwargs)
             if curves_path:
                 with open(curves_path, "a") as file:
                     file.write(json.dumps({"strategy": name, "seed": seed,
@@ -129,7 +146,7 @@ def main():
             "|---|---|" + "---|" * len(args.budgets) + "---|"]
     slow = {"kt-bayesian": (10, 100), "predictor": (10, 100, 500)}
     for name in names:
-        seeds = args.slow_seeds if name in slow else args.seeds
+        seeds = args.slow_seeds if parse_strategy(name)[0] in slow else args.seeds
         start = time.perf_counter()
         order = range(seeds)[::-1] if args.reverse else range(seeds)
         if args.done_only:
@@ -137,9 +154,9 @@ def main():
             order = [seed for seed in order if seed in done]
         curves = seed_curves(table, name, max(args.budgets), order, args.curves)
         records = bench.summarize(table, name, curves, args.budgets)
-        checkpoints = slow.get(name, (10, 100, 1000))
+        checkpoints = slow.get(parse_strategy(name)[0], (10, 100, 1000))
         overhead = oracle_overhead(name, table, checkpoints)
-        cells = [f"{r['mean']:.2f} ± {r['std']:.2f}" for r in records]
+        cells = [f"{r['mean']:.2f} ± {r['std']:.2f} ({r['median']:.2f})" for r in records]
         costs = ", ".join(f"{overhead[c]:.1f} at {c}" for c in checkpoints)
         rows.append(f"| {name} | {len(curves)} | " + " | ".join(cells) + f" | {costs} |")
         print(rows[-1], f"({time.perf_counter() - start:.0f}s)", flush=True)
@@ -147,7 +164,7 @@ def main():
     rows.append("| optimum | | " + " | ".join(optimum for _ in args.budgets) + " | |")
     report.write_table(
         args.output, "Strategies on NAS-Bench-Macro",
-        f"`python {' '.join(sys.argv)}`: mean ± std over seeds of the picked "
+        f"`python {' '.join(sys.argv)}`: mean ± std (median) over seeds of the picked "
         "architecture's `mean_acc` (the strategy sees `test_acc[0]`). Overhead: median "
         "ms of create_trial + end_trial (KerasTuner state saves included) after 10, "
         "100 and 1,000 (predictor: 500) completed trials.", rows)

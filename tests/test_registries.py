@@ -43,7 +43,7 @@ def test_the_cli_reads_its_strategy_lists_from_the_registry():
     assert strategies.names(one_shot=True) == [
         "darts", "darts2", "enas", "gdas", "proxyless", "spos"]
     assert strategies.names(halving=True) == [
-        "controller", "evolution", "local", "ppo", "predictor", "random"]
+        "controller", "dpp", "evolution", "local", "pnas", "ppo", "predictor", "random"]
     assert sorted(oracles.ORACLES) == strategies.names(one_shot=False)
     with pytest.raises(TypeError):
         oracles.ORACLES["mine"] = RandomOracle  # a read-only view

@@ -1,4 +1,5 @@
-"""Moves over a search space: random fill, mutation, neighbours, enumeration.
+"""Moves over a search space: random fill, mutation, crossover, neighbours,
+enumeration.
 
 A search space here is what KerasTuner knows of it: a list of
 hyperparameters (`oracle.hyperparameters.space`), conditional ones
@@ -79,10 +80,16 @@ def alternatives(space, name, value, rng):
     return [v for v in allowed if v != value]
 
 
-def enumerate_architectures(space, limit=100_000):
+def enumerate_architectures(space, limit=100_000, fixed=None):
     """Every architecture of `space`, or None if there are more than `limit`
-    (or a decision has too many values to enumerate)."""
+    (or a decision has too many values to enumerate).
+
+    With `fixed` (`{name: value}`), only the architectures that take those
+    values for the decisions they activate: e.g. every way to complete a
+    partial architecture.
+    """
     space = list(space)
+    fixed = fixed or {}
     results = []
 
     def extend(index, hps):
@@ -97,6 +104,8 @@ def enumerate_architectures(space, limit=100_000):
             extend(index + 1, hps)
             return
         allowed = candidate_values(hp)
+        if hp.name in fixed and (allowed is None or fixed[hp.name] in allowed):
+            allowed = [fixed[hp.name]]
         if allowed is None:
             results.extend([None] * (limit + 1))
             return
@@ -125,6 +134,35 @@ def mutate(space, values, rng):
     child = dict(values)
     child[name] = others[int(rng.integers(len(others)))]
     return fill(space, child, rng)
+
+
+def crossover(space, first, second, rng):
+    """Uniform crossover of two architectures over their active decisions.
+
+    Walks the decisions in declaration order; each decision active in the
+    child takes the value of one parent chosen at random among those that
+    set it (valid for it); a decision that neither parent sets (it becomes
+    active only through the mix, e.g. a deeper repetition) is sampled. So a
+    child's decisions are active exactly when its own values make them so.
+
+    Args:
+        space: The hyperparameters (a list, in declaration order).
+        first, second: The parents' `{name: value}`.
+        rng: A `numpy.random.Generator`.
+    """
+    hps = kt.HyperParameters()
+    for hp in space:
+        hps.merge([hp])
+        if not hps.is_active(hp):
+            continue
+        allowed = candidate_values(hp)
+        inherited = [parent[hp.name] for parent in (first, second)
+                     if hp.name in parent and (allowed is None or parent[hp.name] in allowed)]
+        if inherited:
+            hps.values[hp.name] = inherited[int(rng.integers(len(inherited)))]
+        else:
+            hps.values[hp.name] = hp.random_sample(int(rng.integers(2**31)))
+    return Architecture(hps.values).values
 
 
 def neighbours(space, values, rng):

@@ -78,7 +78,8 @@ def run_seed(table, strategy, budget, seed, **strategy_args):
 
 
 def summarize(table, strategy, curves, budgets):
-    """Records `{strategy, budget, seeds, mean, std, regret}` from best-so-far curves.
+    """Records `{strategy, budget, seeds, mean, std, median, regret}` from
+    best-so-far curves.
 
     A curve shorter than a budget (a search that ran out of architectures)
     counts with its last pick.
@@ -93,6 +94,7 @@ def summarize(table, strategy, curves, budgets):
         records.append({
             "strategy": strategy, "budget": budget, "seeds": len(finals),
             "mean": mean, "std": statistics.pstdev(finals),
+            "median": statistics.median(finals),
             "regret": (optimum - mean) if table.direction == "max" else (mean - optimum),
         })
     return records

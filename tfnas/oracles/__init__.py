@@ -7,6 +7,8 @@
   (BANANAS);
 - controller, ppo: `ControllerOracle`, an LSTM controller trained by
   REINFORCE (Zoph & Le; ENAS) or PPO (MnasNet);
+- pnas, dpp: `ProgressiveOracle` and `DPPOracle`, progressive NAS (Liu et
+  al.) and its device-aware Pareto form (DPP-Net);
 - sha: `RandomOracle` with `SuccessiveHalving`, asynchronous successive
   halving of epochs;
 - hyperband: KerasTuner's `HyperbandOracle`;
@@ -27,6 +29,7 @@ from tfnas.oracles.evolution import RegularizedEvolutionOracle
 from tfnas.oracles.halving import SuccessiveHalving
 from tfnas.oracles.local import LocalSearchOracle
 from tfnas.oracles.predictor import PredictorOracle
+from tfnas.oracles.progressive import DPPOracle, ProgressiveOracle
 
 
 class _MultiTrialStrategies(collections.abc.Mapping):
@@ -89,5 +92,6 @@ def get(name, objective, max_trials, seed=None, space=None, **kwargs):
 
 __all__ = ["ORACLES", "NASOracle", "RandomOracle", "RegularizedEvolutionOracle",
            "ControllerOracle", "PPOControllerOracle", "OracleStateError",
-           "LocalSearchOracle", "PredictorOracle", "SuccessiveHalving",
+           "LocalSearchOracle", "PredictorOracle", "ProgressiveOracle", "DPPOracle",
+           "SuccessiveHalving",
            "budget_defaults", "get"]

@@ -180,6 +180,12 @@ class NASOracle(HardenedOracle):
         decision can change."""
         return moves.mutate(self.hyperparameters.space, values, rng)
 
+    def crossover(self, first, second, rng):
+        """`tfnas.moves.crossover` over this oracle's space."""
+        names = self._space_names()
+        return moves.crossover(self.hyperparameters.space, moves.decisions(first, names),
+                               moves.decisions(second, names), rng)
+
     def neighbours(self, values, rng):
         """Every architecture one decision away from `values`, shuffled."""
         return moves.neighbours(self.hyperparameters.space, values, rng)

@@ -21,7 +21,10 @@ class RegularizedEvolutionOracle(NASOracle):
     samples `sample_size` members of the population (the `population_size`
     most recently completed trials, so the oldest member dies as a new one
     enters; failed trials never enter), takes the best of them as the parent
-    and mutates one of its active decisions. A child that was already
+    and mutates one of its active decisions. With `crossover_probability`
+    p > 0, a child is instead, with probability p, the uniform crossover of
+    the winners of two independent tournaments (`tfnas.moves.crossover`),
+    then mutated. A child that was already
     evaluated is mutated again, up to `max_mutation_tries` times, before
     falling back to a random architecture. The population is derived from
     the trial history, so a restarted search resumes it exactly.
@@ -39,6 +42,10 @@ class RegularizedEvolutionOracle(NASOracle):
             population (20 in NAS-Bench-101/201 experiments; 100 in the paper).
         sample_size: S, the tournament size, from 1 to `population_size`.
         max_mutation_tries: Mutations tried before a random child.
+        crossover_probability: Probability in [0, 1] that a child comes
+            from crossover (then mutation) instead of mutation alone. 0 (the
+            default, Real et al.'s algorithm): see the README for the
+            measurement behind that default.
         pareto_objectives: Optional list of two or more
             `keras_tuner.Objective`s (or `(name, direction)` pairs), e.g.
             `[("val_accuracy", "max"), ("latency_ms", "min")]`, each the name
@@ -48,7 +55,7 @@ class RegularizedEvolutionOracle(NASOracle):
 
     def __init__(self, objective=None, max_trials=100, population_size=20,
                  sample_size=5, max_mutation_tries=50, pareto_objectives=None, seed=None,
-                 **kwargs):
+                 crossover_probability=0.0, **kwargs):
         for name, value, low in (("population_size", population_size, 2),
                                  ("sample_size", sample_size, 1),
                                  ("max_mutation_tries", max_mutation_tries, 1)):
@@ -58,7 +65,14 @@ class RegularizedEvolutionOracle(NASOracle):
                 "Expected `sample_size` <= `population_size`. Received: "
                 f"sample_size={sample_size}, population_size={population_size}"
             )
+        if not (isinstance(crossover_probability, (int, float))
+                and 0.0 <= crossover_probability <= 1.0):
+            raise ValueError(
+                "Received an invalid value for `crossover_probability`, expected a "
+                f"number in [0, 1]. Received: crossover_probability={crossover_probability!r}"
+            )
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+        self.crossover_probability = float(crossover_probability)
         self.population_size = population_size
         self.sample_size = sample_size
         self.max_mutation_tries = max_mutation_tries
@@ -73,15 +87,27 @@ class RegularizedEvolutionOracle(NASOracle):
         population = self.population()
         if len(self.start_order) < self.population_size or not population:
             return self.random_proposal(rng)
-        size = min(self.sample_size, len(population))
-        tournament = [population[i] for i in sorted(
-            rng.choice(len(population), size=size, replace=False))]
-        parent = self._winner(tournament, population)
+        parent = self._tournament(population, rng)
+        # Drawing only when crossover is on keeps plain evolution's seeded
+        # sequence of proposals unchanged.
+        if self.crossover_probability and rng.random() < self.crossover_probability:
+            other = self._tournament(population, rng)
+            parent_values = self.crossover(parent.hyperparameters.values,
+                                           other.hyperparameters.values, rng)
+        else:
+            parent_values = parent.hyperparameters.values
         for _ in range(self.max_mutation_tries):
-            child = self.mutate(parent.hyperparameters.values, rng)
+            child = self.mutate(parent_values, rng)
             if child is not None and self.is_new(child):
                 return {"status": RUNNING, "values": child}
         return self.random_proposal(rng)
+
+    def _tournament(self, population, rng):
+        """The winner of `sample_size` members drawn without replacement."""
+        size = min(self.sample_size, len(population))
+        tournament = [population[i] for i in sorted(
+            rng.choice(len(population), size=size, replace=False))]
+        return self._winner(tournament, population)
 
     def _winner(self, tournament, population):
         if self.pareto_objectives is None:

@@ -1,10 +1,8 @@
 """Predictor-guided search in the style of BANANAS (White et al., 2021)."""
 
-import warnings
-
 import numpy as np
 
-from tfnas import strategies, trials
+from tfnas import strategies, surrogate, trials
 from tfnas.moves import candidate_values
 from tfnas.oracles.base import RUNNING, NASOracle
 from tfnas.validation import check_int
@@ -136,28 +134,15 @@ class PredictorOracle(NASOracle):
         return candidates
 
     def predict(self, completed, candidates, rng):
-        """Mean and standard deviation of the ensemble's predicted scores."""
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPRegressor
-
+        """Mean and standard deviation of the ensemble's predicted scores
+        (negated scores when the objective is minimized)."""
         features = self.encode([t.hyperparameters.values for t in completed] + candidates)
         x, grid = features[:len(completed)], features[len(completed):]
         y = np.asarray([t.score for t in completed], dtype="float64")
         if self.objective.direction != "max":
             y = -y
-        mean, scale = y.mean(), y.std() or 1.0
-        targets = (y - mean) / scale
-        predictions = []
-        for _ in range(self.ensemble_size):
-            model = MLPRegressor(hidden_layer_sizes=self.hidden_units, max_iter=300,
-                                 learning_rate_init=0.01,
-                                 random_state=int(rng.integers(2**31)))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(x, targets)
-            predictions.append(model.predict(grid))
-        predictions = np.stack(predictions)
-        return predictions.mean(axis=0), predictions.std(axis=0)
+        return surrogate.ensemble_predict(x, y, grid, rng, self.ensemble_size,
+                                          self.hidden_units)
 
     def propose(self, rng):
         completed = self.completed_trials(self.learning_rung)
