@@ -4,7 +4,7 @@ The example writes its own small corpus (no download): short product
 reviews whose sentiment an adjective gives and a "not" before it flips, so
 that word order matters ("not good" is negative, "good" positive). A
 `TextVectorization` layer, adapted on the training texts only, turns the
-texts into token ids; the sequence space embeds them (`vocab_size`) and the
+texts into token ids; the sequence space embeds them (`vocabulary_size`) and the
 search picks the blocks. The best model is then joined to the vectorizer,
 so the final model classifies raw strings.
 """
@@ -60,7 +60,7 @@ def dataset(part):
 
 
 space = tfnas.spaces.SequenceSpace((sequence_length,), 2,
-                                   vocab_size=vectorize.vocabulary_size(), max_blocks=3)
+                                   vocabulary_size=vectorize.vocabulary_size(), max_blocks=3)
 tuner = tfnas.NASTuner(space, oracle="evolution", objective="val_accuracy",
                        max_trials=args.max_trials, seed=0, directory=args.directory,
                        project_name="text_classification")

@@ -87,7 +87,7 @@ SMALL = {
     "sequence": dict(max_blocks=2, widths=(8,)),
     "transformer": dict(max_layers=2, model_dims=(8,), key_dims=(4,), ff_units=(8, 16)),
 }
-INPUTS = {"series": ((12, 2), {}), "tokens": ((12,), {"vocab_size": 30})}
+INPUTS = {"series": ((12, 2), {}), "tokens": ((12,), {"vocabulary_size": 30})}
 
 
 def small_space(name, inputs, **overrides):
@@ -101,7 +101,7 @@ def tiny_data(inputs, size=48, seed=0):
     rng = np.random.default_rng(seed)
     shape, data_args = INPUTS[inputs]
     if data_args:
-        x = rng.integers(0, data_args["vocab_size"], size=(size, *shape)).astype("int32")
+        x = rng.integers(0, data_args["vocabulary_size"], size=(size, *shape)).astype("int32")
     else:
         x = rng.normal(size=(size, *shape)).astype("float32")
     y = rng.integers(0, 3, size=size).astype("int32")
@@ -139,10 +139,10 @@ def test_token_ids_are_embedded_and_series_projected(name):
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_sequence_spaces_validate_their_arguments(name):
-    with pytest.raises(ValueError, match="token ids with `vocab_size`"):
-        spaces.get(name, (12, 2), 3, vocab_size=30)
-    with pytest.raises(ValueError, match="`vocab_size`"):
-        spaces.get(name, (12,), 3, vocab_size=1)
+    with pytest.raises(ValueError, match="token ids with `vocabulary_size`"):
+        spaces.get(name, (12, 2), 3, vocabulary_size=30)
+    with pytest.raises(ValueError, match="`vocabulary_size`"):
+        spaces.get(name, (12,), 3, vocabulary_size=1)
     with pytest.raises(ValueError, match=r"\(features,\) or \(length, channels\)"):
         spaces.get(name, (8, 8, 1), 3)
     with pytest.raises(ValueError, match="`dropout`"):

@@ -28,7 +28,7 @@ SMALL = {
     "transformer": {"max_layers": 2, "model_dims": (8,), "ff_units": (8, 16)},
 }
 # The input of spaces that do not take images: a series, and token ids.
-INPUTS = {"sequence": ((12, 2), {}), "transformer": ((12,), {"vocab_size": 30})}
+INPUTS = {"sequence": ((12, 2), {}), "transformer": ((12,), {"vocabulary_size": 30})}
 
 
 def trainable_params(model):
