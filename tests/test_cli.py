@@ -40,7 +40,7 @@ def test_help_documents_every_option():
     "args, message",
     [
         (["--max-trials", "0"], "expected a positive integer"),
-        (["--dataset", "cifar10"], "'digits', 'mnist1d' or 'tfds:NAME'"),
+        (["--dataset", "cifar10"], "'digits', 'mnist1d', 'tfds:NAME'"),
         (["--space", "nope"], "invalid choice: 'nope'"),
     ],
 )

@@ -33,7 +33,7 @@ def test_load_data_digits():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"dataset": "mnist"}, "'digits', 'mnist1d' or 'tfds:NAME'"),
+        ({"dataset": "mnist"}, "'digits', 'mnist1d', 'tfds:NAME'"),
         ({"dataset": "tfds:"}, "empty TFDS name"),
         ({"batch_size": 0}, "`batch_size`"),
     ],

@@ -36,6 +36,7 @@ _EXPORTS = {
     "plots": "tfnas.plots",
     "architecture": "tfnas.architecture",
     "data": "tfnas.data",
+    "datasets": "tfnas.datasets",
     "decisions": "tfnas.decisions",
     "distributed": "tfnas.distributed",
     "estimation": "tfnas.estimation",

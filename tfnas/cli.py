@@ -9,6 +9,7 @@ import time
 import warnings
 
 from tfnas import errors, trials
+from tfnas.datasets import arguments as data_arguments
 
 DEFAULT_DIRECTORY = "tfnas_projects"
 DEFAULT_ADDRESS = "127.0.0.1:8470"
@@ -17,7 +18,10 @@ SEARCH_CONFIG_FILE = "tfnas_search.json"
 # incomparable trials in one project.
 IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "halving", "min_epochs", "eta",
                       "dataset", "epochs", "batch_size", "seed", "objective",
-                      "mnasnet_target", "latency_table")
+                      "mnasnet_target", "latency_table", "inherit_weights",
+                      "inherit_epochs") + data_arguments.DESTINATIONS
+# Values of identity arguments added later, for projects recorded before them.
+IDENTITY_DEFAULTS = {"inherit_weights": False, "inherit_epochs": 1}
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -108,11 +112,20 @@ def build_parser():
                         help="epochs of the first successive-halving rung")
     search.add_argument("--eta", type=_positive_int, default=3,
                         help="successive halving / Hyperband reduction factor")
+    search.add_argument("--inherit-weights", action="store_true",
+                        help="evolution/local: a child starts from its parent's trained "
+                             "weights (layers unchanged by the mutation; an inserted "
+                             "layer or skip as a function-preserving identity/zero) and "
+                             "trains --inherit-epochs epochs")
+    search.add_argument("--inherit-epochs", type=_positive_int, default=1,
+                        help="epochs of a child that inherits its parent's weights")
     search.add_argument("--dataset", default="digits",
                         help="'digits' (scikit-learn's embedded 8x8 digits), 'mnist1d' "
-                             "(generated locally) or 'tfds:NAME' for a tensorflow-datasets dataset")
+                             "(generated locally), 'tfds:NAME' for a tensorflow-datasets "
+                             "dataset, or your own: 'images:DIR', 'csv:PATH', 'npz:PATH'")
     search.add_argument("--data-dir", default=None,
                         help="tensorflow-datasets data directory")
+    data_arguments.add_arguments(search)
     search.add_argument("--max-trials", type=_positive_int, default=30,
                         help="number of architectures to evaluate; may be raised "
                              "when resuming")
@@ -227,8 +240,11 @@ def build_parser():
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    report.add_argument("project_dir", metavar="DIR",
+    report.add_argument("project_dir", metavar="DIR", nargs="?", default=None,
                         help="project directory, e.g. tfnas_projects/chain-evolution-digits")
+    report.add_argument("--directory", default=None,
+                        help="instead of DIR: the --directory of a search, when it holds "
+                             "a single project")
     report.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"],
                         help="format of the printed table")
     report.add_argument("--plots", default=None, metavar="PLOT_DIR",
@@ -271,7 +287,11 @@ def build_parser():
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    export.add_argument("project_dir", metavar="DIR", help="project directory")
+    export.add_argument("project_dir", metavar="DIR", nargs="?", default=None,
+                        help="project directory")
+    export.add_argument("--directory", default=None,
+                        help="instead of DIR: the --directory of a search, when it holds "
+                             "a single project")
     export.add_argument("output", metavar="OUT", help="output directory")
     export.add_argument("--formats", default="saved_model,keras",
                         help="comma-separated: saved_model, keras, tflite")
@@ -326,8 +346,9 @@ def _check_resumable(project_dir, args):
         recorded = errors.read_json(path, (
             "It records the search's arguments: restore it, delete it to resume with "
             "the arguments given now, or pass --overwrite to start over."))
-        changed = {k: (recorded.get(k), v) for k, v in identity.items()
-                   if recorded.get(k) != v}
+        changed = {k: (recorded.get(k, IDENTITY_DEFAULTS.get(k)), v)
+                   for k, v in identity.items()
+                   if recorded.get(k, IDENTITY_DEFAULTS.get(k)) != v}
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}"
                                 for k, (old, new) in changed.items())
@@ -340,7 +361,7 @@ def _check_resumable(project_dir, args):
 
 
 def _make_oracle(args, space):
-    from tfnas import oracles
+    from tfnas import inheritance, oracles
 
     from tfnas import strategies
 
@@ -356,6 +377,13 @@ def _make_oracle(args, space):
         kwargs["halving"] = oracles.SuccessiveHalving(
             min_epochs=min(args.min_epochs, args.epochs), max_epochs=args.epochs,
             eta=args.eta)
+    if args.inherit_weights:
+        inheriting = [name for name in strategies.names(one_shot=False)
+                      if inheritance.takes_arguments(strategies.get(name).cls)]
+        if args.strategy not in inheriting:
+            raise ValueError(f"--inherit-weights works with the strategies {inheriting}. "
+                             f"Received: --strategy {args.strategy}")
+        kwargs.update(inherit_weights=True, inherit_epochs=args.inherit_epochs)
     return oracles.get(args.strategy, objective=_objective(args),
                        max_trials=args.max_trials, seed=args.seed, space=space, **kwargs)
 
@@ -470,7 +498,7 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import atomic, distributed, spaces
+    from tfnas import atomic, datasets, distributed, spaces
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
@@ -486,10 +514,12 @@ def run_search(args):
 
     keras.utils.set_random_seed(args.seed)
     data = data_module.load_data(args.dataset, batch_size=args.batch_size,
-                                 seed=args.seed, data_dir=args.data_dir)
+                                 seed=args.seed, data_dir=args.data_dir,
+                                 **data_arguments.options(args))
     try:
-        space = spaces.get(args.space, data.input_shape, data.num_classes,
-                           **args.space_args)
+        space = spaces.get(args.space, data.input_shape, data.num_classes, **args.space_args,
+                           **datasets.space_arguments(spaces.SPACES.get(args.space), data,
+                                                      args.space_args))
     except TypeError as error:  # an argument the space does not take
         raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
     predictor = None
@@ -533,6 +563,7 @@ def run_search(args):
         print(f"Worker {name}: the chief has no more trials.", flush=True)
         return 0
     atomic.write_atomically(config_path, identity)
+    data.save(project_dir)  # data.json; preprocessing.keras, put in front of exports
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == trials.COMPLETED)
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
           f"{args.max_trials} trials of {args.epochs} epochs "
@@ -581,12 +612,18 @@ def run_search(args):
 
 
 def run_report(args):
-    from tfnas import report
+    from tfnas import project, report
+    from tfnas.datasets import preprocessing
 
+    args.project_dir = project.resolve_project_dir(args.project_dir, args.directory)
     search = report.Project(args.project_dir)
     records = report.trial_records(search)
     if not records:
         raise ValueError(f"The project {args.project_dir} has no trials yet.")
+    data_record = preprocessing.read_record(args.project_dir)
+    if data_record:  # on stderr when stdout is a CSV or JSON table
+        print(preprocessing.describe(data_record),
+              file=sys.stdout if args.format == "markdown" else sys.stderr)
     print(report.render(records, search.objective, search.direction, args.format), end="")
     if args.plots != "none":
         plot_dir = args.plots or os.path.join(args.project_dir, "report")
@@ -621,6 +658,7 @@ def run_export(args):
     from tfnas import export, project
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    args.project_dir = project.resolve_project_dir(args.project_dir, args.directory)
     with project.fatal_when_disk_full(args.output):
         written = export.export_project(args.project_dir, args.output, formats)
     for name, path in written.items():

@@ -1,8 +1,9 @@
-"""Datasets for searches: digits, MNIST-1D and tensorflow-datasets.
+"""Datasets for searches: digits, MNIST-1D, tensorflow-datasets, your own files.
 
 Each returns a `SearchData`: train, validation and test splits as batched
-`tf.data.Dataset`s of `(image, label)` pairs, plus the input shape and the
-number of classes a search space needs.
+`tf.data.Dataset`s of `(inputs, label)` pairs, plus the input shape and the
+number of classes a search space needs. Your own images, tables and arrays
+(`images:DIR`, `csv:PATH`, `npz:PATH`) are read by `tfnas.datasets`.
 """
 
 import dataclasses
@@ -27,6 +28,27 @@ class SearchData:
     test: tf.data.Dataset
     input_shape: tuple
     num_classes: int
+    #: Keras model from raw inputs to the features the splits hold (adapted
+    #: on the training split), which exports put in front of the trained
+    #: model; None when the splits hold the raw inputs.
+    preprocessing: object = None
+    #: The source, seed, split sizes, classes and features (JSON).
+    record: dict = None
+    #: Size of the token vocabulary when the inputs are token ids.
+    vocabulary_size: int = None
+
+    def save(self, project_dir):
+        """Writes `data.json` and `preprocessing.keras` into a project folder,
+        where `tfnas report` and every export of the project find them."""
+        from tfnas.datasets import preprocessing
+
+        preprocessing.save(project_dir, self.record, self.preprocessing)
+
+    def on_raw_inputs(self, model):
+        """`model` behind this data's preprocessing: the model of raw inputs."""
+        from tfnas.datasets import preprocessing
+
+        return preprocessing.with_preprocessing(self.preprocessing, model)
 
 
 def digits_arrays(seed=0):
@@ -108,6 +130,9 @@ def _load_arrays(name, splits, num_classes, batch_size, seed):
         name=name,
         input_shape=splits["train"][0].shape[1:],
         num_classes=num_classes,
+        record={"source": name, "seed": seed,
+                "split_sizes": {split: len(arrays[1]) for split, arrays in splits.items()},
+                "class_names": [str(label) for label in range(num_classes)]},
         **datasets,
     )
 
@@ -206,9 +231,34 @@ def load_tfds_data(name, batch_size=32, seed=0, data_dir=None, download=True, ca
     )
 
 
-def load_data(dataset=DIGITS, batch_size=32, seed=0, data_dir=None):
-    """Loads `"digits"`, `"mnist1d"` or `"tfds:NAME"` as a `SearchData`."""
+def load_data(dataset=DIGITS, batch_size=32, seed=0, data_dir=None, **source_options):
+    """Loads a dataset as a `SearchData`.
+
+    Args:
+        dataset: "digits", "mnist1d", "tfds:NAME", or your own data:
+            "images:DIR" (one subfolder of images per class), "csv:PATH"
+            (with `label_column`) or "npz:PATH" (arrays `x` and `y`).
+        batch_size: Batch size of the returned datasets.
+        seed: Seed of the split and of the training-set shuffle.
+        data_dir: tensorflow-datasets data directory.
+        **source_options: For your own data: `image_size`, `label_column`,
+            `text_columns`, `text_encoding` (see `tfnas.datasets.load`).
+
+    Raises:
+        tfnas.datasets.DataError: when the data cannot be searched on; the
+            message names the file, column or folder.
+    """
+    from tfnas import datasets
+
     check_positive_int(batch_size, "batch_size")
+    if datasets.is_source(dataset):
+        options = {k: v for k, v in source_options.items() if v is not None}
+        return SearchData(**datasets.load(dataset, batch_size=batch_size, seed=seed,
+                                          **options))
+    given = {k: v for k, v in source_options.items() if v}
+    if given:
+        raise ValueError(f"{sorted(given)} apply to 'images:', 'csv:' and 'npz:' datasets "
+                         f"only. Received: dataset={dataset!r}")
     if dataset == DIGITS:
         return load_digits_data(batch_size=batch_size, seed=seed)
     if dataset == MNIST1D:
@@ -219,6 +269,7 @@ def load_data(dataset=DIGITS, batch_size=32, seed=0, data_dir=None):
             raise ValueError("Received an empty TFDS name: dataset='tfds:'")
         return load_tfds_data(name, batch_size=batch_size, seed=seed, data_dir=data_dir)
     raise ValueError(
-        "Received an invalid value for `dataset`, expected 'digits', 'mnist1d' "
-        f"or 'tfds:NAME' (e.g. 'tfds:cifar10'). Received: dataset={dataset!r}"
+        "Received an invalid value for `dataset`, expected 'digits', 'mnist1d', "
+        "'tfds:NAME' (e.g. 'tfds:cifar10'), 'images:DIR', 'csv:PATH' or 'npz:PATH'. "
+        f"Received: dataset={dataset!r}"
     )

@@ -4,6 +4,10 @@
 the objective and the score; `rebuild` turns it back into the untrained
 model. Export works from a `NASTuner` (`export_best`) or from a project
 directory (`export_project`, behind `tfnas export DIR OUT`).
+
+When the project holds a preprocessing model (`preprocessing.keras`, written
+for `images:`, `csv:` and `npz:` data, see `tfnas.datasets.preprocessing`),
+every format is of the model behind it: it takes raw inputs.
 """
 
 import os
@@ -14,6 +18,7 @@ import tensorflow as tf
 
 from tfnas import atomic, errors, project, trials
 from tfnas.architecture import Architecture
+from tfnas.datasets import preprocessing as data_preprocessing
 
 FORMATS = ("saved_model", "keras", "tflite")
 DEFAULT_FORMATS = ("saved_model", "keras")
@@ -51,7 +56,24 @@ def _check_formats(formats):
     return formats
 
 
-def export_model(model, record, path, formats=DEFAULT_FORMATS):
+def project_preprocessing(project_dir):
+    """The preprocessing model of a project folder, or None (see `export_model`)."""
+    return data_preprocessing.load(project_dir)
+
+
+def _tflite(saved_model):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    try:
+        return converter.convert()
+    except Exception:  # noqa: BLE001 - the converter raises many types
+        # String lookups and text vectorization need TensorFlow's own ops.
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                               tf.lite.OpsSet.SELECT_TF_OPS]
+        return converter.convert()
+
+
+def export_model(model, record, path, formats=DEFAULT_FORMATS, preprocessing=None):
     """Writes `model` in `formats` and its architecture record under `path`.
 
     Args:
@@ -61,11 +83,17 @@ def export_model(model, record, path, formats=DEFAULT_FORMATS):
         formats: Any of "saved_model" (Keras 3 `model.export`, with a
             `serving_default` signature), "keras" (a `.keras` file) and
             "tflite" (a TFLite flatbuffer converted from the SavedModel).
+        preprocessing: A Keras model from raw inputs to the features `model`
+            takes (`project_preprocessing(project_dir)`), put in front of
+            `model` in every format; None to export `model` alone.
 
     Returns:
         A dict from "architecture" and each format to the written path.
     """
     formats = _check_formats(formats)
+    model = data_preprocessing.with_preprocessing(preprocessing, model)
+    if preprocessing is not None:
+        record = dict(record, inputs=_describe_inputs(preprocessing))
     os.makedirs(path, exist_ok=True)
     written = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -76,16 +104,24 @@ def export_model(model, record, path, formats=DEFAULT_FORMATS):
             if "saved_model" in formats:
                 written["saved_model"] = saved_model
         if "tflite" in formats:
-            converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+            flatbuffer = _tflite(saved_model)
             written["tflite"] = os.path.join(path, "model.tflite")
             with open(written["tflite"], "wb") as file:
-                file.write(converter.convert())
+                file.write(flatbuffer)
     if "keras" in formats:
         written["keras"] = os.path.join(path, "model.keras")
         model.save(written["keras"])
     written["architecture"] = os.path.join(path, ARCHITECTURE_FILE)
     atomic.write_atomically(written["architecture"], record)
     return written
+
+
+def _describe_inputs(preprocessing):
+    """The raw inputs the exported model takes: name, dtype and shape of each."""
+    inputs = preprocessing.input
+    named = inputs.items() if isinstance(inputs, dict) else [(inputs.name, inputs)]
+    return [{"name": name, "dtype": str(tensor.dtype), "shape": list(tensor.shape)}
+            for name, tensor in named]
 
 
 def _no_completed_trial(project_dir):
@@ -100,7 +136,8 @@ def export_best(tuner, path, formats=DEFAULT_FORMATS):
         raise _no_completed_trial(tuner.project_dir)
     record = architecture_record(project.space_record(tuner.hypermodel),
                                  tuner.oracle.objective.name, best[0])
-    return export_model(tuner.load_model(best[0]), record, path, formats)
+    return export_model(tuner.load_model(best[0]), record, path, formats,
+                        preprocessing=project_preprocessing(tuner.project_dir))
 
 
 def _load_weights(model, checkpoint):
@@ -151,7 +188,8 @@ def export_project(project_dir, path, formats=DEFAULT_FORMATS):
                     f"{best.score:.4f}), the best trial whose weights load, instead of "
                     f"the best one: {'; '.join(problems)}.")
     return export_model(
-        model, architecture_record(record["space"], objective["name"], best), path, formats)
+        model, architecture_record(record["space"], objective["name"], best), path, formats,
+        preprocessing=project_preprocessing(project_dir))
 
 
 def rebuild(architecture_file):

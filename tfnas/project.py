@@ -54,6 +54,35 @@ def read(project_dir):
     return record
 
 
+def resolve_project_dir(project_dir, directory):
+    """The project folder named by DIR or by a search's `--directory`.
+
+    `directory` (or a `project_dir` that is not a project itself) may be the
+    folder holding project folders, when it holds exactly one.
+
+    Raises:
+        ValueError: when both or neither are given, or the folder holds no
+            project or several (the error lists them).
+    """
+    if (project_dir is None) == (directory is None):
+        raise ValueError("expected a project directory DIR or --directory (the folder "
+                         "holding one search's project), not both or neither. Received: "
+                         f"DIR={project_dir!r}, --directory={directory!r}")
+    folder = project_dir if directory is None else directory
+    if os.path.exists(os.path.join(folder, PROJECT_FILE)) or not os.path.isdir(folder):
+        return folder  # a project (or a missing folder, which `read` reports)
+    found = sorted(name for name in os.listdir(folder)
+                   if os.path.exists(os.path.join(folder, name, PROJECT_FILE)))
+    if len(found) == 1:
+        return os.path.join(folder, found[0])
+    if not found:
+        raise FileNotFoundError(
+            f"{folder} holds no tfnas project (no folder with {PROJECT_FILE}); pass a "
+            "project directory or the --directory of a search.")
+    raise ValueError(f"{folder} holds {len(found)} projects: {', '.join(found)}. Pass one "
+                     f"of them, e.g. {os.path.join(folder, found[0])}.")
+
+
 def update(tuner, started_at):
     """Writes `tuner`'s project record, keeping the first `started_at`.
 

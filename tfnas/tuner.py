@@ -22,6 +22,7 @@ from tfnas import distributed
 from tfnas import errors
 from tfnas import estimation
 from tfnas import gc_scope
+from tfnas import inheritance
 from tfnas import integrity
 from tfnas import latency
 from tfnas import objectives
@@ -502,6 +503,7 @@ class NASTuner(kt.Tuner):
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
+        donor = inheritance.load_parent(self, trial)  # builds the parent: before the child
         try:
             model = self._try_build(hp)
         except (kt.errors.FatalError, kt.errors.FailedTrialError):
@@ -514,6 +516,7 @@ class NASTuner(kt.Tuner):
                 + errors.root_cause(f"{type(error).__name__}: {error}")) from error
 
         self._apply_budget(trial, model, kwargs)
+        inherited = inheritance.inherit(model, donor, kwargs)  # and its fewer epochs
         if type(self.hypermodel).fit is kt.HyperModel.fit:  # a user's fit logs its own
             validation = kwargs.get("validation_data") is not None or bool(
                 kwargs.get("validation_split"))
@@ -529,6 +532,7 @@ class NASTuner(kt.Tuner):
         metrics = self._results_to_metrics(results)
         metrics.update(self._costs(model, hp))
         metrics["train_time_s"] = train_time
+        metrics.update(inherited)
         objectives.add_derived_metrics(self.oracle.objective, metrics)
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))

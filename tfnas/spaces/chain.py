@@ -78,16 +78,18 @@ class ChainSpace(SearchSpace):
             if conv_ops:  # Record the scope so KerasTuner can discover it.
                 with hp.conditional_scope(scope, conv_ops):
                     pass
-            return ops.Pool(POOL_OPS[op], 3, strides=stride)
+            return ops.Pool(POOL_OPS[op], 3, strides=stride, name=f"layer_{index}.{op}")
         with hp.conditional_scope(scope, conv_ops):
             filters = hp.Choice(f"layer_{index}/filters", list(self.filters))
             activation = hp.Choice(f"layer_{index}/activation", list(self.activations))
         kind, kernel, dilation = CONV_OPS[op]
-        conv = ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
-                          activation=activation, strides=1 if dilation > 1 else stride)
+        name = f"layer_{index}.{op}"  # its key for weight inheritance (tfnas.inheritance)
         if dilation > 1 and stride > 1:
-            return keras.Sequential([ops.Shortcut(strides=2), conv])
-        return conv
+            conv = ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
+                              activation=activation)
+            return keras.Sequential([ops.Shortcut(strides=2), conv], name=name)
+        return ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
+                          activation=activation, strides=stride, name=name)
 
     def build_features(self, hp, inputs):
         outputs, reductions = [], []  # per layer: output, stride-2 count so far
@@ -100,8 +102,9 @@ class ChainSpace(SearchSpace):
             reduced = (reductions[-1] if reductions else 0) + (stride == 2)
             if self.skips and outputs:
                 sources = [
-                    ops.Shortcut(filters=y.shape[-1], reductions=reduced - done)(source)
-                    for source, done in zip(outputs, reductions)
+                    ops.Shortcut(filters=y.shape[-1], reductions=reduced - done,
+                                 name=f"layer_{index}_skip_{j}.shortcut")(source)
+                    for j, (source, done) in enumerate(zip(outputs, reductions))
                 ]
                 skip = decisions.choose_inputs(
                     hp, f"layer_{index}/skip", sources, n_chosen=None,

@@ -472,18 +472,20 @@ CELL_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
             "max_pool_3x3", "avg_pool_3x3", "identity")
 
 
-def cell_op(name, filters):
-    """A DARTS/NASNet cell operation by name (one of `CELL_OPS`), stride 1."""
+def cell_op(name, filters, layer_name=None):
+    """A DARTS/NASNet cell operation by name (one of `CELL_OPS`), stride 1,
+    optionally named `layer_name`."""
     _one_of(name, "name", CELL_OPS)
     if name == "identity":
-        return keras.layers.Identity()
+        return keras.layers.Identity(name=layer_name)
     if name in ("max_pool_3x3", "avg_pool_3x3"):
-        return Pool(name[:3], 3, filters=filters)
+        return Pool(name[:3], 3, filters=filters, name=layer_name)
     kernel = int(name[-1])
     if name.startswith("sep_conv"):
         # DARTS applies the separable convolution twice.
         return keras.Sequential([
             ConvBN(filters, kernel, kind="separable", preactivation=True),
             ConvBN(filters, kernel, kind="separable", preactivation=True),
-        ])
-    return ConvBN(filters, kernel, dilation_rate=2, kind="separable", preactivation=True)
+        ], name=layer_name)
+    return ConvBN(filters, kernel, dilation_rate=2, kind="separable", preactivation=True,
+                  name=layer_name)
