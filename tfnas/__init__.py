@@ -43,6 +43,8 @@ _EXPORTS = {
     "estimation": "tfnas.estimation",
     "latency": "tfnas.latency",
     "objectives": "tfnas.objectives",
+    "proxies": "tfnas.proxies",
+    "screening": "tfnas.screening",
     "supernet": "tfnas.supernet",
     "tensorboard": "tfnas.tensorboard",
     "tuner": "tfnas.tuner",

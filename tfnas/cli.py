@@ -1,4 +1,4 @@
-"""The `tfnas` command line: `tfnas search`, `train`, `report`, `export` and `bench`."""
+"""The `tfnas` command line: `tfnas search`, `train`, `report`, `export`, `bench` and `rank`."""
 
 import argparse
 import json
@@ -330,6 +330,37 @@ def build_parser():
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="show Keras's progress bar (else one line per epoch)")
 
+    rank = commands.add_parser(
+        "rank",
+        help="rank architectures of a space by a training-free proxy",
+        description=(
+            "Score architectures of a space with a training-free proxy (see "
+            "tfnas.proxies) on one batch of the dataset, without training, and "
+            "print the best --top K, best first. Every architecture is ranked "
+            "when the space has at most --samples (all, without --samples); "
+            "otherwise --samples random ones."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    rank.add_argument("--space", default="chain", choices=sorted(spaces.SPACES))
+    rank.add_argument("--space-arg", dest="space_arg", action="append", default=[],
+                      type=_space_argument, metavar="KEY=VALUE")
+    rank.add_argument("--dataset", default="digits",
+                      help="dataset whose training split gives the batch")
+    rank.add_argument("--data-dir", default=None)
+    rank.add_argument("--proxy", default="naswot", choices=list(proxies_names()))
+    rank.add_argument("--top", type=_positive_int, default=10, metavar="K",
+                      help="how many of the best architectures to print")
+    rank.add_argument("--samples", type=_positive_int, default=None, metavar="N",
+                      help="rank N random architectures (default: all, for a space "
+                           "of at most 100,000)")
+    rank.add_argument("--batch-size", type=_positive_int, default=64,
+                      help="examples in the proxy's batch")
+    rank.add_argument("--seed", type=_non_negative_int, default=0,
+                      help="seed of the sample, the batch and the weights")
+    rank.add_argument("--output", default=None, metavar="PATH",
+                      help="also write the top K as JSON")
+
     from tfnas.bench import table_command
 
     table_command.add_parser(commands, _space_argument, _positive_int, _non_negative_int)
@@ -353,6 +384,50 @@ def build_parser():
     export.add_argument("--formats", default="saved_model,keras",
                         help="comma-separated: saved_model, keras, tflite")
     return parser
+
+
+def proxies_names():
+    from tfnas.proxies import PROXIES
+
+    return PROXIES
+
+
+def run_rank(args):
+    from tfnas import data as data_module
+    from tfnas import proxies, spaces
+    from tfnas.architecture import Architecture
+
+    data = data_module.load_data(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    try:
+        space = spaces.get(args.space, data.input_shape, data.num_classes,
+                           **dict(args.space_arg))
+    except TypeError as error:  # an argument the space does not take
+        raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
+    batch = proxies.proxy_batch(data, args.batch_size, args.seed)
+    architectures = proxies.sample_space(space, args.samples, args.seed)
+
+    def progress(done, count):
+        print(f"\rscored {done}/{count} architectures", end="", file=sys.stderr, flush=True)
+
+    ranked = proxies.rank(space, args.proxy, batch, architectures, seed=args.seed,
+                          progress=progress)
+    print(file=sys.stderr)
+    top = [{"rank": index + 1, args.proxy: score, "architecture": values}
+           for index, (values, score) in enumerate(ranked[:args.top])]
+    print(f"Top {len(top)} of {len(ranked)} architectures of '{args.space}' by "
+          f"{args.proxy} on '{data.name}' (no training):")
+    for row in top:
+        print(f"{row['rank']:>4}  {row[args.proxy]:>14.6g}  "
+              f"{space.describe(row['architecture'])}")
+        print(f"      {Architecture(row['architecture']).to_json()}")
+    if args.output:
+        from tfnas.atomic import write_atomically
+
+        write_atomically(args.output, {"space": args.space, "dataset": data.name,
+                                       "proxy": args.proxy, "ranked": len(ranked),
+                                       "top": top})
+        print(f"Wrote {args.output}")
+    return 0
 
 
 def run_bench(args):
@@ -748,6 +823,8 @@ def main(argv=None):
             return train_command.run(args)
         if args.command == "latency-table":
             return run_latency_table(args)
+        if args.command == "rank":
+            return run_rank(args)
         if args.command == "table":
             from tfnas.bench import table_command
 

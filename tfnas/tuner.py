@@ -35,6 +35,7 @@ from tfnas import compat
 from tfnas import project
 from tfnas import project_lock
 from tfnas import project_safety
+from tfnas import screening
 from tfnas import trials
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
@@ -173,6 +174,13 @@ class NASTuner(kt.Tuner):
             (train every trial for all its epochs). Each epoch's logs are
             reported to the oracle (the chief's, in a distributed search),
             which applies the rule; see `tfnas.early_stopping`.
+        proxy: A training-free proxy of `tfnas.proxies.PROXIES`, e.g. "naswot":
+            each trial trains the best of `proxy_candidates` proposals of the
+            strategy by this proxy (`tfnas.screening`), scored on a batch of
+            `proxy_batch_size` examples of the training data. tfnas
+            strategies only.
+        proxy_candidates: k, the proposals compared per trial.
+        proxy_batch_size: Examples of the proxy's batch.
         distributed_options: A `tfnas.DistributedOptions` for a distributed
             search: the lease on running trials, the workers' connection
             timeout, TLS and the shared token, and the search's identity
@@ -205,6 +213,9 @@ class NASTuner(kt.Tuner):
         max_retries_per_trial=0,
         distributed_options=None,
         early_stopping=None,
+        proxy=None,
+        proxy_candidates=5,
+        proxy_batch_size=64,
         **kwargs,
     ):
         if hypermodel is None and type(self).run_trial is NASTuner.run_trial:
@@ -276,6 +287,9 @@ class NASTuner(kt.Tuner):
             overwrite=False,  # done safely above
             **kwargs,
         )
+        if proxy is not None:
+            screening.attach(self.oracle, self.hypermodel, proxy, proxy_candidates,
+                             proxy_batch_size)
         self.distributed_options = distributed.resolve_options(
             distributed_options, self.hypermodel, oracle)
         if self.role == "worker":  # the chief's rule judges the worker's reports
@@ -344,6 +358,7 @@ class NASTuner(kt.Tuner):
         self._quiet = fit_kwargs.get("verbose", 1) == 0
         if self._trains_with_model_fit():
             self._check_data(fit_args, fit_kwargs)
+        screening.set_batch(self.oracle, fit_args, fit_kwargs)
         if self.role == distributed.CHIEF:
             return distributed.run_chief(self)
         try:

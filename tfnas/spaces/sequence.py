@@ -14,8 +14,8 @@ POOLINGS = SequencePooling.KINDS
 class SequenceInputs(SearchSpace):
     """What the sequence spaces share: token ids or numeric series in.
 
-    With `vocab_size`, an input example is `(length,)` integer token ids
-    (0 to `vocab_size` - 1, e.g. from a `TextVectorization` layer) that the
+    With `vocabulary_size`, an input example is `(length,)` integer token ids
+    (0 to `vocabulary_size` - 1, e.g. from a `TextVectorization` layer) that the
     model embeds; without, a float series `(length, features)` (time
     series, audio features) or `(length,)` (one feature).
     """
@@ -23,20 +23,21 @@ class SequenceInputs(SearchSpace):
     input_rank = (1, 2)
 
     def __init__(self, input_shape, num_classes, task="classification",
-                 learning_rate=1e-3, vocab_size=None):
+                 learning_rate=1e-3, vocabulary_size=None):
         super().__init__(input_shape, num_classes, task, learning_rate)
-        if vocab_size is not None:
-            check_int_range(vocab_size, "vocab_size", 2, expected="None or an integer >= 2")
+        if vocabulary_size is not None:
+            check_int_range(vocabulary_size, "vocabulary_size", 2,
+                            expected="None or an integer >= 2")
             if len(self.input_shape) != 1:
                 raise ValueError(
                     "Received an invalid value for `input_shape`, expected (length,) "
-                    f"token ids with `vocab_size`. Received: input_shape={self.input_shape}, "
-                    f"vocab_size={vocab_size}")
+                    "token ids with `vocabulary_size`. Received: "
+                    f"input_shape={self.input_shape}, vocabulary_size={vocabulary_size}")
             self.input_dtype = "int32"
-        self.vocab_size = vocab_size
+        self.vocabulary_size = vocabulary_size
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size}
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size}
 
 
 def _check_positive(values, name):
@@ -77,7 +78,7 @@ class SequenceSpace(SequenceInputs):
 
     Args:
         input_shape, num_classes, task, learning_rate: see `SearchSpace`.
-        vocab_size: Token vocabulary size for `(length,)` token ids, or None
+        vocabulary_size: Token vocabulary size for `(length,)` token ids, or None
             for numeric series (see `SequenceInputs`).
         min_blocks: Smallest depth, at least 1.
         max_blocks: Largest depth.
@@ -92,10 +93,10 @@ class SequenceSpace(SequenceInputs):
     space_name = "sequence"
 
     def __init__(self, input_shape, num_classes, task="classification",
-                 learning_rate=3e-3, vocab_size=None, min_blocks=1, max_blocks=4,
+                 learning_rate=3e-3, vocabulary_size=None, min_blocks=1, max_blocks=4,
                  operations=BLOCK_OPS, widths=(32, 64), strides=(1, 2),
                  poolings=("avg", "max"), skips=True, dropout=0.1):
-        super().__init__(input_shape, num_classes, task, learning_rate, vocab_size)
+        super().__init__(input_shape, num_classes, task, learning_rate, vocabulary_size)
         self.min_blocks = check_int_range(min_blocks, "min_blocks", 1)
         self.max_blocks = check_int_range(max_blocks, "max_blocks", self.min_blocks)
         self.operations = check_choices(operations, "operations", str, BLOCK_OPS)
@@ -122,7 +123,7 @@ class SequenceSpace(SequenceInputs):
 
     def build_features(self, hp, inputs):
         width = hp.Choice("width", list(self.widths))
-        x = sequence_stem(inputs, width, self.vocab_size)
+        x = sequence_stem(inputs, width, self.vocabulary_size)
         outputs, reductions = [], []  # per block: output, stride-2 count so far
 
         def block(index, x):

@@ -173,18 +173,18 @@ class SequencePooling(keras.layers.Layer):
         return {**super().get_config(), "kind": self.kind}
 
 
-def sequence_stem(inputs, width, vocab_size=None):
+def sequence_stem(inputs, width, vocabulary_size=None):
     """Token ids to embeddings, or a numeric series projected, to `width`.
 
     Args:
-        inputs: `(batch, length)` integer token ids when `vocab_size` is
+        inputs: `(batch, length)` integer token ids when `vocabulary_size` is
             given; else a float `(batch, length, features)` series (or
             `(batch, length)`, one feature).
         width: The embedding (or projection) width.
-        vocab_size: Size of the token vocabulary, or None for numeric inputs.
+        vocabulary_size: Size of the token vocabulary, or None for numeric inputs.
     """
-    if vocab_size is not None:
-        return keras.layers.Embedding(vocab_size, width)(inputs)
+    if vocabulary_size is not None:
+        return keras.layers.Embedding(vocabulary_size, width)(inputs)
     x = inputs
     if len(x.shape) == 2:
         x = keras.layers.Reshape((x.shape[1], 1))(x)

@@ -37,7 +37,7 @@ class TransformerSpace(SequenceInputs):
 
     Args:
         input_shape, num_classes, task, learning_rate: see `SearchSpace`.
-        vocab_size: Token vocabulary size for `(length,)` token ids, or None
+        vocabulary_size: Token vocabulary size for `(length,)` token ids, or None
             for numeric series (see `SequenceInputs`).
         min_layers: Smallest depth, at least 1.
         max_layers: Largest depth.
@@ -53,11 +53,11 @@ class TransformerSpace(SequenceInputs):
     space_name = "transformer"
 
     def __init__(self, input_shape, num_classes, task="classification",
-                 learning_rate=1e-3, vocab_size=None, min_layers=1, max_layers=3,
+                 learning_rate=1e-3, vocabulary_size=None, min_layers=1, max_layers=3,
                  model_dims=(32, 64), heads=(1, 2, 4), key_dims=(8, 16, 32),
                  ff_units=(64, 128, 256), norms=NORMS, poolings=("avg", "max"),
                  dropout=0.1):
-        super().__init__(input_shape, num_classes, task, learning_rate, vocab_size)
+        super().__init__(input_shape, num_classes, task, learning_rate, vocabulary_size)
         self.min_layers = check_int_range(min_layers, "min_layers", 1)
         self.max_layers = check_int_range(max_layers, "max_layers", self.min_layers)
         self.model_dims = _check_positive(model_dims, "model_dims")
@@ -74,7 +74,7 @@ class TransformerSpace(SequenceInputs):
     def build_features(self, hp, inputs):
         model_dim = hp.Choice("model_dim", list(self.model_dims))
         pre_norm = hp.Choice("norm", list(self.norms)) == "pre"
-        x = PositionEmbedding()(sequence_stem(inputs, model_dim, self.vocab_size))
+        x = PositionEmbedding()(sequence_stem(inputs, model_dim, self.vocabulary_size))
 
         def sublayer(x, name, candidates):
             h = keras.layers.LayerNormalization(epsilon=1e-5)(x) if pre_norm else x

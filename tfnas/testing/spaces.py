@@ -27,9 +27,9 @@ def _fail(message, values):
 
 
 def _random_inputs(space, rng, shape):
-    """Normal floats, or token ids below `space.vocab_size` for integer inputs."""
+    """Normal floats, or token ids below `space.vocabulary_size` for integer inputs."""
     if str(getattr(space, "input_dtype", "float32")).startswith("int"):
-        return rng.integers(0, space.vocab_size, size=shape).astype("int32")
+        return rng.integers(0, space.vocabulary_size, size=shape).astype("int32")
     return rng.normal(size=shape).astype("float32")
 
 
