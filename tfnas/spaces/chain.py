@@ -22,6 +22,10 @@ OPERATIONS = tuple(CONV_OPS) + tuple(POOL_OPS)
 class ChainSpace(SearchSpace):
     """A chain of `min_layers` to `max_layers` layers (macro search).
 
+    On images `(height, width, channels)` or sequences `(length, channels)`
+    (e.g. MNIST-1D): the convolutions and poolings are 2-D or 1-D to match,
+    and a sequence's features are averaged over its length before the head.
+
     Decisions, with their names in a trial's values:
 
     - `num_layers`: the depth;
@@ -54,6 +58,7 @@ class ChainSpace(SearchSpace):
     """
 
     space_name = "chain"
+    input_rank = (2, 3)
 
     def __init__(self, input_shape, num_classes, task="classification",
                  learning_rate=1e-3, min_layers=1, max_layers=4,
@@ -81,16 +86,19 @@ class ChainSpace(SearchSpace):
             if conv_ops:  # Record the scope so KerasTuner can discover it.
                 with hp.conditional_scope(scope, conv_ops):
                     pass
-            return elastic.pool(POOL_OPS[op], strides=stride, filters=filters)
+            return elastic.pool(POOL_OPS[op], strides=stride, filters=filters,
+                                name=f"layer_{index}.{op}")
         with hp.conditional_scope(scope, conv_ops):
             activation = decisions.choose_value(hp, f"layer_{index}/activation",
                                                 list(self.activations))
         kind, kernel, dilation = CONV_OPS[op]
-        conv = elastic.conv_bn(filters, kernel, dilation_rate=dilation, kind=kind,
-                               activation=activation, strides=1 if dilation > 1 else stride)
+        name = f"layer_{index}.{op}"  # its key for weight inheritance (tfnas.inheritance)
         if dilation > 1 and stride > 1:
-            return elastic.sequence([ops.Shortcut(strides=2), conv])
-        return conv
+            conv = elastic.conv_bn(filters, kernel, dilation_rate=dilation, kind=kind,
+                                   activation=activation)
+            return elastic.sequence([ops.Shortcut(strides=2), conv], name=name)
+        return elastic.conv_bn(filters, kernel, dilation_rate=dilation, kind=kind,
+                               activation=activation, strides=stride, name=name)
 
     def build_features(self, hp, inputs):
         # per layer: output, its filters, stride-2 count so far
@@ -109,8 +117,9 @@ class ChainSpace(SearchSpace):
             if self.skips and outputs:
                 sources = [
                     elastic.shortcut(filters=filters, in_filters=width,
-                                     reductions=reduced - done)(source)
-                    for source, width, done in zip(outputs, widths, reductions)
+                                     reductions=reduced - done,
+                                     name=f"layer_{index}_skip_{j}.shortcut")(source)
+                    for j, (source, width, done) in enumerate(zip(outputs, widths, reductions))
                 ]
                 skip = decisions.choose_inputs(
                     hp, f"layer_{index}/skip", sources, n_chosen=None,
@@ -123,7 +132,10 @@ class ChainSpace(SearchSpace):
             return y
 
         depths = range(self.min_layers, self.max_layers + 1)
-        return decisions.repeat(hp, "num_layers", layer, inputs, depths=depths)
+        features = decisions.repeat(hp, "num_layers", layer, inputs, depths=depths)
+        if len(features.shape) == 3:
+            features = keras.layers.GlobalAveragePooling1D()(features)
+        return features
 
     def size(self):
         conv, pool = len(self._conv_ops()), len(self.operations) - len(self._conv_ops())

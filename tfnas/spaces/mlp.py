@@ -45,7 +45,7 @@ class MLPSpace(SearchSpace):
             units = decisions.choose_value(hp, f"layer_{index}/units", list(self.units))
             activation = decisions.choose_value(hp, f"layer_{index}/activation",
                                                 list(self.activations))
-            return elastic.dense(units, activation)(x)
+            return elastic.dense(units, activation, name=f"layer_{index}.dense")(x)
 
         depths = range(self.min_layers, self.max_layers + 1)
         return decisions.repeat(hp, "num_layers", layer, x, depths=depths)

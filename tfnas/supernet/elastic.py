@@ -439,44 +439,47 @@ class ElasticSequence(ElasticLayer):
 
 # Factories: the ordinary layer for plain values, the elastic one for shared.
 
-def sequence(layers):
+def sequence(layers, name=None):
     """`keras.Sequential(layers)`, or `ElasticSequence` when one is elastic."""
     if any(isinstance(layer, ElasticLayer) for layer in layers):
-        return ElasticSequence(layers)
-    return keras.Sequential(layers)
+        return ElasticSequence(layers, name=name)
+    return keras.Sequential(layers, name=name)
 
 
-def conv_bn(filters, kernel_size, strides=1, dilation_rate=1, kind="conv", activation="relu"):
+def conv_bn(filters, kernel_size, strides=1, dilation_rate=1, kind="conv", activation="relu",
+            name=None):
     """`ops.ConvBN`, or `ElasticConvBN` when a value is shared."""
     if is_shared(filters, kernel_size, activation):
         return ElasticConvBN(filters, kernel_size, strides=strides,
-                             dilation_rate=dilation_rate, kind=kind, activation=activation)
+                             dilation_rate=dilation_rate, kind=kind, activation=activation,
+                             name=name)
     return ops.ConvBN(filters, kernel_size, strides=strides, dilation_rate=dilation_rate,
-                      kind=kind, activation=activation)
+                      kind=kind, activation=activation, name=name)
 
 
-def dense(units, activation=None):
+def dense(units, activation=None, name=None):
     """`keras.layers.Dense`, or `ElasticDense` when a value is shared."""
     if is_shared(units, activation):
-        return ElasticDense(units, activation)
-    return keras.layers.Dense(units, activation=activation)
+        return ElasticDense(units, activation, name=name)
+    return keras.layers.Dense(units, activation=activation, name=name)
 
 
-def pool(kind, strides=1, filters=None, pool_size=3):
+def pool(kind, strides=1, filters=None, pool_size=3, name=None):
     """A pooling followed by a 1x1 ConvBN projection (no activation) to
     `filters`, so that it agrees in shape with convolutions of `filters`."""
     if is_shared(filters):
-        return ElasticPool(kind, pool_size, strides=strides, filters=filters)
+        return ElasticPool(kind, pool_size, strides=strides, filters=filters, name=name)
     return keras.Sequential([ops.Pool(kind, pool_size, strides=strides),
-                             ops.ConvBN(filters, 1, activation=None)])
+                             ops.ConvBN(filters, 1, activation=None)], name=name)
 
 
-def shortcut(filters=None, in_filters=None, strides=1, reductions=0):
+def shortcut(filters=None, in_filters=None, strides=1, reductions=0, name=None):
     """`ops.Shortcut` (`in_filters`, the source's width, is implied by the
     input in a multi-trial build), or `ElasticShortcut` when shared."""
     if is_shared(filters, in_filters):
-        return ElasticShortcut(filters, in_filters, strides=strides, reductions=reductions)
-    return ops.Shortcut(filters=filters, strides=strides, reductions=reductions)
+        return ElasticShortcut(filters, in_filters, strides=strides, reductions=reductions,
+                               name=name)
+    return ops.Shortcut(filters=filters, strides=strides, reductions=reductions, name=name)
 
 
 def mobile_block(filters, kernel_size, strides, block_type, block_types, se_ratio=0.0,
