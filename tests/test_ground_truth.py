@@ -67,15 +67,16 @@ def test_enumeration_is_the_space_with_conditional_decisions():
                               filters=(4, 8), activations=("relu",), strides=(1,),
                               skips=True, min_layers=1, max_layers=2)
     architectures = ground_truth.enumerate_space(space)
-    assert len(architectures) == space.size() == 21
-    assert len({Architecture(v).to_json() for v in architectures}) == 21
+    # Per layer: (conv3x3, maxpool3x3) x 2 widths; the second may skip from the first.
+    assert len(architectures) == space.size() == 4 + 4 * 4 * 2
+    assert len({Architecture(v).to_json() for v in architectures}) == 36
     for values in architectures:
         depth = values["num_layers"]
         for index in range(2):
             active = index < depth
             assert (f"layer_{index}/op" in values) == active, values
             conv = active and values[f"layer_{index}/op"] == "conv3x3"
-            assert (f"layer_{index}/filters" in values) == conv, values
+            assert (f"layer_{index}/activation" in values) == conv, values
         assert ("layer_1/skip/0" in values) == (depth == 2), values
         # Building the architecture declares exactly these active decisions.
         hp = kt.HyperParameters()
