@@ -69,6 +69,25 @@ def _space_argument(text):
     return key, value
 
 
+def add_space_options(parser, space_arg_help=None, dataset_help=None):
+    """`--space`, `--space-arg`, `--dataset` and `--data-dir`, as every command
+    that builds a space on a dataset takes them."""
+    from tfnas import spaces
+
+    parser.add_argument("--space", default="chain", choices=sorted(spaces.SPACES),
+                        help="built-in search space")
+    parser.add_argument("--space-arg", dest="space_arg", action="append", default=[],
+                        type=_space_argument, metavar="KEY=VALUE",
+                        help=space_arg_help or (
+                            "argument of the space's constructor, repeatable; e.g. "
+                            "--space-arg 'filters=[16,32]'"))
+    parser.add_argument("--dataset", default="digits",
+                        help=dataset_help or (
+                            "'digits', 'mnist1d' or 'tfds:NAME': the dataset whose input "
+                            "shape the space takes"))
+    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+
+
 def build_parser():
     from tfnas import spaces, strategies
 
@@ -88,13 +107,10 @@ def build_parser():
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    search.add_argument("--space", default="chain", choices=sorted(spaces.SPACES),
-                        help="built-in search space")
-    search.add_argument("--space-arg", dest="space_arg", action="append", default=[],
-                        type=_space_argument, metavar="KEY=VALUE",
-                        help="argument of the space's constructor, repeatable; "
-                             "e.g. --space-arg cells_per_stage=2 "
-                             "--space-arg 'filters=[16,32]'")
+    add_space_options(search, dataset_help=(
+        "'digits' (scikit-learn's embedded 8x8 digits), 'mnist1d' (generated locally), "
+        "'tfds:NAME' for a tensorflow-datasets dataset, or your own: 'images:DIR', "
+        "'csv:PATH', 'npz:PATH'"))
     search.add_argument("--strategy", default="evolution",
                         choices=strategies.names(one_shot=False)
                         + strategies.names(one_shot=True),
@@ -123,12 +139,6 @@ def build_parser():
                              "trains --inherit-epochs epochs")
     search.add_argument("--inherit-epochs", type=_positive_int, default=1,
                         help="epochs of a child that inherits its parent's weights")
-    search.add_argument("--dataset", default="digits",
-                        help="'digits' (scikit-learn's embedded 8x8 digits), 'mnist1d' "
-                             "(generated locally), 'tfds:NAME' for a tensorflow-datasets "
-                             "dataset, or your own: 'images:DIR', 'csv:PATH', 'npz:PATH'")
-    search.add_argument("--data-dir", default=None,
-                        help="tensorflow-datasets data directory")
     data_arguments.add_arguments(search)
     search.add_argument("--max-trials", type=_positive_int, default=30,
                         help="number of architectures to evaluate; may be raised "
@@ -267,12 +277,7 @@ def build_parser():
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    table.add_argument("--space", default="chain", choices=sorted(spaces.SPACES))
-    table.add_argument("--space-arg", dest="space_arg", action="append", default=[],
-                       type=_space_argument, metavar="KEY=VALUE")
-    table.add_argument("--dataset", default="digits",
-                       help="dataset whose input shape the space takes")
-    table.add_argument("--data-dir", default=None)
+    add_space_options(table)
     table.add_argument("--samples", type=_positive_int, default=20,
                        help="random architectures whose operations are timed")
     table.add_argument("--batch-size", type=_positive_int, default=1,
@@ -342,12 +347,8 @@ def build_parser():
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    rank.add_argument("--space", default="chain", choices=sorted(spaces.SPACES))
-    rank.add_argument("--space-arg", dest="space_arg", action="append", default=[],
-                      type=_space_argument, metavar="KEY=VALUE")
-    rank.add_argument("--dataset", default="digits",
-                      help="dataset whose training split gives the batch")
-    rank.add_argument("--data-dir", default=None)
+    add_space_options(rank, dataset_help="'digits', 'mnist1d' or 'tfds:NAME': the "
+                      "dataset whose training split gives the batch")
     rank.add_argument("--proxy", default="naswot", choices=list(proxies_names()))
     rank.add_argument("--top", type=_positive_int, default=10, metavar="K",
                       help="how many of the best architectures to print")
@@ -363,7 +364,7 @@ def build_parser():
 
     from tfnas.bench import table_command
 
-    table_command.add_parser(commands, _space_argument, _positive_int, _non_negative_int)
+    table_command.add_parser(commands, add_space_options, _positive_int, _non_negative_int)
 
     export = commands.add_parser(
         "export",

@@ -5,9 +5,8 @@ import shlex
 import sys
 
 
-def add_parser(commands, space_argument, positive_int, non_negative_int):
+def add_parser(commands, add_space_options, positive_int, non_negative_int):
     """Adds the `table` command to the CLI's subparsers."""
-    from tfnas import spaces
     from tfnas.bench.ground_truth import DEFAULT_LIMIT
 
     table = commands.add_parser(
@@ -21,15 +20,9 @@ def add_parser(commands, space_argument, positive_int, non_negative_int):
             "resumes: finished (architecture, seed) runs are not trained again."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    table.add_argument("--space", default="chain", choices=sorted(spaces.SPACES))
-    table.add_argument("--space-arg", dest="space_arg", action="append", default=[],
-                       type=space_argument, metavar="KEY=VALUE",
-                       help="argument of the space's constructor, repeatable; restrict "
-                            "the space to a size worth enumerating, e.g. "
-                            "--space-arg 'operations=[\"conv3x3\",\"conv5x5\"]'")
-    table.add_argument("--dataset", default="digits",
-                       help="'digits', 'mnist1d' or 'tfds:NAME'")
-    table.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    add_space_options(table, space_arg_help=(
+        "argument of the space's constructor, repeatable; restrict the space to a size "
+        "worth enumerating, e.g. --space-arg 'operations=[\"conv3x3\",\"conv5x5\"]'"))
     table.add_argument("--seeds", type=positive_int, default=2,
                        help="runs per architecture, with seeds 0 to N-1")
     table.add_argument("--epochs", type=positive_int, default=3,
