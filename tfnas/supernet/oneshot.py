@@ -182,7 +182,6 @@ class OneShotModel(keras.Model):
     def _unrolled_gradients(self, x_train, y_train, x_val, y_val, weights):
         """DARTS eq. 7-8: d/dalpha L_val(w - xi * dL_train/dw, alpha), with the
         Hessian-vector product by finite differences."""
-        alphas = self.alphas
         xi = tf.cast(self.optimizer.learning_rate, tf.float32)
         backup = [tf.identity(w) for w in weights]
         _, _, _, train_gradients = self._gradients(x_train, y_train)
