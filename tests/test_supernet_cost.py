@@ -2,10 +2,12 @@
 train step graph, and the same updates as the plain bi-level step."""
 
 import keras
+import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfnas
 from tfnas import spaces
 from tfnas import strategies as tfnas_strategies
 from tfnas.supernet import strategies
@@ -75,11 +77,13 @@ def reference_step(model, data):
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["darts", "darts2"])
 def test_shared_gradient_function_computes_the_plain_bilevel_step(strategy, digits):
-    data = paired(digits.train.take(2), digits.validation)
+    # Two fixed batches (the training data reshuffles at every pass).
+    first, second = list(paired(digits.train, digits.validation).take(2))
+    data = tf.data.Dataset.from_tensors(first).concatenate(tf.data.Dataset.from_tensors(second))
     model = one_shot_model(strategy)
     start = [v.numpy() for v in model.supernet.variables]
     model.fit(data, epochs=1, verbose=0)  # two steps through the shared function
-    after = {v.path: v.numpy() for v in model.supernet.variables}
+    after = [(v.path, v.numpy()) for v in model.supernet.variables]
     assert model._shared_gradients.experimental_get_tracing_count() == 1
 
     reference = one_shot_model(strategy)
@@ -89,12 +93,15 @@ def test_shared_gradient_function_computes_the_plain_bilevel_step(strategy, digi
     step = tf.function(lambda batch: reference_step(reference, batch))
     for batch in data:
         step(batch)
-    expected = {v.path: v.numpy() for v in reference.supernet.variables}
-    assert sorted(after) == sorted(expected)
-    moved = [p for p in after if "alpha" in p and not np.allclose(after[p], 0.0)]
-    assert moved  # the alphas learned something
-    for path, value in after.items():
-        np.testing.assert_allclose(value, expected[path], rtol=1e-5, atol=1e-6, err_msg=path)
+    expected = [v.numpy() for v in reference.supernet.variables]
+    assert len(after) == len(expected)
+    alphas = [value for path, value in after if path.endswith("/alpha")]
+    assert alphas and any(not np.allclose(a, 0.0) for a in alphas)  # they learned
+    moved = [path for (path, value), old in zip(after, start) if not np.allclose(value, old)]
+    assert len(moved) > len(alphas)  # and so did the weights
+    for (path, value), reference_value in zip(after, expected):
+        np.testing.assert_allclose(value, reference_value, rtol=1e-5, atol=1e-6,
+                                   err_msg=path)
 
 
 @pytest.mark.slow
@@ -124,3 +131,96 @@ def test_beta_decay_adds_its_formula_to_the_architecture_gradient():
     plain = one_shot_model("darts")
     assert plain._with_penalty(base, plain.alphas) is base
     assert "beta-darts" in tfnas_strategies.names(one_shot=True)
+
+
+class SameDecisionTwice(kt.HyperModel):
+    """One decision applied in two places (as one op choice in two cells):
+    x times 1, 2 or 3, twice."""
+
+    def build(self, hp):
+        inputs = keras.Input((4,))
+        x = inputs
+        for _ in range(2):
+            x = tfnas.choose_op(hp, "scale", {
+                str(k): (lambda k=k: keras.layers.Rescaling(float(k))) for k in (1, 2, 3)})(x)
+        model = keras.Model(inputs, x)
+        model.compile(loss="mse")
+        return model
+
+
+def test_gdas_copies_of_a_decision_sample_the_same_candidate():
+    supernet, builder = build_supernet(SameDecisionTwice(), "gdas", seed=0)
+    assert builder.copies["scale"] == 2
+    x = tf.ones((1, 4))
+    factors = {round(float(supernet(x, training=True)[0, 0]), 3) for _ in range(40)}
+    # Shared: 1*1, 2*2 or 3*3; sampled per copy, also 2, 3 and 6.
+    assert factors <= {1.0, 4.0, 9.0} and len(factors) >= 2
+    graph_call = tf.function(lambda x: supernet(x, training=True))
+    assert {round(float(graph_call(x)[0, 0]), 3) for _ in range(20)} <= {1.0, 4.0, 9.0}
+
+
+class CountingScale(keras.layers.Layer):
+    """`x * scale`, counting its runs in a variable (a branch that is not
+    executed does not count)."""
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def build(self, input_shape):
+        self.runs = self.add_weight(name="runs", shape=(), initializer="zeros",
+                                    trainable=False)
+
+    def call(self, x):
+        self.runs.assign_add(1.0)
+        return x * self.scale
+
+
+def test_proxyless_runs_only_the_sampled_paths():
+    from tfnas.supernet import ARCHITECTURE_PHASE, WEIGHT_PHASE, MixedOp
+
+    layer = MixedOp([CountingScale(k) for k in (1, 2, 3, 4)], list("abcd"),
+                    mode="proxyless", seed=0)
+    x = tf.ones((2, 3))
+    layer(x)  # builds (every candidate runs once, to check shapes)
+    step = tf.function(lambda x: layer(x, training=True))
+
+    def runs():
+        return np.array([c.runs.numpy() for c in layer.candidates])
+
+    for phase, paths in ((WEIGHT_PHASE, 1), (ARCHITECTURE_PHASE, 2)):
+        layer.set_phase(phase)
+        for _ in range(5):
+            before = runs()
+            step(x)
+            ran = runs() - before
+            assert sorted(ran.tolist()) == [0.0] * (4 - paths) + [1.0] * paths
+
+
+class ConcatTwoOfThree(kt.HyperModel):
+    """Two of three inputs, concatenated."""
+
+    def build(self, hp):
+        inputs = keras.Input((2,))
+        branches = [keras.layers.Rescaling(float(k))(inputs) for k in (1, 10, 100)]
+        x = tfnas.choose_inputs(hp, "pick", branches, n_chosen=2, merge="concat")
+        model = keras.Model(inputs, x)
+        model.compile(loss="mse")
+        return model
+
+
+def test_concat_merges_of_several_inputs_are_mixed():
+    supernet, builder = build_supernet(ConcatTwoOfThree(), "darts")
+    layer = builder.mixed["pick"]
+    assert layer.labels == ["0+1", "0+2", "1+2"]
+    layer.alpha.assign([0.3, -1.0, 0.5])
+    x = tf.constant([[1.0, 2.0]])
+    subsets = [(1, 10), (1, 100), (10, 100)]
+    concatenations = [np.concatenate([k * x.numpy() for k in s], axis=-1) for s in subsets]
+    weights = tf.nn.softmax(layer.alpha).numpy()
+    expected = sum(w * c for w, c in zip(weights, concatenations))
+    np.testing.assert_allclose(supernet(x).numpy(), expected, rtol=1e-5)
+    # The stand-alone build of a value has the supernet's output shape.
+    hp = kt.HyperParameters()
+    hp.values["pick"] = "0+2"
+    np.testing.assert_allclose(ConcatTwoOfThree().build(hp)(x).numpy(), concatenations[1])
