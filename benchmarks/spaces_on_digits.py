@@ -30,6 +30,9 @@ def main():
     rows = ["| space | size | median build (s) | params min | params median | params max |",
             "|---|---|---|---|---|---|"]
     for name, space_class in spaces.SPACES.items():
+        ranks = space_class.input_rank
+        if ranks is not None and 3 not in (ranks if isinstance(ranks, tuple) else (ranks,)):
+            continue  # a space for sequences (see spaces_on_mnist1d.py)
         space = space_class((8, 8, 1), 10)
         space_hp, samples = sample_architectures(space, args.samples, seed=0)
         seconds, params = [], []

@@ -5,6 +5,7 @@ variables, as a user's own script would.
 
     python tests/distributed_scripts.py faults DIRECTORY
     python tests/distributed_scripts.py multiworker DIRECTORY
+    python tests/distributed_scripts.py early_stopping DIRECTORY
 """
 
 import os
@@ -17,6 +18,8 @@ import tensorflow as tf  # noqa: E402
 
 import tfnas  # noqa: E402
 from tfnas import data  # noqa: E402
+from tfnas.early_stopping import MedianStoppingRule  # noqa: E402
+from tfnas.oracles.base import NASOracle  # noqa: E402
 from tfnas.spaces import MLPSpace  # noqa: E402
 
 FAULTS = ("none", "raise", "nan", "oom")
@@ -36,6 +39,47 @@ class FaultySpace(MLPSpace):
             # A 4 TiB kernel: TensorFlow's allocator refuses it.
             return keras.layers.Dense(2**36)(features)
         return features
+
+
+class BlindableSpace(MLPSpace):
+    """A small MLP that sees its inputs ("eyes") or only zeros ("blind":
+    chance accuracy whatever it trains)."""
+
+    def build_features(self, hp, inputs):
+        if hp.Choice("sight", ["eyes", "blind"]) == "blind":
+            inputs = keras.layers.Lambda(lambda x: x * 0.0)(inputs)
+        return super().build_features(hp, inputs)
+
+
+class SeeingFirstOracle(NASOracle):
+    """Random architectures that see for the first `seeing` trials, then
+    blind ones: which trials an early stopping rule must stop is known."""
+
+    def __init__(self, seeing=2, **kwargs):
+        super().__init__(**kwargs)
+        self.seeing = seeing
+
+    def propose(self, rng):
+        values = self.random_architecture(rng)
+        values["sight"] = "eyes" if len(self.trials) < self.seeing else "blind"
+        return {"status": "RUNNING", "values": values}
+
+
+def early_stopping_search(directory, rule, epochs=3, max_trials=4, **kwargs):
+    """A search of `BlindableSpace` on digits with `rule`: the last
+    `max_trials - 2` trials are blind."""
+    import keras_tuner as kt
+
+    digits = data.load_digits_data(batch_size=64, seed=0)
+    space = BlindableSpace(digits.input_shape, digits.num_classes, max_layers=1,
+                           units=(32,), activations=("relu",))
+    oracle = SeeingFirstOracle(objective=kt.Objective("val_accuracy", "max"),
+                               max_trials=max_trials, seed=0)
+    tuner = tfnas.NASTuner(space, oracle=oracle, early_stopping=rule, directory=directory,
+                           project_name="early_stopping", measure_latency=False,
+                           count_flops=False, **kwargs)
+    tuner.search(digits.train, validation_data=digits.validation, epochs=epochs, verbose=0)
+    return tuner
 
 
 class AnnouncingTuner(tfnas.NASTuner):
@@ -64,6 +108,12 @@ def main(mode, directory):
         tuner = AnnouncingTuner(space, oracle="random", max_trials=3,
                                 project_name="multiworker",
                                 distribution_strategy=strategy, **common)
+    elif mode == "early_stopping":
+        keras.utils.set_random_seed(0)
+        early_stopping_search(directory, MedianStoppingRule(min_epochs=1, min_completed=2),
+                              log_dir=None, progress="always")
+        print("SEARCH DONE", flush=True)
+        return
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     tuner.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)

@@ -81,7 +81,7 @@ def test_bench_command_prints_json_records(capsys):
     records = json.loads(capsys.readouterr().out)
     assert [(r["strategy"], r["budget"]) for r in records] == [
         ("random", 10), ("random", 20), ("evolution", 10), ("evolution", 20)]
-    assert all(set(r) == {"strategy", "budget", "seeds", "mean", "std", "regret"}
+    assert all(set(r) == {"strategy", "budget", "seeds", "mean", "std", "median", "regret"}
                for r in records)
 
 

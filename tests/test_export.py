@@ -135,4 +135,4 @@ def test_cli_export_errors_name_the_problem(tmp_path):
     result = subprocess.run([_tool("tfnas"), "export", str(tmp_path), str(tmp_path / "o")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "not a tfnas project directory" in result.stderr
+    assert "holds no tfnas project" in result.stderr

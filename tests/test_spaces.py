@@ -24,7 +24,11 @@ SMALL = {
     "nb201": {"cells_per_stage": 1, "filters": 8},
     "macro": {"init_filters": 8, "head_filters": 64},
     "mobile": {"width_multiplier": 0.25},
+    "sequence": {"max_blocks": 3, "widths": (8,)},
+    "transformer": {"max_layers": 2, "model_dims": (8,), "ff_units": (8, 16)},
 }
+# The input of spaces that do not take images: a series, and token ids.
+INPUTS = {"sequence": ((12, 2), {}), "transformer": ((12,), {"vocabulary_size": 30})}
 
 
 def trainable_params(model):
@@ -37,7 +41,8 @@ def build(space, values):
 
 @pytest.mark.parametrize("name", sorted(spaces.BUILT_IN))  # users' spaces aside
 def test_every_space_passes_the_conformance_suite(name):
-    space = spaces.get(name, DIGITS, 10, **SMALL[name])
+    shape, data_args = INPUTS.get(name, (DIGITS, {}))
+    space = spaces.get(name, shape, 10, **SMALL[name], **data_args)
     count = 3 if name == "mobile" else 6  # a mobile candidate costs seconds to build
     report = check_space(space, num_architectures=count, seed=0)
     assert report.architectures == count
@@ -254,7 +259,7 @@ def test_ops_validate_their_arguments(make, match):
 
 @pytest.mark.parametrize("make, match", [
     (lambda: spaces.get("resnet", DIGITS, 10), "expected one of"),
-    (lambda: spaces.ChainSpace((8, 8), 10), "`input_shape`"),
+    (lambda: spaces.ChainSpace((64,), 10), "`input_shape`"),
     (lambda: spaces.ChainSpace(DIGITS, 1), "`num_classes`"),
     (lambda: spaces.ChainSpace(DIGITS, 10, task="ranking"), "`task`"),
     (lambda: spaces.ChainSpace(DIGITS, 10, operations=("conv7x7",)), "`operations`"),

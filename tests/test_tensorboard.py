@@ -50,7 +50,7 @@ def test_hparams_experiment_lists_decisions_and_cost_metrics(searched_project):
     assert {v.string_value for v in hparams["layer_0/op"].domain_discrete.values} == {
         "conv3x3", "sepconv3x3", "maxpool3x3"}
     metrics = [info.name.tag for info in experiment.metric_infos]
-    assert metrics == ["val_accuracy", *COSTS]
+    assert metrics == ["val_accuracy", *COSTS, "stopped_at_epoch"]
 
 
 def test_each_trial_is_a_session_with_its_architecture_and_costs(searched_project):

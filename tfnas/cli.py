@@ -1,4 +1,4 @@
-"""The `tfnas` command line: `tfnas search`, `report`, `export` and `bench`."""
+"""The `tfnas` command line: `tfnas search`, `train`, `report`, `export`, `bench` and `rank`."""
 
 import argparse
 import json
@@ -18,7 +18,10 @@ SEARCH_CONFIG_FILE = "tfnas_search.json"
 # incomparable trials in one project.
 IDENTITY_ARGUMENTS = ("space", "space_args", "strategy", "halving", "min_epochs", "eta",
                       "dataset", "epochs", "batch_size", "seed", "objective",
-                      "mnasnet_target", "latency_table") + data_arguments.DESTINATIONS
+                      "mnasnet_target", "latency_table", "inherit_weights",
+                      "inherit_epochs") + data_arguments.DESTINATIONS
+# Values of identity arguments added later, for projects recorded before them.
+IDENTITY_DEFAULTS = {"inherit_weights": False, "inherit_epochs": 1}
 EXIT_BAD_ARGUMENTS = 2
 EXIT_INTERRUPTED = 130
 
@@ -105,10 +108,21 @@ def build_parser():
                              "briefly first and promote the best (asynchronous "
                              "successive halving from --min-epochs to --epochs); "
                              "the 'sha' strategy is random search with it")
+    search.add_argument("--early-stopping", default=None, choices=["median", "curve"],
+                        help="stop hopeless trials from their learning curves: the "
+                             "median stopping rule or learning-curve extrapolation "
+                             "(any strategy except KerasTuner's; see README)")
     search.add_argument("--min-epochs", type=_positive_int, default=1,
                         help="epochs of the first successive-halving rung")
     search.add_argument("--eta", type=_positive_int, default=3,
                         help="successive halving / Hyperband reduction factor")
+    search.add_argument("--inherit-weights", action="store_true",
+                        help="evolution/local: a child starts from its parent's trained "
+                             "weights (layers unchanged by the mutation; an inserted "
+                             "layer or skip as a function-preserving identity/zero) and "
+                             "trains --inherit-epochs epochs")
+    search.add_argument("--inherit-epochs", type=_positive_int, default=1,
+                        help="epochs of a child that inherits its parent's weights")
     search.add_argument("--dataset", default="digits",
                         help="'digits' (scikit-learn's embedded 8x8 digits), 'mnist1d' "
                              "(generated locally), 'tfds:NAME' for a tensorflow-datasets "
@@ -197,10 +211,11 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     bench.add_argument("--table", default="macro",
-                       help="'macro' (NAS-Bench-Macro, packaged) or a .csv/.json file")
+                       help="'macro' (NAS-Bench-Macro), 'digits' or 'mnist1d' (made by "
+                            "`tfnas table`; packaged), or a .csv/.json file")
     bench.add_argument("--space", default=None, choices=sorted(spaces.SPACES),
                        help="space whose architectures the table's keys encode "
-                            "(required with a file)")
+                            "(required with a file not made by `tfnas table`)")
     bench.add_argument("--key-column", default="arch",
                        help="column of a file table holding the architecture key")
     bench.add_argument("--signal-column", default=None,
@@ -267,6 +282,89 @@ def build_parser():
     table.add_argument("--seed", type=_non_negative_int, default=0)
     table.add_argument("--output", default="latency_table.json")
 
+    train = commands.add_parser(
+        "train",
+        help="train the best architecture of a search fully, then export it",
+        description=(
+            "The final training: rebuild the best trial (or --trial), optionally "
+            "scaled up with --space-arg, train it on train+validation for --epochs "
+            "with a cosine learning-rate schedule after a warm-up (and image "
+            "augmentation with --augment) under the search's distribution strategy "
+            "and dtype policy, checkpointing every epoch (running the same command "
+            "again resumes an interrupted training), then evaluate it on the test "
+            "split and export it to DIR/final/export. `tfnas report DIR` shows it."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("project_dir", metavar="DIR",
+                       help="project directory, or a search's --directory holding one")
+    train.add_argument("--trial", default=None, metavar="ID",
+                       help="trial to train (default: the best completed trial)")
+    train.add_argument("--space-arg", dest="space_arg", action="append", default=[],
+                       type=_space_argument, metavar="KEY=VALUE",
+                       help="a skeleton argument of the space that scales the "
+                            "architecture up, repeatable, e.g. --space-arg num_cells=8 "
+                            "--space-arg filters=64; arguments that would change the "
+                            "architecture's decisions are refused")
+    train.add_argument("--epochs", type=_positive_int, default=30, help="training epochs")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="batch size (default: the search's)")
+    train.add_argument("--learning-rate", type=_positive_float, default=None,
+                       help="peak learning rate (default: the space's)")
+    train.add_argument("--warmup-epochs", type=_non_negative_int, default=None,
+                       help="epochs of linear warm-up (default: 5%% of --epochs)")
+    train.add_argument("--augment", nargs="?", const="flip,translate", default=None,
+                       metavar="LIST",
+                       help="image augmentation, active in training only: comma-separated "
+                            "among flip, translate, rotate, zoom, contrast (alone: "
+                            "flip,translate)")
+    train.add_argument("--seed", type=_non_negative_int, default=None,
+                       help="seed of the shuffle, augmentation and initialization "
+                            "(default: the search's)")
+    train.add_argument("--formats", default="saved_model,keras,tflite",
+                       help="comma-separated: saved_model, keras, tflite")
+    train.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start the final training over (deletes DIR/final's "
+                            "checkpoints, logs and export) instead of resuming it")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                       help="show Keras's progress bar (else one line per epoch)")
+
+    rank = commands.add_parser(
+        "rank",
+        help="rank architectures of a space by a training-free proxy",
+        description=(
+            "Score architectures of a space with a training-free proxy (see "
+            "tfnas.proxies) on one batch of the dataset, without training, and "
+            "print the best --top K, best first. Every architecture is ranked "
+            "when the space has at most --samples (all, without --samples); "
+            "otherwise --samples random ones."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    rank.add_argument("--space", default="chain", choices=sorted(spaces.SPACES))
+    rank.add_argument("--space-arg", dest="space_arg", action="append", default=[],
+                      type=_space_argument, metavar="KEY=VALUE")
+    rank.add_argument("--dataset", default="digits",
+                      help="dataset whose training split gives the batch")
+    rank.add_argument("--data-dir", default=None)
+    rank.add_argument("--proxy", default="naswot", choices=list(proxies_names()))
+    rank.add_argument("--top", type=_positive_int, default=10, metavar="K",
+                      help="how many of the best architectures to print")
+    rank.add_argument("--samples", type=_positive_int, default=None, metavar="N",
+                      help="rank N random architectures (default: all, for a space "
+                           "of at most 100,000)")
+    rank.add_argument("--batch-size", type=_positive_int, default=64,
+                      help="examples in the proxy's batch")
+    rank.add_argument("--seed", type=_non_negative_int, default=0,
+                      help="seed of the sample, the batch and the weights")
+    rank.add_argument("--output", default=None, metavar="PATH",
+                      help="also write the top K as JSON")
+
+    from tfnas.bench import table_command
+
+    table_command.add_parser(commands, _space_argument, _positive_int, _non_negative_int)
+
     export = commands.add_parser(
         "export",
         help="export the best model of a search",
@@ -288,6 +386,50 @@ def build_parser():
     return parser
 
 
+def proxies_names():
+    from tfnas.proxies import PROXIES
+
+    return PROXIES
+
+
+def run_rank(args):
+    from tfnas import data as data_module
+    from tfnas import proxies, spaces
+    from tfnas.architecture import Architecture
+
+    data = data_module.load_data(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    try:
+        space = spaces.get(args.space, data.input_shape, data.num_classes,
+                           **dict(args.space_arg))
+    except TypeError as error:  # an argument the space does not take
+        raise ValueError(f"--space-arg for space '{args.space}': {error}") from error
+    batch = proxies.proxy_batch(data, args.batch_size, args.seed)
+    architectures = proxies.sample_space(space, args.samples, args.seed)
+
+    def progress(done, count):
+        print(f"\rscored {done}/{count} architectures", end="", file=sys.stderr, flush=True)
+
+    ranked = proxies.rank(space, args.proxy, batch, architectures, seed=args.seed,
+                          progress=progress)
+    print(file=sys.stderr)
+    top = [{"rank": index + 1, args.proxy: score, "architecture": values}
+           for index, (values, score) in enumerate(ranked[:args.top])]
+    print(f"Top {len(top)} of {len(ranked)} architectures of '{args.space}' by "
+          f"{args.proxy} on '{data.name}' (no training):")
+    for row in top:
+        print(f"{row['rank']:>4}  {row[args.proxy]:>14.6g}  "
+              f"{space.describe(row['architecture'])}")
+        print(f"      {Architecture(row['architecture']).to_json()}")
+    if args.output:
+        from tfnas.atomic import write_atomically
+
+        write_atomically(args.output, {"space": args.space, "dataset": data.name,
+                                       "proxy": args.proxy, "ranked": len(ranked),
+                                       "top": top})
+        print(f"Wrote {args.output}")
+    return 0
+
+
 def run_bench(args):
     from tfnas import bench, oracles
 
@@ -302,6 +444,8 @@ def run_bench(args):
         table.signal = args.signal_column or table.signal
         table.final = args.final_column or table.final
         table.validate()
+    elif args.space is None and bench.tables.is_ground_truth(args.table):
+        table = bench.load_ground_truth(args.table, args.signal_column, args.final_column)
     else:
         if args.space is None:
             raise ValueError("--space is required with a table file")
@@ -336,8 +480,9 @@ def _check_resumable(project_dir, args):
         recorded = errors.read_json(path, (
             "It records the search's arguments: restore it, delete it to resume with "
             "the arguments given now, or pass --overwrite to start over."))
-        changed = {k: (recorded.get(k), v) for k, v in identity.items()
-                   if recorded.get(k) != v}
+        changed = {k: (recorded.get(k, IDENTITY_DEFAULTS.get(k)), v)
+                   for k, v in identity.items()
+                   if recorded.get(k, IDENTITY_DEFAULTS.get(k)) != v}
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}"
                                 for k, (old, new) in changed.items())
@@ -350,7 +495,7 @@ def _check_resumable(project_dir, args):
 
 
 def _make_oracle(args, space):
-    from tfnas import oracles
+    from tfnas import inheritance, oracles
 
     from tfnas import strategies
 
@@ -366,6 +511,13 @@ def _make_oracle(args, space):
         kwargs["halving"] = oracles.SuccessiveHalving(
             min_epochs=min(args.min_epochs, args.epochs), max_epochs=args.epochs,
             eta=args.eta)
+    if args.inherit_weights:
+        inheriting = [name for name in strategies.names(one_shot=False)
+                      if inheritance.takes_arguments(strategies.get(name).cls)]
+        if args.strategy not in inheriting:
+            raise ValueError(f"--inherit-weights works with the strategies {inheriting}. "
+                             f"Received: --strategy {args.strategy}")
+        kwargs.update(inherit_weights=True, inherit_epochs=args.inherit_epochs)
     return oracles.get(args.strategy, objective=_objective(args),
                        max_trials=args.max_trials, seed=args.seed, space=space, **kwargs)
 
@@ -512,9 +664,9 @@ def run_search(args):
     if one_shot:  # the supernet trains for --epochs, then the derived architecture
         from tfnas.supernet.tuner import OneShotTuner
 
-        if args.halving or args.mnasnet_target is not None:
-            raise ValueError(f"--strategy {args.strategy} takes neither --halving nor "
-                             "--mnasnet-target.")
+        if args.halving or args.mnasnet_target is not None or args.early_stopping:
+            raise ValueError(f"--strategy {args.strategy} takes no --halving, "
+                             "--mnasnet-target or --early-stopping.")
         tuner = OneShotTuner(space, strategy=args.strategy, seed=args.seed,
                              enas_trials=args.max_trials, spos_trials=args.max_trials,
                              objective=args.objective, latency_table=predictor,
@@ -532,6 +684,7 @@ def run_search(args):
             progress="always" if args.progress else False,  # despite search(verbose=0)
             distribution_strategy=strategy,
             distributed_options=options,
+            early_stopping=args.early_stopping,
         )
     if role is not None:
         name = os.environ[distributed.TUNER_ID]
@@ -606,7 +759,8 @@ def run_report(args):
     if data_record:  # on stderr when stdout is a CSV or JSON table
         print(preprocessing.describe(data_record),
               file=sys.stdout if args.format == "markdown" else sys.stderr)
-    print(report.render(records, search.objective, search.direction, args.format), end="")
+    print(report.render(records, search.objective, search.direction, args.format,
+                        final=search.final), end="")
     if args.plots != "none":
         plot_dir = args.plots or os.path.join(args.project_dir, "report")
         for path in report.write_plots(search, plot_dir).values():
@@ -663,10 +817,21 @@ def main(argv=None):
             return run_report(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "train":
+            from tfnas import train_command
+
+            return train_command.run(args)
         if args.command == "latency-table":
             return run_latency_table(args)
+        if args.command == "rank":
+            return run_rank(args)
+        if args.command == "table":
+            from tfnas.bench import table_command
+
+            return table_command.run(args)
     except KeyboardInterrupt:
-        print("\nInterrupted. Finished trials are saved; run the same command "
+        saved = "epochs" if args.command == "train" else "trials"
+        print(f"\nInterrupted. Finished {saved} are saved; run the same command "
               "again to resume.", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except (errors.TfnasError, ValueError, OSError) as error:

@@ -311,6 +311,8 @@ class WorkerOracleClient(oracle_client.OracleClient):
         self.stub = protos.get_service_grpc().OracleStub(self._channel)
         self.multi_worker = False
         self.should_report = True
+        # The chief's oracle is of the same class (the search's identity).
+        self.takes_epoch_reports = getattr(oracle, "takes_epoch_reports", False)
         self.min_wait = min_wait
         self.max_wait = max_wait
         self._wait = min_wait

@@ -43,6 +43,8 @@ def trial_line(trial, objective_name, describer=None):
     if trial.status != COMPLETED:
         return f"[trial {trial.trial_id}] {trial.status}: {failure_reason(trial)} | {architecture}"
     parts = [f"{objective_name}={trial.score:.4f}" if trial.score is not None else ""]
+    if trials.is_stopped_early(trial):
+        parts.append(f"(stopped early at epoch {trials.stopped_at(trial)})")
     for name, label, fmt in (
         ("params", "params", _human),
         ("flops", "flops", _human),

@@ -101,6 +101,10 @@ def update(tuner, started_at):
         "space": space_record(tuner.hypermodel),
         "objective": {"name": objective.name, "direction": objective.direction},
         "started_at": previous.get("started_at", started_at),
+        # The options candidates train under, which the final training reuses.
+        "training": {"dtype_policy": tuner.dtype_policy.name,
+                     "distribution": type(tuner.distribution_strategy).__name__
+                     if tuner.distribution_strategy is not None else "default"},
     }
     write_atomically(path, record)
     return record

@@ -27,7 +27,7 @@ ORACLE_FILE = "oracle.json"
 # folders that tfnas and KerasTuner write there.
 MARKER_FILES = ("oracle.json", "tuner0.json", "chief.json", "tfnas_project.json",
                 "tfnas_search.json")
-KNOWN_FOLDERS = ("logs", "best", "report")
+KNOWN_FOLDERS = ("logs", "best", "report", "final")
 KNOWN_SUFFIXES = (".json", ".tmp", ".weights.h5")
 KNOWN_PREFIXES = ("tmp-",)  # controller weights mid-write, in projects of earlier tfnas
 # Tuner ids of a local (not distributed) search; see `adopt_orphaned_trials`.

@@ -17,7 +17,7 @@ from tfnas.architecture import Architecture
 
 FORMATS = ("markdown", "csv", "json")
 COLUMNS = ("trial_id", "status", "score", "params", "flops", "latency_ms",
-           "train_time_s", "epochs", "reason", "summary")
+           "train_time_s", "epochs", "stopped_at_epoch", "reason", "summary")
 COMPLETED = trials.COMPLETED
 
 
@@ -45,6 +45,9 @@ class Project:
             self.direction = oracle.objective.direction
             self.space = source.hypermodel
             self.trials = trials.in_end_order(oracle)
+        from tfnas import final_training
+
+        self.final = final_training.read_record(self.project_dir)  # None before `tfnas train`
 
 
 def _metric(trial, name):
@@ -75,7 +78,8 @@ def trial_records(source):
             "summary": progress.describe(trial, describe, max_length=10_000),
             "architecture": Architecture.from_trial(trial).values,
         }
-        for name in ("params", "flops", "latency_ms", "train_time_s", "epochs"):
+        for name in ("params", "flops", "latency_ms", "train_time_s", "epochs",
+                     trials.STOPPED_AT):
             record[name] = _metric(trial, name)
         records.append(record)
     return records
@@ -101,7 +105,8 @@ def trials_dataframe(source):
 
 
 CELL_FORMATS = {"score": "{:.4f}", "params": "{:,.0f}", "flops": "{:,.0f}",
-                "latency_ms": "{:.3f}", "train_time_s": "{:.1f}", "epochs": "{:.0f}"}
+                "latency_ms": "{:.3f}", "train_time_s": "{:.1f}", "epochs": "{:.0f}",
+                trials.STOPPED_AT: "{:.0f}"}
 
 
 def _cell(column, value):
@@ -112,11 +117,18 @@ def _cell(column, value):
     return str(value).replace("|", "\\|")
 
 
-def render(records, objective, direction, format="markdown"):
+def _stopped_note(rows):
+    stopped = sum(r.get(trials.STOPPED_AT) is not None for r in rows)
+    return f" ({stopped} stopped early: partial scores)" if stopped else ""
+
+
+def render(records, objective, direction, format="markdown", final=None):
     """The records as text: a markdown report, CSV, or JSON.
 
     The markdown report has a table of trials sorted by the objective, then
-    the best architecture in full.
+    the best architecture in full, then the final training (`final`, the
+    record of `tfnas.final_training`) when there is one; JSON has it as
+    "final_training".
     """
     if format not in FORMATS:
         raise ValueError(
@@ -124,8 +136,10 @@ def render(records, objective, direction, format="markdown"):
             f"Received: format={format!r}")
     rows = ranked(records, direction)
     if format == "json":
-        return json.dumps({"objective": objective, "direction": direction,
-                           "trials": rows}, indent=2)
+        document = {"objective": objective, "direction": direction, "trials": rows}
+        if final is not None:
+            document["final_training"] = final
+        return json.dumps(document, indent=2)
     if format == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "architecture"],
@@ -137,7 +151,8 @@ def render(records, objective, direction, format="markdown"):
         return buffer.getvalue()
     header = [objective if c == "score" else c for c in COLUMNS]
     lines = [f"# Search report ({objective}, {direction})", "",
-             f"{sum(r['score'] is not None for r in rows)} completed, "
+             f"{sum(r['score'] is not None for r in rows)} completed"
+             f"{_stopped_note(rows)}, "
              f"{sum(r['score'] is None for r in rows)} failed or unfinished.", "",
              "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
@@ -148,6 +163,10 @@ def render(records, objective, direction, format="markdown"):
                       f"{objective} = {best['score']:.4f}", "", best["summary"], "",
                   "```json", json.dumps(best["architecture"], indent=2, sort_keys=True),
                   "```"]
+    if final is not None:
+        from tfnas import final_training
+
+        lines += final_training.summary_lines(final)
     return "\n".join(lines) + "\n"
 
 

@@ -102,7 +102,8 @@ class SearchLog:
                    for hp in hyperparameters.space
                    if not hp.name.startswith(BUDGET_PREFIX)]
         hparams.append(hparams_api.HParam(SUMMARY_HPARAM))
-        metrics = [hparams_api.Metric(name) for name in (self.objective, *COST_METRICS)]
+        metrics = [hparams_api.Metric(name)
+                   for name in (self.objective, *COST_METRICS, trials.STOPPED_AT)]
         os.makedirs(self.log_dir, exist_ok=True)
         previous = glob.glob(os.path.join(self.log_dir, "events.out.tfevents.*"))
         _write_once(self.log_dir, lambda: hparams_api.hparams_config(hparams, metrics))
@@ -129,7 +130,7 @@ class SearchLog:
         def write_session():
             hparams_api.hparams({**values, SUMMARY_HPARAM: summary},
                                 trial_id=trial.trial_id)
-            for name in (self.objective, *COST_METRICS):
+            for name in (self.objective, *COST_METRICS, trials.STOPPED_AT):
                 if trial.metrics.exists(name):
                     tf.summary.scalar(name, trial.metrics.get_last_value(name), step=0)
             if not completed:

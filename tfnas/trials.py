@@ -23,6 +23,9 @@ EPOCHS = "tuner/epochs"
 INITIAL_EPOCH = "tuner/initial_epoch"
 PARENT = "tuner/trial_id"
 RUNG = "tuner/rung"
+#: The metric of a trial that an early stopping rule stopped: the number of
+#: epochs it had trained (see `tfnas.early_stopping`).
+STOPPED_AT = "stopped_at_epoch"
 
 
 def without_budget(values):
@@ -38,6 +41,18 @@ def rung_of(trial):
 def is_completed(trial):
     """Whether `trial` completed with a score."""
     return trial.status == COMPLETED and trial.score is not None
+
+
+def is_stopped_early(trial):
+    """Whether an early stopping rule stopped `trial`: its score is partial
+    (the best of the epochs it trained)."""
+    return trial.metrics.exists(STOPPED_AT)
+
+
+def stopped_at(trial):
+    """The epochs `trial` trained before an early stopping rule stopped it,
+    or None."""
+    return int(trial.metrics.get_last_value(STOPPED_AT)) if is_stopped_early(trial) else None
 
 
 def in_end_order(oracle):

@@ -19,9 +19,11 @@ import tensorflow as tf
 
 from tfnas import checkpoints
 from tfnas import distributed
+from tfnas import early_stopping as early_stopping_module
 from tfnas import errors
 from tfnas import estimation
 from tfnas import gc_scope
+from tfnas import inheritance
 from tfnas import integrity
 from tfnas import latency
 from tfnas import objectives
@@ -33,6 +35,7 @@ from tfnas import compat
 from tfnas import project
 from tfnas import project_lock
 from tfnas import project_safety
+from tfnas import screening
 from tfnas import trials
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
@@ -166,6 +169,18 @@ class NASTuner(kt.Tuner):
             and TPUs. Defaults to the global policy when the tuner is created
             (KerasTuner's `clear_session` before each build would otherwise
             reset it to float32).
+        early_stopping: Stop hopeless trials from their learning curves:
+            "median", "curve", a `tfnas.early_stopping.StoppingRule`, or None
+            (train every trial for all its epochs). Each epoch's logs are
+            reported to the oracle (the chief's, in a distributed search),
+            which applies the rule; see `tfnas.early_stopping`.
+        proxy: A training-free proxy of `tfnas.proxies.PROXIES`, e.g. "naswot":
+            each trial trains the best of `proxy_candidates` proposals of the
+            strategy by this proxy (`tfnas.screening`), scored on a batch of
+            `proxy_batch_size` examples of the training data. tfnas
+            strategies only.
+        proxy_candidates: k, the proposals compared per trial.
+        proxy_batch_size: Examples of the proxy's batch.
         distributed_options: A `tfnas.DistributedOptions` for a distributed
             search: the lease on running trials, the workers' connection
             timeout, TLS and the shared token, and the search's identity
@@ -197,6 +212,10 @@ class NASTuner(kt.Tuner):
         allow_new_entries=True,
         max_retries_per_trial=0,
         distributed_options=None,
+        early_stopping=None,
+        proxy=None,
+        proxy_candidates=5,
+        proxy_batch_size=64,
         **kwargs,
     ):
         if hypermodel is None and type(self).run_trial is NASTuner.run_trial:
@@ -241,6 +260,7 @@ class NASTuner(kt.Tuner):
                 f"name from {sorted(oracles_module.ORACLES)} or a "
                 f"keras_tuner.Oracle. Received: oracle={oracle!r}"
             )
+        early_stopping = early_stopping_module.get(early_stopping)
         if latency_repeats < 1 or latency_batch_size < 1:
             raise ValueError(
                 "Expected positive `latency_repeats` and `latency_batch_size`. "
@@ -267,10 +287,16 @@ class NASTuner(kt.Tuner):
             overwrite=False,  # done safely above
             **kwargs,
         )
+        if proxy is not None:
+            screening.attach(self.oracle, self.hypermodel, proxy, proxy_candidates,
+                             proxy_batch_size)
         self.distributed_options = distributed.resolve_options(
             distributed_options, self.hypermodel, oracle)
-        if self.role == "worker":
+        if self.role == "worker":  # the chief's rule judges the worker's reports
             self.oracle = distributed.worker_oracle(self.oracle, self.distributed_options)
+        else:
+            early_stopping_module.attach(self.oracle, early_stopping)
+        self._planned_epochs = None  # the epoch at which the current fit ends
         self.measure_latency = measure_latency
         self.latency_batch_size = latency_batch_size
         self.latency_repeats = latency_repeats
@@ -332,6 +358,7 @@ class NASTuner(kt.Tuner):
         self._quiet = fit_kwargs.get("verbose", 1) == 0
         if self._trains_with_model_fit():
             self._check_data(fit_args, fit_kwargs)
+        screening.set_batch(self.oracle, fit_args, fit_kwargs)
         if self.role == distributed.CHIEF:
             return distributed.run_chief(self)
         try:
@@ -447,6 +474,9 @@ class NASTuner(kt.Tuner):
         keep_lease = getattr(self.oracle, "report_progress", None)  # a worker's client
         if keep_lease is not None and not keep_lease(trial.trial_id, epoch):
             model.stop_training = True  # the chief gave the trial to another worker
+        elif early_stopping_module.report_epoch(self.oracle, trial.trial_id, epoch, logs,
+                                                self._planned_epochs):
+            model.stop_training = True  # the oracle's early stopping rule
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
@@ -502,6 +532,7 @@ class NASTuner(kt.Tuner):
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
+        donor = inheritance.load_parent(self, trial)  # builds the parent: before the child
         try:
             model = self._try_build(hp)
         except (kt.errors.FatalError, kt.errors.FailedTrialError):
@@ -514,11 +545,13 @@ class NASTuner(kt.Tuner):
                 + errors.root_cause(f"{type(error).__name__}: {error}")) from error
 
         self._apply_budget(trial, model, kwargs)
+        inherited = inheritance.inherit(model, donor, kwargs)  # and its fewer epochs
         if type(self.hypermodel).fit is kt.HyperModel.fit:  # a user's fit logs its own
             validation = kwargs.get("validation_data") is not None or bool(
                 kwargs.get("validation_split"))
             objectives.check_logged(self.oracle.objective, model, validation)
         kwargs["callbacks"] = self._callbacks(kwargs.get("callbacks"))
+        self._planned_epochs = kwargs.get("epochs", 1)
         start = time.perf_counter()
         try:
             results = self.hypermodel.fit(hp, model, *args, **kwargs)
@@ -529,6 +562,7 @@ class NASTuner(kt.Tuner):
         metrics = self._results_to_metrics(results)
         metrics.update(self._costs(model, hp))
         metrics["train_time_s"] = train_time
+        metrics.update(inherited)
         objectives.add_derived_metrics(self.oracle.objective, metrics)
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))
@@ -713,6 +747,46 @@ class NASTuner(kt.Tuner):
             print(f"Failed trials ({len(failed)}):")
             for trial in failed:
                 print("  " + progress.trial_line(trial, objective.name, self._describer()))
+
+    @contextlib.contextmanager
+    def training_scope(self):
+        """The scopes candidates are built in: the distribution strategy and dtype policy."""
+        with maybe_distribute(self.distribution_strategy), dtype_policy_scope(self.dtype_policy):
+            yield
+
+    @project_lock.exclusive
+    def train_best(self, x, validation_data=None, test_data=None, **options):
+        """Trains the best architecture fully, evaluates it and exports it.
+
+        The final training of NAS papers, through this tuner's fit path
+        (its distribution strategy, dtype policy and callbacks): the best
+        completed trial (or `trial_id`), optionally scaled up by
+        `space_args`, trained on `x` plus `validation_data` with a cosine
+        schedule and warm-up, checkpointed every epoch (a run with the same
+        settings resumes an interrupted one), evaluated on `test_data` and
+        exported. See `tfnas.final_training`.
+
+        Args:
+            x: Training data: a tf.data.Dataset of (inputs, labels) batches
+                or an (inputs, labels) pair of arrays.
+            validation_data: The search's validation data, trained on too.
+            test_data: Evaluated after training (and the search's model with it).
+            **options: `trial_id`, `space_args` (a dict of the space's
+                skeleton arguments; arguments that would change the
+                architecture's decisions raise
+                `tfnas.scale_up.DecisionChangeError`), `epochs` (30),
+                `batch_size` (32), `learning_rate` (the space's), `warmup_epochs`
+                (5 % of the epochs), `augment` (True, or names of
+                `tfnas.augmentation.AUGMENTATIONS`), `seed`, `output_dir`
+                (`<project_dir>/final`), `formats`, `overwrite`, `verbose`,
+                `callbacks`.
+
+        Returns:
+            The final training's record (also in `<output_dir>/final_training.json`).
+        """
+        from tfnas import final_training
+
+        return final_training.train_best(self, x, validation_data, test_data, **options)
 
     def export_best(self, path, formats=("saved_model", "keras")):
         """Exports the best model and its architecture; see `tfnas.export`.

@@ -16,12 +16,15 @@ from tfnas.bench.runner import (
     run_seed,
     summarize,
 )
+from tfnas.bench.ground_truth import build_table, enumerate_space
 from tfnas.bench.tables import (
     Table,
     encode_key,
+    load_ground_truth,
     load_nas_bench_macro,
     load_table,
 )
 
-__all__ = ["LookupTuner", "RunResult", "Table", "compare",
-           "encode_key", "load_nas_bench_macro", "load_table", "run", "run_seed", "summarize"]
+__all__ = ["LookupTuner", "RunResult", "Table", "build_table", "compare", "encode_key",
+           "enumerate_space", "load_ground_truth", "load_nas_bench_macro", "load_table", "run",
+           "run_seed", "summarize"]

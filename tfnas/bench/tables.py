@@ -18,6 +18,14 @@ _COLUMN = re.compile(r"^(?P<name>[^\[\]]+)(\[(?P<index>\d+)\])?$")
 KEY_ENCODERS = {"macro": nbmacro.to_code, "nb201": nb201.to_string}
 #: The input shape each benchmark space is built for (CIFAR-10).
 BENCHMARK_INPUT = ((32, 32, 3), 10)
+#: Ground-truth tables made by `tfnas table` and packaged with tfnas, by short name.
+PACKAGED_TABLES = {"digits": os.path.join(DATA_DIR, "digits.csv"),
+                   "mnist1d": os.path.join(DATA_DIR, "mnist1d.csv")}
+#: The key column of `tfnas table`'s tables, and the columns a strategy sees
+#: (one run's validation accuracy) and is judged by (the mean test accuracy).
+KEY_COLUMN = "arch"
+SIGNAL = "val_acc[0]"
+FINAL = "test_acc_mean"
 
 
 def encode_key(space_name, values):
@@ -27,7 +35,11 @@ def encode_key(space_name, values):
 
 
 def column_value(row, column):
-    """The value of `column` ("mean_acc", or "test_acc[0]" for a list) in a row."""
+    """The value of `column` ("mean_acc", or "test_acc[0]" for a list) in a row.
+
+    A CSV table's column may be named "test_acc[0]" itself."""
+    if column in row:
+        return float(row[column])
     match = _COLUMN.match(column)
     if not match or match["name"] not in row:
         raise KeyError(f"column {column!r} is not in the table (columns: {sorted(row)})")
@@ -120,6 +132,8 @@ def load_nas_bench_macro(path=NAS_BENCH_MACRO):
 
 
 def _raw(row, column):
+    if column in row:
+        return row[column]
     match = _COLUMN.match(column)
     value = row.get(match["name"]) if match else None
     if match and match["index"] is not None and isinstance(value, (list, tuple)):
@@ -191,3 +205,59 @@ def load_table(path, space, key_column="arch", signal="signal", final="final",
                 f"and {number}); expected one row per architecture.")
         rows[key] = record
     return Table(rows, space, signal, final, direction, source=path)
+
+
+def meta_path(table_path):
+    """The meta file of a `tfnas table` table: `T.meta.json` for `T.csv`."""
+    return os.path.splitext(table_path)[0] + ".meta.json"
+
+
+def read_meta(path):
+    """The meta record of a `tfnas table` table (space, arguments, dataset)."""
+    try:
+        with open(path) as file:
+            meta = json.load(file)
+    except ValueError as error:
+        raise ValueError(f"{path}: not a valid table meta file ({error}). Restore it or "
+                         "make the table again.") from error
+    missing = [k for k in ("space", "space_args", "input_shape", "num_classes")
+               if k not in meta]
+    if not isinstance(meta, dict) or missing:
+        raise ValueError(f"{path}: expected a table meta file with {missing}.")
+    return meta
+
+
+def is_ground_truth(path):
+    """Whether `path` names a packaged `tfnas table` table or a table with a meta file."""
+    return path in PACKAGED_TABLES or (
+        isinstance(path, str) and path.endswith(".csv") and os.path.exists(meta_path(path)))
+
+
+def load_ground_truth(path, signal=None, final=None):
+    """A table made by `tfnas table` (or a packaged one: "digits", "mnist1d").
+
+    The space is rebuilt from the table's meta file, with the arguments and
+    input shape the table was made with, so that the strategies' keys match.
+
+    Args:
+        path: A packaged table's short name, or the path of a table's CSV.
+        signal: The column strategies see; defaults to one run's validation
+            accuracy, `val_acc[0]`.
+        final: The column the pick is judged by; defaults to `test_acc_mean`.
+    """
+    if path in PACKAGED_TABLES:
+        if not os.path.exists(PACKAGED_TABLES[path]):
+            raise ValueError(f"The table {path!r} is not packaged with this version of "
+                             f"tfnas (expected {PACKAGED_TABLES[path]}); make it with "
+                             "`tfnas table`.")
+        path = PACKAGED_TABLES[path]
+    if not os.path.exists(meta_path(path)):
+        raise ValueError(f"{path}: expected a table made by `tfnas table`, with its meta "
+                         f"file {meta_path(path)}. Pass --space (and the key, signal and "
+                         "final columns) for another table.")
+    meta = read_meta(meta_path(path))
+    space = spaces.get(meta["space"], meta["input_shape"], meta["num_classes"],
+                       **meta["space_args"])
+    return load_table(path, space, key_column=meta.get("key_column", KEY_COLUMN),
+                      signal=signal or meta.get("signal", SIGNAL),
+                      final=final or meta.get("final", FINAL))

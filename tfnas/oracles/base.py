@@ -45,10 +45,12 @@ class NASOracle(HardenedOracle):
         objective, max_trials, seed, **kwargs: as for `keras_tuner.Oracle`.
         halving: A `tfnas.oracles.SuccessiveHalving`, or None to train every
             candidate for the full epochs.
+        screen: A `tfnas.screening.ProxyScreen`: each trial trains the best
+            of its k proposals by a training-free proxy. None: no screening.
     """
 
     def __init__(self, objective=None, max_trials=100, seed=None, halving=None,
-                 **kwargs):
+                 screen=None, **kwargs):
         check_max_trials(max_trials)
         if halving is not None and not isinstance(halving, halving_module.SuccessiveHalving):
             raise TypeError(
@@ -56,6 +58,7 @@ class NASOracle(HardenedOracle):
                 f"SuccessiveHalving or None. Received: halving={halving!r}")
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
         self.halving = halving
+        self.screen = screen
         self._seen = (0, set())
         self._seen_names = None
 
@@ -80,7 +83,10 @@ class NASOracle(HardenedOracle):
                 lambda t: Architecture.from_trial(t).hash, self.objective.direction == "max")
             if promotion is not None:
                 return {"status": RUNNING, "values": promotion}
-        response = self.propose(rng)
+        if self.screen is None:
+            response = self.propose(rng)
+        else:
+            response = self.screen.choose(self.propose, rng)
         if "remember" in response:
             self.remember(trial_id, response.pop("remember"))
         if self.halving is not None and response["status"] == RUNNING:

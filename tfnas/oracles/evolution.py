@@ -1,7 +1,7 @@
 """Regularized (aging) evolution, Real et al. (2019), optionally with Pareto
 selection over several objectives."""
 
-from tfnas import pareto, strategies
+from tfnas import inheritance, pareto, strategies, trials
 from tfnas.oracles.base import RUNNING, NASOracle
 from tfnas.validation import check_int
 
@@ -50,12 +50,17 @@ class RegularizedEvolutionOracle(NASOracle):
             `keras_tuner.Objective`s (or `(name, direction)` pairs), e.g.
             `[("val_accuracy", "max"), ("latency_ms", "min")]`, each the name
             of a metric the trials report.
+        inherit_weights: Whether a mutated child starts from its parent's
+            trained weights (see `tfnas.inheritance`); with crossover, from
+            the first tournament's winner.
+        inherit_epochs: Epochs a child that inherits trains for.
         **kwargs: Other `keras_tuner.Oracle` arguments.
     """
 
     def __init__(self, objective=None, max_trials=100, population_size=20,
                  sample_size=5, max_mutation_tries=50, pareto_objectives=None, seed=None,
-                 crossover_probability=0.0, **kwargs):
+                 crossover_probability=0.0, inherit_weights=False, inherit_epochs=1,
+                 **kwargs):
         for name, value, low in (("population_size", population_size, 2),
                                  ("sample_size", sample_size, 1),
                                  ("max_mutation_tries", max_mutation_tries, 1)):
@@ -73,6 +78,8 @@ class RegularizedEvolutionOracle(NASOracle):
             )
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
         self.crossover_probability = float(crossover_probability)
+        inheritance.check_arguments(inherit_weights, inherit_epochs, self.halving)
+        self.inherit_weights, self.inherit_epochs = inherit_weights, inherit_epochs
         self.population_size = population_size
         self.sample_size = sample_size
         self.max_mutation_tries = max_mutation_tries
@@ -99,6 +106,9 @@ class RegularizedEvolutionOracle(NASOracle):
         for _ in range(self.max_mutation_tries):
             child = self.mutate(parent_values, rng)
             if child is not None and self.is_new(child):
+                if self.inherit_weights:
+                    return inheritance.child_response(child, parent.trial_id,
+                                                      self.inherit_epochs)
                 return {"status": RUNNING, "values": child}
         return self.random_proposal(rng)
 
@@ -110,6 +120,8 @@ class RegularizedEvolutionOracle(NASOracle):
         return self._winner(tournament, population)
 
     def _winner(self, tournament, population):
+        # A trial stopped early (partial score) wins only a tournament of such.
+        tournament = [t for t in tournament if not trials.is_stopped_early(t)] or tournament
         if self.pareto_objectives is None:
             return self.best_of(tournament)
         members, points = pareto.trial_points(population, self.pareto_objectives)

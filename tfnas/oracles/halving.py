@@ -78,7 +78,8 @@ class SuccessiveHalving:
                              key=lambda t: int(t.trial_id))
             ranked = trials.ranked(at_rung, "max" if maximize else "min")
             for parent in ranked[:len(at_rung) // self.eta]:
-                if (architecture_key(parent), rung + 1) in reached:
+                if ((architecture_key(parent), rung + 1) in reached
+                        or trials.is_stopped_early(parent)):  # judged hopeless
                     continue
                 values = trials.without_budget(parent.hyperparameters.values)
                 values.update({EPOCHS: budgets[rung + 1], INITIAL_EPOCH: budgets[rung],

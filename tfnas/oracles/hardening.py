@@ -14,6 +14,7 @@ import time
 import keras_tuner as kt
 
 from tfnas import compat
+from tfnas import early_stopping
 from tfnas.atomic import write_atomically
 from tfnas.trials import COMPLETED, RUNNING
 
@@ -59,7 +60,13 @@ class HardenedOracle(kt.Oracle):
 
     Subclasses learn from a finished trial in `trial_ended(trial)`, called
     before the state is saved.
+
+    Takes per-epoch reports (`tfnas.early_stopping`): their learning curves
+    are recorded in the trial's metrics, and the oracle's `early_stopping`
+    rule (None by default) may answer STOPPED.
     """
+
+    takes_epoch_reports = True
 
     def __init__(self, objective=None, max_trials=100, seed=None, **kwargs):
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
@@ -68,6 +75,7 @@ class HardenedOracle(kt.Oracle):
             self._seed_state = self.seed
         self.runners = {}  # trial id -> the tuner ids (workers) that were given it
         self.busy_seconds = 0.0  # time spent in create_trial and end_trial
+        self.early_stopping = None  # a tfnas.early_stopping.StoppingRule
 
     def trial_ended(self, trial):
         """Called after `trial` has ended, before the state is saved."""
@@ -100,7 +108,15 @@ class HardenedOracle(kt.Oracle):
 
     @synchronized
     def update_trial(self, trial_id, metrics, step=0):
-        return super().update_trial(trial_id, metrics, step=step)
+        metrics, planned_epochs = early_stopping.take_planned_epochs(metrics)
+        if planned_epochs is None:
+            return super().update_trial(trial_id, metrics, step=step)
+        trial = self.trials[trial_id]  # a per-epoch report: a learning curve
+        for name, value in metrics.items():
+            trial.metrics.update(name, value, step=int(step))
+        answer = early_stopping.judge(self, trial, int(step), planned_epochs)
+        self._save_trial(trial)
+        return answer
 
     @synchronized
     def end_trial(self, trial=None, status=COMPLETED, trial_id=None):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfnas import strategies, trials
+from tfnas import inheritance, strategies, trials
 from tfnas.oracles.base import RUNNING, NASOracle
 from tfnas.validation import check_int
 
@@ -26,13 +26,18 @@ class LocalSearchOracle(NASOracle):
     Args:
         objective, max_trials, seed: as for `keras_tuner.Oracle`.
         initial_trials: Random trials before climbing, at least 1.
+        inherit_weights: Whether a neighbour starts from the incumbent's
+            trained weights (see `tfnas.inheritance`).
+        inherit_epochs: Epochs a neighbour that inherits trains for.
         **kwargs: Other `keras_tuner.Oracle` arguments.
     """
 
     def __init__(self, objective=None, max_trials=100, initial_trials=10, seed=None,
-                 **kwargs):
+                 inherit_weights=False, inherit_epochs=1, **kwargs):
         check_int(initial_trials, "initial_trials", 1)
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+        inheritance.check_arguments(inherit_weights, inherit_epochs, self.halving)
+        self.inherit_weights, self.inherit_epochs = inherit_weights, inherit_epochs
         self.initial_trials = initial_trials
         # Trials whose whole neighbourhood has been evaluated: a cache (it only
         # grows as the search goes on), rebuilt after a restart.
@@ -47,12 +52,15 @@ class LocalSearchOracle(NASOracle):
         # not change the proposals (a restarted search has an empty cache).
         base = int(rng.integers(2**31))
         for incumbent in ranked:
-            if incumbent.trial_id in self._exhausted:
-                continue
+            if incumbent.trial_id in self._exhausted or trials.is_stopped_early(incumbent):
+                continue  # explored, or stopped early (a partial score)
             incumbent_rng = np.random.default_rng([base, int(incumbent.trial_id)])
             for neighbour in self.neighbours(incumbent.hyperparameters.values,
                                              incumbent_rng):
                 if self.is_new(neighbour):
+                    if self.inherit_weights:
+                        return inheritance.child_response(neighbour, incumbent.trial_id,
+                                                          self.inherit_epochs)
                     return {"status": RUNNING, "values": neighbour}
             self._exhausted.add(incumbent.trial_id)
         return self.random_proposal(rng)

@@ -77,13 +77,18 @@ class PredictorOracle(NASOracle):
         encoder: A function from decision values to a feature vector, e.g.
             a cell space's `path_encoding`; defaults to the one-hot encoding
             of the active decisions.
+        proxy_feature: Whether the predictors also see the score of the
+            oracle's proxy screen (`screen=`, or `NASTuner(proxy=...)`) as one
+            more feature, standardized over the architectures encoded
+            together (-inf scores below the others). Costs one proxy
+            evaluation per new candidate (cached).
         **kwargs: Other `keras_tuner.Oracle` arguments.
     """
 
     def __init__(self, objective=None, max_trials=100, initial_trials=10,
                  ensemble_size=5, num_candidates=100, num_parents=10, acquisition="its",
-                 ucb_kappa=0.5, hidden_units=(32, 32), encoder=None, seed=None,
-                 **kwargs):
+                 ucb_kappa=0.5, hidden_units=(32, 32), encoder=None, proxy_feature=False,
+                 seed=None, **kwargs):
         for name, value, low in (("initial_trials", initial_trials, 2),
                                  ("ensemble_size", ensemble_size, 2),
                                  ("num_candidates", num_candidates, 1),
@@ -102,6 +107,7 @@ class PredictorOracle(NASOracle):
         self.ucb_kappa = float(ucb_kappa)
         self.hidden_units = tuple(hidden_units)
         self.encoder = encoder
+        self.proxy_feature = bool(proxy_feature)
 
     def encode(self, architectures):
         """The feature matrix the predictors see for a list of architectures.
@@ -109,6 +115,19 @@ class PredictorOracle(NASOracle):
         An `encoder` may return vectors, or dicts of named features (sparse
         path encodings), vectorized over the union of names seen here.
         """
+        features = self._encode(architectures)
+        if not self.proxy_feature:
+            return features
+        if getattr(self, "screen", None) is None:
+            raise ValueError("Received `proxy_feature=True` without a proxy: pass "
+                             "`screen=tfnas.screening.ProxyScreen(...)` or "
+                             "`NASTuner(..., proxy=NAME)`.")
+        from tfnas.proxies import standardized
+
+        column = standardized([self.screen.scorer(v) for v in architectures])
+        return np.hstack([features, column[:, None]]).astype("float32")
+
+    def _encode(self, architectures):
         if self.encoder is None:
             return np.stack([encode(self.hyperparameters, v) for v in architectures])
         encoded = [self.encoder(v) for v in architectures]
@@ -145,7 +164,9 @@ class PredictorOracle(NASOracle):
                                           self.hidden_units)
 
     def propose(self, rng):
-        completed = self.completed_trials(self.learning_rung)
+        # A trial stopped early has a partial score: not a training target.
+        completed = [t for t in self.completed_trials(self.learning_rung)
+                     if not trials.is_stopped_early(t)]
         if len(self.start_order) < self.initial_trials or len(completed) < 2:
             return self.random_proposal(rng)
         ranked = trials.ranked(completed, self.objective.direction)

@@ -258,9 +258,13 @@ class ProgressiveOracle(NASOracle):
 
     def _expansions_ranked(self, step, depths, beam, known, rng):
         objectives = self.selection_objectives()
-        members, points = pareto.trial_points(
-            [t for t in known if level(moves.decisions(t.hyperparameters.values), depths)
-             == step - 1], objectives)
+        # A trial stopped early has a partial score: neither a parent, unless
+        # every trial of the level was stopped, nor a training target.
+        below = [t for t in known
+                 if level(moves.decisions(t.hyperparameters.values), depths) == step - 1]
+        below = [t for t in below if not trials.is_stopped_early(t)] or below
+        known = [t for t in known if not trials.is_stopped_early(t)]
+        members, points = pareto.trial_points(below, objectives)
         directions = [o.direction for o in objectives]
         parents = [moves.decisions(members[i].hyperparameters.values)
                    for i in select(points, directions, beam)]

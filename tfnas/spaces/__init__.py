@@ -8,12 +8,15 @@
 | nb201 | `NASBench201Space` | NAS-Bench-201 (Dong & Yang, 2020) |
 | macro | `NASBenchMacroSpace` | NAS-Bench-Macro (Su et al., 2021) |
 | mobile | `MobileSpace` | MnasNet's factorized hierarchical space (Tan et al., 2019) |
+| sequence | `SequenceSpace` | 1-D convolutions, GRU/LSTM, self-attention for text and series |
+| transformer | `TransformerSpace` | Transformer encoders (Vaswani et al., 2017) |
 
 A space of your own joins them with `register` (a class decorator): the CLI,
 `tfnas export`, `tfnas report` and `tfnas.rebuild` then rebuild it by name
 from a project's record.
 """
 
+from tfnas import augmentation  # noqa: F401 (registers its layer, for load_model)
 from tfnas.spaces.base import SearchSpace
 from tfnas.spaces.cell import CellSpace
 from tfnas.spaces.chain import ChainSpace
@@ -21,9 +24,12 @@ from tfnas.spaces.mlp import MLPSpace
 from tfnas.spaces.mobile import MobileSpace
 from tfnas.spaces.nb201 import NASBench201Space
 from tfnas.spaces.nbmacro import NASBenchMacroSpace
+from tfnas.spaces.sequence import SequenceSpace
+from tfnas.spaces.transformer import TransformerSpace
 
 SPACES = {cls.space_name: cls for cls in (
-    MLPSpace, ChainSpace, CellSpace, NASBench201Space, NASBenchMacroSpace, MobileSpace)}
+    MLPSpace, ChainSpace, CellSpace, NASBench201Space, NASBenchMacroSpace, MobileSpace,
+    SequenceSpace, TransformerSpace)}
 #: The names of tfnas's own spaces; `register` adds users' spaces to `SPACES`.
 BUILT_IN = tuple(SPACES)
 
@@ -90,4 +96,5 @@ def name_of(space):
 
 
 __all__ = ["SearchSpace", "MLPSpace", "ChainSpace", "CellSpace", "NASBench201Space",
-           "NASBenchMacroSpace", "MobileSpace", "SPACES", "BUILT_IN", "get", "name_of", "register"]
+           "NASBenchMacroSpace", "MobileSpace", "SequenceSpace", "TransformerSpace",
+           "SPACES", "BUILT_IN", "get", "name_of", "register"]

@@ -15,6 +15,7 @@ from tfnas import validation
 from tfnas.architecture import Architecture
 
 TASKS = ("classification", "regression")
+_SHAPE_NAMES = {1: "(features,)", 2: "(length, channels)", 3: "(height, width, channels)"}
 
 
 class SearchSpace(kt.HyperModel):
@@ -32,8 +33,11 @@ class SearchSpace(kt.HyperModel):
 
     #: The space's name in `tfnas.spaces.SPACES` and the CLI.
     space_name = None
-    #: Number of axes of one input example the space accepts (None: any).
+    #: Number of axes of one input example the space accepts: an int, a
+    #: tuple of ints, or None for any.
     input_rank = 3
+    #: The dtype of the model's input ("int32" for token ids).
+    input_dtype = "float32"
 
     def __init__(self, input_shape, num_classes, task="classification",
                  learning_rate=1e-3):
@@ -42,11 +46,12 @@ class SearchSpace(kt.HyperModel):
             input_shape = tuple(int(dim) for dim in input_shape)
         except (TypeError, ValueError):
             input_shape = ()
+        ranks = (self.input_rank,) if isinstance(self.input_rank, int) else self.input_rank
         if not input_shape or min(input_shape) < 1 or (
-            self.input_rank is not None and len(input_shape) != self.input_rank
+            ranks is not None and len(input_shape) not in ranks
         ):
-            expected = ("(height, width, channels)" if self.input_rank == 3
-                        else "positive dimensions")
+            expected = " or ".join(_SHAPE_NAMES.get(rank, f"{rank} positive dimensions")
+                                   for rank in ranks) if ranks else "positive dimensions"
             raise ValueError(
                 f"Received an invalid value for `input_shape`, expected "
                 f"{expected}. Received: input_shape={input_shape}"
@@ -93,7 +98,7 @@ class SearchSpace(kt.HyperModel):
         return [chain_graph(self.describe(values).split(" > "))]
 
     def build(self, hp):
-        inputs = keras.Input(self.input_shape)
+        inputs = keras.Input(self.input_shape, dtype=self.input_dtype)
         x = self.build_features(hp, inputs)
         if len(x.shape) == 4:
             x = keras.layers.GlobalAveragePooling2D()(x)

@@ -64,16 +64,21 @@ class CellSpace(SearchSpace):
     def input_labels(block):
         return ["c_k-2", "c_k-1"] + [f"b{i}" for i in range(block)]
 
-    def _cell(self, hp, cell_type, older, previous, filters):
+    def _cell(self, hp, index, cell_type, older, previous, filters):
+        # Layers are named "{role}.{variant}", their keys for weight
+        # inheritance (tfnas.inheritance).
         reduce_inputs = cell_type == "reduce"
+        cell = f"cell_{index}"
         if older.shape[1] != previous.shape[1]:
-            older = ops.FactorizedReduce(filters)(older)
+            older = ops.FactorizedReduce(filters, name=f"{cell}_input_0.reduce")(older)
         else:
-            older = ops.ConvBN(filters, 1, preactivation=True)(older)
-        previous = ops.ConvBN(filters, 1, preactivation=True)(previous)
+            older = ops.ConvBN(filters, 1, preactivation=True,
+                               name=f"{cell}_input_0.project")(older)
+        previous = ops.ConvBN(filters, 1, preactivation=True,
+                              name=f"{cell}_input_1.project")(previous)
         if reduce_inputs:
-            older = ops.FactorizedReduce(filters)(older)
-            previous = ops.FactorizedReduce(filters)(previous)
+            older = ops.FactorizedReduce(filters, name=f"{cell}_input_0.halve")(older)
+            previous = ops.FactorizedReduce(filters, name=f"{cell}_input_1.halve")(previous)
         states = [older, previous]
         for block in range(self.num_blocks):
             branches = []
@@ -82,7 +87,8 @@ class CellSpace(SearchSpace):
                 x = decisions.choose_inputs(
                     hp, f"{prefix}/input_{k}", states, n_chosen=1,
                     labels=self.input_labels(block))
-                candidates = {op: (lambda op=op: ops.cell_op(op, filters))
+                key = f"{cell}_block_{block}_op_{k}"
+                candidates = {op: (lambda op=op: ops.cell_op(op, filters, f"{key}.{op}"))
                               for op in self.operations}
                 branches.append(decisions.choose_op(hp, f"{prefix}/op_{k}", candidates)(x))
             states.append(keras.layers.Add()(branches))
@@ -96,7 +102,8 @@ class CellSpace(SearchSpace):
             cell_type = "normal"
             if index in self.reduction_indices():
                 cell_type, filters = "reduce", filters * 2
-            older, previous = previous, self._cell(hp, cell_type, older, previous, filters)
+            older, previous = previous, self._cell(hp, index, cell_type, older, previous,
+                                                   filters)
         return keras.layers.ReLU()(previous)
 
     def size(self):

@@ -21,6 +21,10 @@ OPERATIONS = tuple(CONV_OPS) + tuple(POOL_OPS)
 class ChainSpace(SearchSpace):
     """A chain of `min_layers` to `max_layers` layers (macro search).
 
+    On images `(height, width, channels)` or sequences `(length, channels)`
+    (e.g. MNIST-1D): the convolutions and poolings are 2-D or 1-D to match,
+    and a sequence's features are averaged over its length before the head.
+
     Decisions, with their names in a trial's values:
 
     - `num_layers`: the depth;
@@ -46,6 +50,7 @@ class ChainSpace(SearchSpace):
     """
 
     space_name = "chain"
+    input_rank = (2, 3)
 
     def __init__(self, input_shape, num_classes, task="classification",
                  learning_rate=1e-3, min_layers=1, max_layers=4,
@@ -73,16 +78,18 @@ class ChainSpace(SearchSpace):
             if conv_ops:  # Record the scope so KerasTuner can discover it.
                 with hp.conditional_scope(scope, conv_ops):
                     pass
-            return ops.Pool(POOL_OPS[op], 3, strides=stride)
+            return ops.Pool(POOL_OPS[op], 3, strides=stride, name=f"layer_{index}.{op}")
         with hp.conditional_scope(scope, conv_ops):
             filters = hp.Choice(f"layer_{index}/filters", list(self.filters))
             activation = hp.Choice(f"layer_{index}/activation", list(self.activations))
         kind, kernel, dilation = CONV_OPS[op]
-        conv = ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
-                          activation=activation, strides=1 if dilation > 1 else stride)
+        name = f"layer_{index}.{op}"  # its key for weight inheritance (tfnas.inheritance)
         if dilation > 1 and stride > 1:
-            return keras.Sequential([ops.Shortcut(strides=2), conv])
-        return conv
+            conv = ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
+                              activation=activation)
+            return keras.Sequential([ops.Shortcut(strides=2), conv], name=name)
+        return ops.ConvBN(filters, kernel, dilation_rate=dilation, kind=kind,
+                          activation=activation, strides=stride, name=name)
 
     def build_features(self, hp, inputs):
         outputs, reductions = [], []  # per layer: output, stride-2 count so far
@@ -95,8 +102,9 @@ class ChainSpace(SearchSpace):
             reduced = (reductions[-1] if reductions else 0) + (stride == 2)
             if self.skips and outputs:
                 sources = [
-                    ops.Shortcut(filters=y.shape[-1], reductions=reduced - done)(source)
-                    for source, done in zip(outputs, reductions)
+                    ops.Shortcut(filters=y.shape[-1], reductions=reduced - done,
+                                 name=f"layer_{index}_skip_{j}.shortcut")(source)
+                    for j, (source, done) in enumerate(zip(outputs, reductions))
                 ]
                 skip = decisions.choose_inputs(
                     hp, f"layer_{index}/skip", sources, n_chosen=None,
@@ -108,7 +116,10 @@ class ChainSpace(SearchSpace):
             return y
 
         depths = range(self.min_layers, self.max_layers + 1)
-        return decisions.repeat(hp, "num_layers", layer, inputs, depths=depths)
+        features = decisions.repeat(hp, "num_layers", layer, inputs, depths=depths)
+        if len(features.shape) == 3:
+            features = keras.layers.GlobalAveragePooling1D()(features)
+        return features
 
     def size(self):
         conv, pool = len(self._conv_ops()), len(self.operations) - len(self._conv_ops())

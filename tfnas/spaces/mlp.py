@@ -43,7 +43,8 @@ class MLPSpace(SearchSpace):
         def layer(index, x):
             units = hp.Choice(f"layer_{index}/units", list(self.units))
             activation = hp.Choice(f"layer_{index}/activation", list(self.activations))
-            return keras.layers.Dense(units, activation=activation)(x)
+            return keras.layers.Dense(units, activation=activation,
+                                      name=f"layer_{index}.dense")(x)
 
         depths = range(self.min_layers, self.max_layers + 1)
         return decisions.repeat(hp, "num_layers", layer, x, depths=depths)

@@ -6,6 +6,10 @@ sub-layers and weights are created in `build`, `call` computes, and
 package, so models that use them load with `keras.saving.load_model` without
 custom objects. Every spatial operation uses "same" padding, so an input of
 size s leaves a stride-2 operation with size ceil(s / 2), never below 1.
+
+`ConvBN`, `Pool`, `Shortcut` and `Zero` work on images, `(batch, height,
+width, channels)`, and on sequences, `(batch, length, channels)`: the Keras
+layers inside (`Conv1D` or `Conv2D`, ...) are chosen by the input's rank.
 """
 
 import keras
@@ -30,11 +34,35 @@ def _one_of(value, name, allowed):
 
 def _output_shape(input_shape, strides=1, channels=None):
     """Shape after a "same"-padded operation with `strides` and `channels`."""
-    batch, height, width, in_channels = input_shape
+    batch, *spatial, in_channels = input_shape
     if strides > 1:
-        height = None if height is None else -(-height // strides)
-        width = None if width is None else -(-width // strides)
-    return (batch, height, width, in_channels if channels is None else channels)
+        spatial = [None if size is None else -(-size // strides) for size in spatial]
+    return (batch, *spatial, in_channels if channels is None else channels)
+
+
+def spatial_rank(input_shape):
+    """1 for sequences `(batch, length, channels)`, 2 for images."""
+    rank = len(input_shape) - 2
+    if rank not in (1, 2):
+        raise ValueError(
+            "Expected an input of shape (batch, length, channels) or (batch, height, "
+            f"width, channels). Received: input_shape={tuple(input_shape)}")
+    return rank
+
+
+_LAYERS = {
+    # name: (1-D layer, 2-D layer)
+    "conv": (keras.layers.Conv1D, keras.layers.Conv2D),
+    "separable": (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D),
+    "depthwise": (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D),
+    "max": (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D),
+    "avg": (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D),
+}
+
+
+def spatial_layer(name, input_shape):
+    """The Keras layer class `name` ("conv", "max", ...) for the input's rank."""
+    return _LAYERS[name][spatial_rank(input_shape) - 1]
 
 
 def _build_chain(layers, input_shape):
@@ -58,7 +86,7 @@ class ConvBN(keras.layers.Layer):
 
     Args:
         filters: Output channels.
-        kernel_size: Square kernel size.
+        kernel_size: Kernel size (square on images).
         strides: 1 or 2.
         dilation_rate: Dilation of the kernel (with strides 1 only).
         kind: "conv" (regular), "separable" (depthwise then pointwise) or
@@ -89,18 +117,16 @@ class ConvBN(keras.layers.Layer):
     def build(self, input_shape):
         common = dict(strides=self.strides, padding="same",
                       dilation_rate=self.dilation_rate, use_bias=False)
-        if self.kind == "conv":
-            self.conv = keras.layers.Conv2D(self.filters, self.kernel_size, **common)
-        elif self.kind == "separable":
-            self.conv = keras.layers.SeparableConv2D(
-                self.filters, self.kernel_size, **common)
+        layer = spatial_layer(self.kind, input_shape)
+        if self.kind in ("conv", "separable"):
+            self.conv = layer(self.filters, self.kernel_size, **common)
         else:
             if input_shape[-1] != self.filters:
                 raise ValueError(
                     "A depthwise ConvBN keeps the channels: expected "
                     f"filters={input_shape[-1]}. Received: filters={self.filters}"
                 )
-            self.conv = keras.layers.DepthwiseConv2D(self.kernel_size, **common)
+            self.conv = layer(self.kernel_size, **common)
         self.norm = _batch_norm()
         self.act = keras.layers.Activation(self.activation) if self.activation else None
         _build_chain([self.conv, self.norm], input_shape)
@@ -130,7 +156,7 @@ class Pool(keras.layers.Layer):
 
     Args:
         kind: "max" or "avg".
-        pool_size: Square window size.
+        pool_size: Window size (square on images).
         strides: 1 or 2.
         filters: Output channels, or None to keep the input's.
     """
@@ -143,8 +169,8 @@ class Pool(keras.layers.Layer):
         self.filters = None if filters is None else _positive_int(filters, "filters")
 
     def build(self, input_shape):
-        pool = keras.layers.MaxPooling2D if self.kind == "max" else keras.layers.AveragePooling2D
-        self.pool = pool(self.pool_size, strides=self.strides, padding="same")
+        self.pool = spatial_layer(self.kind, input_shape)(
+            self.pool_size, strides=self.strides, padding="same")
         self.project = None
         if self.filters is not None and self.filters != input_shape[-1]:
             self.project = ConvBN(self.filters, 1, activation=None)
@@ -184,7 +210,7 @@ class Shortcut(keras.layers.Layer):
                                     expected="a non-negative integer")
 
     def build(self, input_shape):
-        self.pools = [keras.layers.AveragePooling2D(2, padding="same")
+        self.pools = [spatial_layer("avg", input_shape)(2, padding="same")
                       for _ in range(self.reductions)]
         channels = input_shape[-1]
         self.project = None
@@ -223,7 +249,10 @@ class Zero(keras.layers.Layer):
         self.filters = None if filters is None else _positive_int(filters, "filters")
 
     def call(self, inputs):
-        x = inputs[:, :: self.strides, :: self.strides, :] if self.strides > 1 else inputs
+        x = inputs
+        if self.strides > 1:
+            steps = (slice(None, None, self.strides),) * (len(x.shape) - 2)
+            x = x[(slice(None), *steps)]
         if self.filters is not None and self.filters != x.shape[-1]:
             x = keras.ops.repeat(x[..., :1], self.filters, axis=-1)
         return keras.ops.zeros_like(x)
@@ -307,9 +336,9 @@ class SqueezeExcite(keras.layers.Layer):
         self.expand.build((None, squeezed))
 
     def call(self, inputs):
-        scale = keras.ops.mean(inputs, axis=(1, 2))
-        scale = self.expand(self.reduce(scale))
-        return inputs * scale[:, None, None, :]
+        spatial_axes = tuple(range(1, len(inputs.shape) - 1))
+        scale = self.expand(self.reduce(keras.ops.mean(inputs, axis=spatial_axes)))
+        return inputs * keras.ops.expand_dims(scale, spatial_axes)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -443,18 +472,20 @@ CELL_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
             "max_pool_3x3", "avg_pool_3x3", "identity")
 
 
-def cell_op(name, filters):
-    """A DARTS/NASNet cell operation by name (one of `CELL_OPS`), stride 1."""
+def cell_op(name, filters, layer_name=None):
+    """A DARTS/NASNet cell operation by name (one of `CELL_OPS`), stride 1,
+    optionally named `layer_name`."""
     _one_of(name, "name", CELL_OPS)
     if name == "identity":
-        return keras.layers.Identity()
+        return keras.layers.Identity(name=layer_name)
     if name in ("max_pool_3x3", "avg_pool_3x3"):
-        return Pool(name[:3], 3, filters=filters)
+        return Pool(name[:3], 3, filters=filters, name=layer_name)
     kernel = int(name[-1])
     if name.startswith("sep_conv"):
         # DARTS applies the separable convolution twice.
         return keras.Sequential([
             ConvBN(filters, kernel, kind="separable", preactivation=True),
             ConvBN(filters, kernel, kind="separable", preactivation=True),
-        ])
-    return ConvBN(filters, kernel, dilation_rate=2, kind="separable", preactivation=True)
+        ], name=layer_name)
+    return ConvBN(filters, kernel, dilation_rate=2, kind="separable", preactivation=True,
+                  name=layer_name)

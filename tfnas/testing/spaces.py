@@ -26,6 +26,13 @@ def _fail(message, values):
     raise AssertionError(f"{message}\n  architecture: {Architecture(values).to_json()}")
 
 
+def _random_inputs(space, rng, shape):
+    """Normal floats, or token ids below `space.vocabulary_size` for integer inputs."""
+    if str(getattr(space, "input_dtype", "float32")).startswith("int"):
+        return rng.integers(0, space.vocabulary_size, size=shape).astype("int32")
+    return rng.normal(size=shape).astype("float32")
+
+
 def check_space(space, num_architectures=8, seed=0, batch_size=2):
     """Checks the contract of a search space on sampled architectures.
 
@@ -55,7 +62,7 @@ def check_space(space, num_architectures=8, seed=0, batch_size=2):
     if not samples:
         raise AssertionError("the oracle could not sample any architecture")
     rng = np.random.default_rng(seed)
-    inputs = rng.normal(size=(batch_size,) + tuple(space.input_shape)).astype("float32")
+    inputs = _random_inputs(space, rng, (batch_size,) + tuple(space.input_shape))
     if space.task == "classification":
         targets = rng.integers(0, space.num_classes, size=(batch_size,))
     else:

@@ -1,0 +1,266 @@
+"""Weight inheritance (tfnas.inheritance): matching layers between builds,
+function-preserving insertions, and a real search that inherits across a
+restart."""
+
+import json
+import os
+import warnings
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+import tfnas
+from tfnas import inheritance, oracles
+from tfnas.spaces import ChainSpace, MLPSpace
+
+OPERATIONS = ("conv3x3", "sepconv3x3", "maxpool3x3")
+PARENT = {"num_layers": 2,
+          "layer_0/stride": 1, "layer_0/op": "conv3x3", "layer_0/filters": 8,
+          "layer_0/activation": "relu",
+          "layer_1/stride": 1, "layer_1/op": "conv3x3", "layer_1/filters": 16,
+          "layer_1/activation": "relu", "layer_1/skip/0": False}
+
+
+def chain_space():
+    return ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16), operations=OPERATIONS)
+
+
+def build(space, values):
+    """A candidate built as KerasTuner builds one: in a fresh session."""
+    hp = kt.HyperParameters()
+    hp.values.update(values)
+    keras.backend.clear_session()
+    return space.build(hp)
+
+
+def layer_weights(model, name):
+    return [np.asarray(w) for w in model.get_layer(name).weights]
+
+
+def same(first, second):
+    return len(first) == len(second) and all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.fixture(scope="module")
+def inputs(digits):
+    return np.concatenate([x for x, _ in digits.validation])
+
+
+@pytest.fixture(scope="module")
+def trained_parent(digits, inputs):
+    """The parent, trained one epoch, as a donor; and its outputs on real inputs."""
+    model = build(chain_space(), PARENT)
+    model.fit(digits.train, epochs=1, verbose=0)
+    weights = inheritance.weights_by_key(model)
+    return inheritance.Donor("0", weights, 1), model.predict(inputs, verbose=0)
+
+
+def test_unchanged_layers_inherit_and_changed_ones_start_fresh(trained_parent):
+    donor, _ = trained_parent
+    child_values = {**PARENT, "layer_1/op": "sepconv3x3"}  # layer 1's operation mutates
+    child = build(chain_space(), child_values)
+    fresh_layer_1 = layer_weights(child, "layer_1.sepconv3x3")
+    report = inheritance.inherit(child, donor)
+
+    assert same(layer_weights(child, "layer_0.conv3x3"), donor.weights["layer_0.conv3x3"])
+    assert same(layer_weights(child, "dense"), donor.weights["dense"])  # 16 -> 10 still
+    assert same(layer_weights(child, "layer_1.sepconv3x3"), fresh_layer_1)
+    assert report["fresh_layers"] == 1 and report["morphed_layers"] == 0
+    assert 0 < report["inherited_params"] < 1
+
+    # A width that changes: that layer and the next one (its input changed)
+    # start fresh; the head, whose shape is unchanged, inherits.
+    wider = build(chain_space(), {**PARENT, "layer_0/filters": 16})
+    names = ("layer_0.conv3x3", "layer_1.conv3x3")
+    before = {name: layer_weights(wider, name) for name in names}
+    report = inheritance.inherit(wider, donor)
+    for name, weights in before.items():
+        assert same(layer_weights(wider, name), weights)
+        assert not any(w.shape == p.shape for w, p in zip(weights, donor.weights[name])
+                       if w.ndim == 4)
+    assert same(layer_weights(wider, "dense"), donor.weights["dense"])
+    assert report["fresh_layers"] == 2
+
+
+def test_inherit_sets_the_childs_fewer_epochs(trained_parent):
+    donor, _ = trained_parent
+    fit_kwargs = {"epochs": 6, "initial_epoch": 2}
+    inheritance.inherit(build(chain_space(), PARENT), donor, fit_kwargs)
+    assert fit_kwargs == {"epochs": 1, "initial_epoch": 0}
+    untouched = {"epochs": 6}
+    assert inheritance.inherit(build(chain_space(), PARENT), None, untouched) == {}
+    assert untouched == {"epochs": 6}
+
+
+def test_deeper_chain_preserves_the_parents_outputs(trained_parent, inputs):
+    donor, parent_outputs = trained_parent
+    child = build(chain_space(), {
+        **PARENT, "num_layers": 3, "layer_2/stride": 1, "layer_2/op": "conv3x3",
+        "layer_2/filters": 16, "layer_2/activation": "relu",
+        "layer_2/skip/0": False, "layer_2/skip/1": False})
+    assert not np.allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-3)
+    report = inheritance.inherit(child, donor)
+    assert report["morphed_layers"] == 1 and report["fresh_layers"] == 0
+    np.testing.assert_allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-5)
+
+
+def test_switched_on_skip_with_a_projection_adds_zero(trained_parent, inputs):
+    donor, parent_outputs = trained_parent
+    child = build(chain_space(), {**PARENT, "layer_1/skip/0": True})  # 8 -> 16 channels
+    report = inheritance.inherit(child, donor)
+    assert report == {"inherited_params": pytest.approx(report["inherited_params"]),
+                      "morphed_layers": 1.0, "fresh_layers": 0.0}
+    np.testing.assert_allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-5)
+    # It still learns: a zero scale has a non-zero gradient.
+    child.fit(inputs[:64], np.zeros(64, "int32"), epochs=1, verbose=0)
+    gamma = child.get_layer("layer_1_skip_0.shortcut").project.norm.gamma
+    assert np.any(np.asarray(gamma) != 0)
+
+
+def test_a_new_layer_that_cannot_be_the_identity_starts_fresh(trained_parent, inputs):
+    donor, parent_outputs = trained_parent
+    child = build(chain_space(), {  # stride 2: the resolution changes
+        **PARENT, "num_layers": 3, "layer_2/stride": 2, "layer_2/op": "conv3x3",
+        "layer_2/filters": 16, "layer_2/activation": "relu",
+        "layer_2/skip/0": False, "layer_2/skip/1": False})
+    report = inheritance.inherit(child, donor)
+    assert report["morphed_layers"] == 0 and report["fresh_layers"] == 1
+    assert not np.allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-3)
+
+
+def test_deeper_mlp_preserves_the_parents_outputs(digits, inputs):
+    space = MLPSpace((8, 8, 1), 10, max_layers=3, units=(16, 32), activations=("relu",))
+    parent_values = {"num_layers": 1, "layer_0/units": 32, "layer_0/activation": "relu"}
+    parent = build(space, parent_values)
+    parent.fit(digits.train, epochs=1, verbose=0)
+    expected = parent.predict(inputs, verbose=0)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(parent), 1)
+    child = build(space, {**parent_values, "num_layers": 2, "layer_1/units": 32,
+                          "layer_1/activation": "relu"})
+    assert inheritance.inherit(child, donor)["morphed_layers"] == 1
+    np.testing.assert_allclose(child.predict(inputs, verbose=0), expected, atol=1e-5)
+
+
+def test_invalid_arguments_are_named():
+    with pytest.raises(ValueError, match="inherit_epochs"):
+        oracles.get("evolution", "val_accuracy", 5, inherit_weights=True, inherit_epochs=0)
+    with pytest.raises(TypeError, match="inherit_weights"):
+        oracles.get("local", "val_accuracy", 5, inherit_weights="yes")
+    with pytest.raises(ValueError, match="halving"):
+        oracles.get("evolution", "val_accuracy", 5, inherit_weights=True,
+                    halving=oracles.SuccessiveHalving(1, 3))
+
+
+def _search(directory, max_trials, digits, oracle="evolution", **oracle_args):
+    space = chain_space()
+    if oracle == "evolution":
+        oracle_args = {"population_size": 2, "sample_size": 1, **oracle_args}
+    strategy = oracles.get(oracle, "val_accuracy", max_trials, seed=3, space=space,
+                           inherit_weights=True, inherit_epochs=1, **oracle_args)
+    tuner = tfnas.NASTuner(space, oracle=strategy, directory=directory, project_name="p",
+                           progress=False, measure_latency=False, count_flops=False,
+                           log_dir=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "cannot inherit" would fail here
+        warnings.filterwarnings("ignore", message=".*shuffle.*")
+        tuner.search(digits.train, validation_data=digits.validation, epochs=2, verbose=0)
+    return tuner
+
+
+def _children(tuner):
+    return [t for t in tuner.oracle.trials.values() if inheritance.parent_of(t) is not None]
+
+
+@pytest.mark.slow
+def test_search_inherits_from_checkpoints_and_resumes(tmp_path, digits):
+    tuner = _search(tmp_path / "search", 4, digits)
+    first = {t.trial_id for t in tuner.oracle.trials.values()}
+    children = _children(tuner)
+    assert children, "evolution mutated no parent"
+    # A missing checkpoint warns, and warnings are errors in `_search`: a
+    # child that could not inherit would have FAILED.
+    assert all(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    assert any(c.metrics.get_last_value("inherited_params") > 0 for c in children)
+    for child in children:
+        parent = tuner.oracle.trials[inheritance.parent_of(child)]
+        assert parent.status == "COMPLETED"
+        assert child.metrics.get_last_value("epochs") == 1
+        assert child.metrics.exists("inherited_params")
+        # The parent is recorded in the child's trial file, read after a restart.
+        with open(os.path.join(tuner.project_dir, f"trial_{child.trial_id}",
+                               "trial.json")) as file:
+            saved = json.load(file)["hyperparameters"]["values"]
+        assert saved[inheritance.INHERIT_FROM] == parent.trial_id
+    for trial in tuner.oracle.trials.values():
+        if inheritance.parent_of(trial) is None:
+            assert trial.metrics.get_last_value("epochs") == 2  # the full training
+
+    resumed = _search(tmp_path / "search", 7, digits)  # a new tuner on the same project
+    new_children = [t for t in _children(resumed) if t.trial_id not in first]
+    assert len(resumed.oracle.trials) == 7 and new_children
+    assert all(t.status == "COMPLETED" for t in resumed.oracle.trials.values())
+    assert any(c.metrics.get_last_value("inherited_params") > 0 for c in new_children)
+    for child in new_children:
+        assert child.metrics.get_last_value("epochs") == 1
+    assert any(inheritance.parent_of(t) in first for t in new_children), \
+        "no child of the resumed search inherited from a trial of the first session"
+
+
+@pytest.mark.slow
+def test_local_search_inherits_from_the_incumbent(tmp_path, digits):
+    tuner = _search(tmp_path / "local", 3, digits, oracle="local", initial_trials=1)
+    children = _children(tuner)
+    assert len(children) == 2
+    assert all(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    assert any(c.metrics.get_last_value("inherited_params") > 0 for c in children)
+    for child in children:
+        assert child.metrics.get_last_value("epochs") == 1
+
+
+@pytest.mark.slow
+def test_missing_parent_checkpoint_trains_the_child_fully(tmp_path, digits):
+    tuner = _search(tmp_path / "search", 3, digits)
+    child = _children(tuner)[0]
+    parent_id = inheritance.parent_of(child)
+    os.remove(kt.Tuner._get_checkpoint_fname(tuner, parent_id))
+    with pytest.warns(UserWarning, match=f"cannot inherit the weights of trial {parent_id}"):
+        assert inheritance.load_parent(tuner, child) is None
+
+
+def test_cli_refuses_inheritance_for_a_strategy_without_parents(tmp_path, capsys):
+    from tfnas import cli
+
+    code = cli.main(["search", "--strategy", "random", "--inherit-weights",
+                     "--directory", str(tmp_path / "projects")])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("tfnas: error: --inherit-weights works")
+    assert "'evolution'" in error[0] and "'local'" in error[0]
+
+
+@pytest.mark.slow
+def test_cli_search_inherits_weights(tmp_path, capsys):
+    from tfnas import cli
+
+    args = ["search", "--space", "chain", "--space-arg", "max_layers=2",
+            "--space-arg", "filters=[8]", "--strategy", "local", "--max-trials", "3",
+            "--epochs", "2", "--inherit-weights", "--inherit-epochs", "1",
+            "--directory", str(tmp_path)]
+    assert cli.main(args) == 0
+    project = tmp_path / "chain-local-digits"
+    children = []
+    for trial_dir in project.glob("trial_*"):
+        record = json.loads((trial_dir / "trial.json").read_text())
+        if inheritance.INHERIT_FROM in record["hyperparameters"]["values"]:
+            children.append(record)
+    assert len(children) == 2  # local search: 1 random trial, then neighbours
+    for record in children:
+        assert record["metrics"]["metrics"]["epochs"]["observations"][0]["value"] == [1.0]
+    capsys.readouterr()
+    # Resuming with other inheritance arguments would mix incomparable trials.
+    assert cli.main(args[:-4] + ["--inherit-epochs", "2", "--directory",
+                                 str(tmp_path)]) == 2
+    assert "inherit_epochs: 1 -> 2" in capsys.readouterr().err

@@ -1,0 +1,416 @@
+"""Early stopping of trials from their learning curves.
+
+`NASTuner` reports every epoch's logs to the oracle with
+`oracle.update_trial(trial_id, report, step=epoch)`, in process or over the
+chief's gRPC channel (`epoch_report` builds the report). A tfnas oracle
+(`tfnas.oracles.hardening.HardenedOracle`) records them in the trial's
+metrics as learning curves (`epoch/<name>` at step `epoch`, so the trial's
+named metrics keep meaning "at the best epoch"), asks its rule (`judge`),
+and answers STOPPED when the rule says the trial cannot catch up; the tuner
+then stops `model.fit`. A stopped trial ends COMPLETED with the epochs it
+trained, its best score so far (a partial score) and the metric
+`stopped_at_epoch` (see `tfnas.trials.is_stopped_early`).
+
+Two rules, both composable with any tfnas strategy and with successive
+halving:
+
+- `MedianStoppingRule` (Golovin et al. 2017, Google Vizier): stop trial t at
+  step s when its best objective so far is worse than the median of the
+  completed trials' running averages of the objective up to step s.
+- `CurveExtrapolationRule` (after Domhan et al. 2015): fit an ensemble of
+  parametric learning-curve families to the epochs seen, and stop when the
+  probability that the curve beats the best completed trial at its final
+  epoch falls below a threshold.
+"""
+
+import math
+import warnings
+import zlib
+
+import numpy as np
+
+from tfnas import trials
+from tfnas.validation import check_int
+
+#: Learning curves are recorded in a trial's metrics under this prefix.
+CURVE_PREFIX = "epoch/"
+#: A per-epoch report carries the epoch at which its `fit` ends under this
+#: key (the oracle takes it out); it also marks the report as per-epoch.
+PLANNED_EPOCHS = "tfnas/planned_epochs"
+
+
+def curve_name(metric):
+    """The name of `metric`'s learning curve in a trial's metrics."""
+    return CURVE_PREFIX + metric
+
+
+def epoch_report(logs, planned_epochs, objective=None):
+    """The metrics a tuner sends to the oracle at the end of an epoch.
+
+    Args:
+        logs: The epoch's Keras logs.
+        planned_epochs: The epoch (1-based) at which this `fit` ends.
+        objective: The oracle's objective; its value is added when the logs
+            do not hold it under its name (e.g. a weighted sum of metrics).
+
+    Returns:
+        `{"epoch/<metric>": value, ..., PLANNED_EPOCHS: planned_epochs}`,
+        finite floats only (gRPC carries doubles).
+    """
+    values = {}
+    for name, value in (logs or {}).items():
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            values[name] = value
+    if objective is not None and objective.name not in values:
+        try:
+            if objective.has_value(values):
+                values[objective.name] = float(objective.get_value(values))
+        except (KeyError, TypeError, ValueError):
+            pass
+    report = {curve_name(name): value for name, value in values.items()}
+    report[PLANNED_EPOCHS] = float(planned_epochs)
+    return report
+
+
+def take_planned_epochs(metrics):
+    """`(metrics without the marker, planned epochs)`; planned is None when
+    `metrics` is not a per-epoch report."""
+    metrics = dict(metrics)
+    planned = metrics.pop(PLANNED_EPOCHS, None)
+    return metrics, (None if planned is None else int(planned))
+
+
+def learning_curve(trial, metric, up_to=None):
+    """`(epochs, values)` of `trial`'s learning curve of `metric`.
+
+    Epochs are 1-based (step + 1), ascending; `up_to` keeps the epochs <= it.
+    Empty arrays when the trial reported no curve.
+    """
+    name = curve_name(metric)
+    if not trial.metrics.exists(name):
+        return np.zeros(0), np.zeros(0)
+    history = trial.metrics.get_history(name)
+    epochs = np.array([obs.step + 1 for obs in history], dtype=float)
+    values = np.array([obs.mean() for obs in history], dtype=float)
+    keep = np.isfinite(values) if up_to is None else np.isfinite(values) & (epochs <= up_to)
+    return epochs[keep], values[keep]
+
+
+class StoppingRule:
+    """Base class of early stopping rules.
+
+    A rule sees curves oriented so that higher is better (the objective's
+    values, negated for a "min" objective).
+
+    Args:
+        min_epochs: Epochs a trial trains before the rule may stop it.
+        min_completed: Completed trials (with curves reaching the epoch
+            the rule compares at) needed before the rule acts.
+    """
+
+    name = None
+
+    def __init__(self, min_epochs=3, min_completed=3):
+        check_int(min_epochs, "min_epochs", 1)
+        check_int(min_completed, "min_completed", 1)
+        self.min_epochs = min_epochs
+        self.min_completed = min_completed
+
+    def should_stop(self, epochs, values, completed, final_epoch, key):
+        """Whether to stop a trial now.
+
+        Args:
+            epochs, values: The trial's curve so far (1-based epochs,
+                oriented values).
+            completed: `[(epochs, values)]` of the completed trials.
+            final_epoch: The epoch at which the trial's `fit` ends.
+            key: A reproducible integer for this decision (seeds any
+                randomness together with the rule's seed).
+        """
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"min_epochs": self.min_epochs, "min_completed": self.min_completed}
+
+    def __repr__(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"
+
+
+class MedianStoppingRule(StoppingRule):
+    """The median stopping rule of Google Vizier (Golovin et al. 2017).
+
+    Stops a trial at epoch s when its best value so far is worse than the
+    median, over the completed trials that trained at least s epochs, of
+    their running averages up to epoch s. Deterministic (no randomness).
+
+    Args:
+        min_epochs: Epochs before the rule may stop a trial. Defaults to 3.
+        min_completed: Completed trials that reached epoch s needed before
+            the rule acts. Defaults to 3.
+    """
+
+    name = "median"
+
+    def should_stop(self, epochs, values, completed, final_epoch, key):
+        if len(values) < self.min_epochs:
+            return False
+        step = epochs[-1]
+        averages = [np.mean(v[e <= step]) for e, v in completed
+                    if len(e) and e[-1] >= step and np.any(e <= step)]
+        if len(averages) < self.min_completed:
+            return False
+        return bool(np.max(values) < np.median(averages))
+
+
+# Learning-curve families (Domhan et al. 2015, Table 1), increasing in x >= 1:
+# name -> (function, initial parameters from the curve, lower, upper bounds).
+def _pow3(x, c, a, alpha):
+    return c - a * x ** (-alpha)
+
+
+def _exp3(x, c, a, b):
+    return c - a * np.exp(-b * x)
+
+
+def _ilog2(x, c, a):
+    return c - a / np.log(x + 1.0)
+
+
+def _janoschek(x, alpha, beta, kappa, delta):
+    return alpha - (alpha - beta) * np.exp(-kappa * x ** delta)
+
+
+def _mmf(x, alpha, beta, kappa, delta):
+    return alpha - (alpha - beta) / (1.0 + (kappa * x) ** delta)
+
+
+def _families(values):
+    last, first = float(values[-1]), float(values[0])
+    rise = max(last - first, 1e-3)
+    inf = np.inf
+    return {
+        "pow3": (_pow3, [last + rise / 2, rise, 0.5], [-inf, 0, 0], [inf, inf, 5]),
+        "exp3": (_exp3, [last + rise / 2, rise, 0.5], [-inf, 0, 0], [inf, inf, 10]),
+        "ilog2": (_ilog2, [last + rise, rise], [-inf, 0], [inf, inf]),
+        "janoschek": (_janoschek, [last + rise / 2, first - rise, 0.5, 1.0],
+                      [-inf, -inf, 0, 0], [inf, inf, 10, 5]),
+        "mmf": (_mmf, [last + rise / 2, first - rise, 0.5, 1.0],
+                [-inf, -inf, 0, 0], [inf, inf, 10, 5]),
+    }
+
+
+class CurveExtrapolationRule(StoppingRule):
+    """Learning-curve extrapolation, after Domhan et al. (2015).
+
+    Fits each of five parametric families (pow3, exp3, ilog2, Janoschek,
+    MMF) to the trial's curve by least squares (`scipy.optimize.curve_fit`:
+    Levenberg-Marquardt; when that leaves the family's increasing range, a
+    bounded fit for pow3, exp3 and ilog2, none for the others),
+    weights them by their fit (BIC weights), samples each family's
+    parameters from the Gaussian approximation of their posterior (the
+    fit's covariance) and adds the fit's residual noise. It stops the trial
+    when the probability that its value at its final epoch beats the best
+    completed trial (one that trained as long) is below `threshold`.
+    Families with at least as many parameters as points are not fitted;
+    when none fits, the trial goes on. Deterministic under `seed`.
+
+    Args:
+        min_epochs: Epochs before the rule may stop a trial, at least 3.
+            Defaults to 4.
+        min_completed: Completed trials that trained to the trial's final
+            epoch needed before the rule acts. Defaults to 3.
+        threshold: Stop when P(final value > best) is below it, in (0, 1).
+            Defaults to 0.05 (Domhan et al.).
+        samples: Posterior samples per family. Defaults to 500.
+        seed: Seed of the sampling.
+    """
+
+    name = "curve"
+
+    def __init__(self, min_epochs=4, min_completed=3, threshold=0.05, samples=500, seed=0):
+        super().__init__(min_epochs, min_completed)
+        check_int(min_epochs, "min_epochs", 3)
+        if (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+                or not 0 < threshold < 1):
+            raise ValueError("Received an invalid value for `threshold`, expected a "
+                             f"probability in (0, 1). Received: threshold={threshold!r}")
+        check_int(samples, "samples", 10)
+        check_int(seed, "seed", 0)
+        self.threshold = float(threshold)
+        self.samples = samples
+        self.seed = seed
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold,
+                "samples": self.samples, "seed": self.seed}
+
+    def should_stop(self, epochs, values, completed, final_epoch, key):
+        if len(values) < self.min_epochs or epochs[-1] >= final_epoch:
+            return False
+        finals = [np.max(v) for e, v in completed if len(e) and e[-1] >= final_epoch]
+        if len(finals) < self.min_completed:
+            return False
+        best = float(np.max(finals))
+        if np.max(values) >= best:
+            return False
+        probability = self.probability_to_beat(epochs, values, final_epoch, best, key)
+        return probability is not None and probability < self.threshold
+
+    def probability_to_beat(self, epochs, values, final_epoch, best, key=0):
+        """P(the curve's value at `final_epoch` > `best`), or None when no
+        family fits the curve."""
+        from scipy.optimize import OptimizeWarning, curve_fit
+
+        rng = np.random.default_rng([self.seed, int(key) & 0xFFFFFFFF])
+        n = len(values)
+        fits = []
+        for name, (function, start, low, high) in sorted(_families(values).items()):
+            k = len(start)
+            if n <= k:
+                continue
+            params = None
+            # Levenberg-Marquardt (MINPACK) first: fast. When its fit leaves
+            # the family's range (e.g. a flat or falling curve), a bounded fit
+            # (for the 2-3 parameter families only: cheap enough per epoch).
+            for bounded in (False, True) if k <= 3 else (False,):
+                try:
+                    with warnings.catch_warnings(), np.errstate(all="ignore"):
+                        warnings.simplefilter("ignore", OptimizeWarning)
+                        if bounded:
+                            start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
+                            params, covariance = curve_fit(
+                                function, epochs, values, p0=start, bounds=(low, high),
+                                maxfev=100 * (k + 1))
+                        else:
+                            params, covariance = curve_fit(
+                                function, epochs, values, p0=start, method="lm",
+                                maxfev=100 * (k + 1))
+                except (RuntimeError, ValueError):
+                    params = None
+                    continue
+                if np.all(params >= low) and np.all(params <= high):
+                    break
+                params = None
+            if params is None:
+                continue
+            with np.errstate(all="ignore"):
+                residual = float(np.sum((function(epochs, *params) - values) ** 2))
+            if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)):
+                continue
+            noise = max(residual / (n - k), 1e-10)
+            bic = n * math.log(max(residual / n, 1e-12)) + k * math.log(n)
+            fits.append((bic, function, params, covariance, noise, low, high))
+        if not fits:
+            return None
+        bics = np.array([fit[0] for fit in fits])
+        weights = np.exp(-0.5 * (bics - bics.min()))
+        weights /= weights.sum()
+        probability = 0.0
+        for weight, (_, function, params, covariance, noise, low, high) in zip(weights, fits):
+            draws = rng.multivariate_normal(params, covariance, size=self.samples,
+                                            check_valid="ignore", method="eigh")
+            draws = np.clip(draws, low, high)
+            with np.errstate(all="ignore"):
+                final = function(float(final_epoch), *draws.T)
+            final = final + rng.normal(0.0, math.sqrt(noise), size=self.samples)
+            probability += weight * float(np.mean(np.nan_to_num(final, nan=-np.inf) > best))
+        return probability
+
+
+RULES = {rule.name: rule for rule in (MedianStoppingRule, CurveExtrapolationRule)}
+
+
+def get(rule):
+    """A `StoppingRule` from a name ("median", "curve"), an instance, or None."""
+    if rule is None or isinstance(rule, StoppingRule):
+        return rule
+    if isinstance(rule, str) and rule in RULES:
+        return RULES[rule]()
+    raise ValueError(
+        "Received an invalid value for `early_stopping`, expected one of "
+        f"{sorted(RULES)}, a tfnas.early_stopping.StoppingRule or None. "
+        f"Received: early_stopping={rule!r}")
+
+
+def attach(oracle, rule):
+    """Makes `oracle` stop trials by `rule` (a name, a rule or None).
+
+    Raises:
+        ValueError: when `rule` is not a rule, or `oracle` cannot take
+            per-epoch reports (KerasTuner's own oracles).
+    """
+    rule = get(rule)
+    if rule is None:
+        return
+    if not getattr(oracle, "takes_epoch_reports", False):
+        raise ValueError(
+            f"Received `early_stopping={rule.name!r}` with the oracle "
+            f"{type(oracle).__name__}, which does not take per-epoch reports. Early "
+            "stopping needs a tfnas strategy (tfnas.oracles.ORACLES, not KerasTuner's "
+            "hyperband, kt-random or kt-bayesian); use successive halving there.")
+    oracle.early_stopping = rule
+
+
+def _oriented(values, direction):
+    return values if direction == "max" else -values
+
+
+def judge(oracle, trial, step, planned_epochs):
+    """Asks `oracle.early_stopping` about `trial` after its report at `step`.
+
+    Records the stop in the trial's metrics (`stopped_at_epoch`) and returns
+    a copy of the trial with status STOPPED when the rule stops it (or has
+    stopped it already), else `trial`.
+    """
+    if trials.is_stopped_early(trial):
+        return _stopped_copy(trial)
+    rule = getattr(oracle, "early_stopping", None)
+    if rule is None:
+        return trial
+    if step + 1 >= planned_epochs:
+        return trial  # the last epoch: the trial ends anyway, with its full score
+    metric, direction = oracle.objective.name, oracle.objective.direction
+    epochs, values = learning_curve(trial, metric, up_to=step + 1)
+    if not len(values) or epochs[-1] != step + 1:
+        return trial
+    completed = []
+    for other in trials.completed_in_end_order(oracle):
+        if other.trial_id != trial.trial_id:
+            other_epochs, other_values = learning_curve(other, metric)
+            completed.append((other_epochs, _oriented(other_values, direction)))
+    key = zlib.crc32(f"{trial.trial_id}/{step}".encode())
+    if not rule.should_stop(epochs, _oriented(values, direction), completed,
+                            planned_epochs, key):
+        return trial
+    trial.metrics.update(trials.STOPPED_AT, float(step + 1), step=step)
+    return _stopped_copy(trial)
+
+
+def _stopped_copy(trial):
+    import keras_tuner as kt
+
+    return kt.engine.trial.Trial(trial.hyperparameters, trial_id=trial.trial_id,
+                                 status=trials.STOPPED)
+
+
+def report_epoch(oracle, trial_id, epoch, logs, planned_epochs):
+    """Reports an epoch's logs to `oracle` (a tuner's oracle or a worker's
+    client); returns whether the oracle answers that the trial must stop.
+
+    Nothing is reported to an oracle that does not take per-epoch reports
+    (KerasTuner's own), nor by the workers of a multi-worker cluster (only
+    its reporting worker talks to the chief, and all its workers must stop
+    together: early stopping does not apply there).
+    """
+    if (not getattr(oracle, "takes_epoch_reports", False)
+            or getattr(oracle, "multi_worker", False)
+            or not getattr(oracle, "should_report", True)):
+        return False
+    report = epoch_report(logs, planned_epochs or epoch + 1, oracle.objective)
+    answer = oracle.update_trial(trial_id, report, step=int(epoch))
+    return answer is not None and answer.status == trials.STOPPED
