@@ -29,7 +29,8 @@ ON_OFF = ("False", "True")
 
 @keras.saving.register_keras_serializable(package="tfnas")
 class SelectInputs(keras.layers.Layer):
-    """Merges the inputs at `indices` of a list of tensors ("sum" or "mean").
+    """Merges the inputs at `indices` of a list of tensors ("sum", "mean" or
+    "concat", along the last axis).
 
     With `zero=True`, returns zeros shaped like the first selected input (an
     input switched off).
@@ -38,9 +39,10 @@ class SelectInputs(keras.layers.Layer):
     def __init__(self, indices, merge="sum", zero=False, **kwargs):
         super().__init__(**kwargs)
         self.indices = [int(i) for i in indices]
-        if not self.indices or merge not in ("sum", "mean"):
+        if not self.indices or merge not in decisions.MERGE_MODES:
             raise ValueError(
-                "Expected at least one index and `merge` 'sum' or 'mean'. Received: "
+                f"Expected at least one index and `merge` one of {decisions.MERGE_MODES}. "
+                "Received: "
                 f"indices={indices}, merge={merge!r}")
         self.merge = merge
         self.zero = bool(zero)
@@ -49,13 +51,20 @@ class SelectInputs(keras.layers.Layer):
         chosen = [inputs[i] for i in self.indices]
         if self.zero:
             return keras.ops.zeros_like(chosen[0])
+        if self.merge == "concat":
+            return keras.ops.concatenate(chosen, axis=-1) if len(chosen) > 1 else chosen[0]
         total = chosen[0]
         for tensor in chosen[1:]:
             total = total + tensor
         return total / len(chosen) if self.merge == "mean" else total
 
     def compute_output_shape(self, input_shape):
-        return input_shape[self.indices[0]]
+        shape = input_shape[self.indices[0]]
+        if self.merge == "concat" and not self.zero and len(self.indices) > 1:
+            channels = [input_shape[i][-1] for i in self.indices]
+            total = None if None in channels else sum(channels)
+            return (*shape[:-1], total)
+        return shape
 
     def get_config(self):
         return {**super().get_config(), "indices": self.indices, "merge": self.merge,
@@ -169,11 +178,13 @@ class SupernetBuilder(decisions.DecisionBuilder):
         return self.shared[name]
 
     def inputs(self, hp, name, inputs, labels, n_chosen, merge_mode):
-        if merge_mode == "concat" and (n_chosen is None or n_chosen > 1):
+        if merge_mode == "concat" and n_chosen is None:
+            # k-of-n concatenations all have k inputs' channels: they mix.
             raise ValueError(
                 f"Input choice `{name}`: a supernet mixes merged inputs, which "
-                "needs equal shapes; merge='concat' of several inputs is not "
-                "supported in supernet mode. Use merge='sum' or 'mean'.")
+                "needs equal shapes; merge='concat' of any subset of the inputs "
+                "gives as many shapes as subset sizes. Use merge='sum' or 'mean', "
+                "or a fixed `n_chosen`.")
         self.declared.update([name] + [f"{name}/{label}" for label in labels])
         if n_chosen is None:
             gated = []

@@ -8,7 +8,10 @@ mode says how the candidates are combined:
   candidates;
 - "gdas" (Dong & Yang, 2019): one candidate sampled by Gumbel-softmax with
   temperature `temperature`; only it is computed; the straight-through
-  one-hot weight carries the gradient to alpha;
+  one-hot weight carries the gradient to alpha. The alpha owner draws the
+  Gumbel noise at each call; its copies (the same decision in later cells)
+  reuse it, so every cell samples the same candidate in a step, as in the
+  paper;
 - "proxyless" (Cai et al., 2019): binarized paths. In the weight phase one
   candidate, sampled from softmax(alpha), is computed (the memory of one
   path); in the architecture phase two sampled candidates are computed and
@@ -97,6 +100,10 @@ class MixedOp(keras.layers.Layer):
                 name="temperature", shape=(),
                 initializer=keras.initializers.Constant(self.initial_temperature),
                 trainable=False)
+            if self.mode == "gdas":
+                # The last Gumbel noise drawn, read by the copies.
+                self._gumbel = self.add_weight(name="gumbel", shape=(count,),
+                                               initializer="zeros", trainable=False)
         for candidate in self.candidates:
             if isinstance(candidate, keras.layers.Layer) and not candidate.built:
                 candidate.build(input_shape)
@@ -167,9 +174,14 @@ class MixedOp(keras.layers.Layer):
         object.__setattr__(self, "_shapes_checked", True)
 
     def _gdas(self, branches):
-        uniform = keras.random.uniform(self.alpha.shape, minval=1e-10, maxval=1.0,
-                                       seed=self._seed_generator)
-        gumbel = -tf.math.log(-tf.math.log(uniform))
+        if self._alpha_owner is None:
+            uniform = keras.random.uniform(self.alpha.shape, minval=1e-10, maxval=1.0,
+                                           seed=self._seed_generator)
+            gumbel = -tf.math.log(-tf.math.log(uniform))
+            self._gumbel.assign(gumbel)
+        else:
+            # The owner (an earlier cell) has drawn this step's noise.
+            gumbel = tf.convert_to_tensor(self._alpha_owner._gumbel)
         soft = tf.nn.softmax((self.alpha + gumbel) / self.temperature)
         index = tf.argmax(soft, output_type=tf.int32)
         hard = tf.one_hot(index, len(branches))

@@ -101,6 +101,45 @@ class OneShotModel(keras.Model):
         predictions = self.supernet(x, training=training)
         return self.compute_loss(x=x, y=y, y_pred=predictions), predictions
 
+    def _loss_and_gradients(self, x, y, latency_weight=0.0, scale=1.0):
+        """`(loss, predictions, alpha gradients, weight gradients)` of the
+        training loss on `(x, y)`, the gradients those of
+        `scale * (loss + latency_weight * expected latency)` (zeros where a
+        variable gets none).
+
+        Every architecture and weight step of a train step (two for DARTS,
+        five for its second order) differs only in its data, so under
+        `fit` they call one `tf.function` (`_shared_gradients`): the
+        supernet's forward and backward pass is traced once per train step
+        graph instead of once per step kind. Tracing the supernet, not
+        running it, is what a one-epoch search spends its time and memory
+        on (see benchmarks/supernet_cost.py).
+        """
+        alphas, weights = self.alphas, self._weights()
+        with tf.GradientTape() as tape:
+            loss, predictions = self._loss(x, y)
+            objective = (loss + latency_weight * self._expected_latency()) * scale
+        gradients = tape.gradient(objective, alphas + weights)
+        gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                     for g, v in zip(gradients, alphas + weights)]
+        return loss, predictions, gradients[:len(alphas)], gradients[len(alphas):]
+
+    def _gradients(self, x, y, latency_weight=0.0, optimizer=None):
+        """`_loss_and_gradients` through the shared traced function when
+        inside a graph on one replica (directly otherwise: eagerly, and under
+        a multi-replica strategy, whose replicas capture their own
+        variables)."""
+        scale = 1.0 if optimizer is None else optimizer.scale_loss(tf.constant(1.0))
+        scale = tf.cast(scale, tf.float32)
+        latency_weight = tf.constant(latency_weight, tf.float32)
+        if (tf.executing_eagerly()
+                or tf.distribute.get_strategy().num_replicas_in_sync > 1):
+            return self._loss_and_gradients(x, y, latency_weight, scale)
+        if getattr(self, "_shared_gradients", None) is None:
+            object.__setattr__(self, "_shared_gradients",
+                               tf.function(self._loss_and_gradients, autograph=False))
+        return self._shared_gradients(x, y, latency_weight, scale)
+
     def set_phase(self, phase):
         """Sets every mixed layer's phase (ProxylessNAS)."""
         for layer in self.decisions.values():
@@ -119,11 +158,9 @@ class OneShotModel(keras.Model):
             # The optimizer unscales what it applies (mixed precision).
             gradients = [self.architecture_optimizer.scale_loss(g) for g in gradients]
         else:
-            with tf.GradientTape() as tape:
-                loss, _ = self._loss(x_val, y_val)
-                loss += self.latency_weight * self._expected_latency()
-                scaled = self.architecture_optimizer.scale_loss(loss)
-            gradients = tape.gradient(scaled, alphas)
+            _, _, gradients, _ = self._gradients(x_val, y_val, self.latency_weight,
+                                                 self.architecture_optimizer)
+        gradients = self._with_penalty(gradients, alphas)
         # During the warm-up the gradient is zero, so Adam leaves the alphas
         # as they are (no branch: a synchronization point inside a
         # conditional is not allowed under a distribution strategy).
@@ -132,35 +169,31 @@ class OneShotModel(keras.Model):
             [tf.zeros_like(a) if g is None else active * g for g, a in zip(gradients, alphas)],
             alphas)
 
+    def _with_penalty(self, gradients, alphas):
+        """`gradients` of the alphas plus the (loss-scaled) gradient of the
+        strategy's `architecture_penalty`, if it has one."""
+        with tf.GradientTape() as tape:
+            penalty = self.strategy.architecture_penalty(alphas)
+            if penalty is None:
+                return gradients
+            scaled = self.architecture_optimizer.scale_loss(penalty)
+        return [g + p for g, p in zip(gradients, tape.gradient(scaled, alphas))]
+
     def _unrolled_gradients(self, x_train, y_train, x_val, y_val, weights):
         """DARTS eq. 7-8: d/dalpha L_val(w - xi * dL_train/dw, alpha), with the
         Hessian-vector product by finite differences."""
-        alphas = self.alphas
         xi = tf.cast(self.optimizer.learning_rate, tf.float32)
         backup = [tf.identity(w) for w in weights]
-        with tf.GradientTape() as tape:
-            train_loss, _ = self._loss(x_train, y_train)
-        train_gradients = tape.gradient(train_loss, weights)
+        _, _, _, train_gradients = self._gradients(x_train, y_train)
         for w, g in zip(weights, train_gradients):
-            if g is not None:
-                w.assign_sub(xi * g)
-        with tf.GradientTape() as tape:
-            val_loss, _ = self._loss(x_val, y_val)
-            val_loss += self.latency_weight * self._expected_latency()
-        gradients = tape.gradient(val_loss, alphas + weights)
-        alpha_gradients = [tf.zeros_like(a) if g is None else g
-                           for g, a in zip(gradients[:len(alphas)], alphas)]
-        vector = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
-                  for g, w in zip(gradients[len(alphas):], weights)]
+            w.assign_sub(xi * g)
+        _, _, alpha_gradients, vector = self._gradients(x_val, y_val, self.latency_weight)
         epsilon = 0.01 / (tf.linalg.global_norm(vector) + 1e-12)
 
         def train_alpha_gradients(sign):
             for w, b, v in zip(weights, backup, vector):
                 w.assign(b + sign * epsilon * v)
-            with tf.GradientTape() as tape:
-                loss, _ = self._loss(x_train, y_train)
-            return [tf.zeros_like(a) if g is None else g
-                    for g, a in zip(tape.gradient(loss, alphas), alphas)]
+            return self._gradients(x_train, y_train)[2]
 
         plus, minus = train_alpha_gradients(1.0), train_alpha_gradients(-1.0)
         for w, b in zip(weights, backup):
@@ -171,13 +204,10 @@ class OneShotModel(keras.Model):
     def train_step(self, data):
         (x_train, y_train), (x_val, y_val) = data
         self.strategy.architecture_step(self, x_train, y_train, x_val, y_val)
-        weights = self._weights()
-        with tf.GradientTape() as tape:
-            loss, predictions = self._loss(x_train, y_train)
-            scaled = self.optimizer.scale_loss(loss)  # under mixed precision
-        gradients = tape.gradient(scaled, weights)
-        self.optimizer.apply(
-            [tf.zeros_like(w) if g is None else g for g, w in zip(gradients, weights)], weights)
+        # The loss scaled under mixed precision.
+        loss, predictions, _, gradients = self._gradients(x_train, y_train,
+                                                          optimizer=self.optimizer)
+        self.optimizer.apply(gradients, self._weights())
         return self._report(loss, y_train, predictions)
 
     def _report(self, loss, y, predictions):

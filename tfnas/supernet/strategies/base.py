@@ -23,6 +23,11 @@ class OneShotStrategy:
         """Runs before every weight step of `model` (a `OneShotModel`), inside
         its traced `train_step`. Default: nothing."""
 
+    def architecture_penalty(self, alphas):
+        """A regularization term of the architecture loss, a function of the
+        alphas only (e.g. beta-DARTS's Beta-Decay), or None (default)."""
+        return None
+
     def callbacks(self, epochs):
         """Keras callbacks of the supernet's training for `epochs` epochs."""
         return []
