@@ -16,10 +16,13 @@ def test_search_collections_set_aside_then_return_objects():
     with gc_scope.SearchCollections():
         frozen = gc.get_freeze_count()
         assert frozen > 0
-        keep = [object() for _ in range(10)]
-        with gc_scope.SearchCollections():  # nested: the outer one owns it
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen and keep
+        keep = [[] for _ in range(100)]
+        # Nested, the outer one owns the freeze: the new lists are not set
+        # aside. (The count may drop: frozen objects are still freed by
+        # reference counting, e.g. by another thread.)
+        with gc_scope.SearchCollections():
+            assert 0 < gc.get_freeze_count() <= frozen
+        assert 0 < gc.get_freeze_count() <= frozen and keep
     assert gc.get_freeze_count() == 0
 
 
