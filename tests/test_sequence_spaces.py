@@ -275,3 +275,15 @@ def test_sequence_models_round_trip_through_keras_files(tmp_path):
         np.testing.assert_allclose(loaded.predict(inputs[name], verbose=0),
                                    model.predict(inputs[name], verbose=0), rtol=1e-5,
                                    atol=1e-6)
+
+
+@pytest.mark.parametrize("name, inputs, decision, argument", [
+    ("sequence", "series", "width", "widths=[64]"),
+    ("transformer", "tokens", "model_dim", "model_dims=[64]")])
+def test_unshareable_decisions_are_refused_with_the_way_out(name, inputs, decision, argument):
+    from tfnas.supernet.builder import build_supernet
+
+    shape, data_args = INPUTS[inputs]
+    with pytest.raises(ValueError, match=f"`{decision}`") as error:
+        build_supernet(spaces.get(name, shape, 3, **data_args))
+    assert argument in str(error.value)

@@ -122,14 +122,18 @@ class SequenceSpace(SequenceInputs):
         return AttentionBlock(heads=4)
 
     def build_features(self, hp, inputs):
-        width = hp.Choice("width", list(self.widths))
+        width = decisions.choose_value(
+            hp, "width", list(self.widths), shareable=False,
+            how_to_fix="search one width, e.g. --space-arg 'widths=[64]'.")
         x = sequence_stem(inputs, width, self.vocabulary_size)
         outputs, reductions = [], []  # per block: output, stride-2 count so far
 
         def block(index, x):
             candidates = {op: (lambda op=op: self._block(op, width)) for op in self.operations}
             y = decisions.choose_op(hp, f"block_{index}/op", candidates)(x)
-            stride = hp.Choice(f"block_{index}/stride", list(self.strides))
+            stride = decisions.choose_value(
+                hp, f"block_{index}/stride", list(self.strides), shareable=False,
+                how_to_fix="search one stride, e.g. --space-arg 'strides=[1]'.")
             if stride == 2:
                 y = keras.layers.MaxPooling1D(2, padding="same")(y)
             reduced = (reductions[-1] if reductions else 0) + (stride == 2)

@@ -72,8 +72,12 @@ class TransformerSpace(SequenceInputs):
         self.dropout = float(dropout)
 
     def build_features(self, hp, inputs):
-        model_dim = hp.Choice("model_dim", list(self.model_dims))
-        pre_norm = hp.Choice("norm", list(self.norms)) == "pre"
+        model_dim = decisions.choose_value(
+            hp, "model_dim", list(self.model_dims), shareable=False,
+            how_to_fix="search one width, e.g. --space-arg 'model_dims=[64]'.")
+        pre_norm = decisions.choose_value(
+            hp, "norm", list(self.norms), shareable=False,
+            how_to_fix="search one placement, e.g. --space-arg 'norms=[\"pre\"]'.") == "pre"
         x = PositionEmbedding()(sequence_stem(inputs, model_dim, self.vocabulary_size))
 
         def sublayer(x, name, candidates):
@@ -85,7 +89,9 @@ class TransformerSpace(SequenceInputs):
             return x if pre_norm else keras.layers.LayerNormalization(epsilon=1e-5)(x)
 
         def layer(index, x):
-            key_dim = hp.Choice(f"layer_{index}/key_dim", list(self.key_dims))
+            key_dim = decisions.choose_value(
+                hp, f"layer_{index}/key_dim", list(self.key_dims), shareable=False,
+                how_to_fix="search one key dimension, e.g. --space-arg 'key_dims=[16]'.")
             x = sublayer(x, f"layer_{index}/heads", {
                 str(h): (lambda h=h: SelfAttention(h, key_dim)) for h in self.heads})
             return sublayer(x, f"layer_{index}/ff_units", {
