@@ -74,7 +74,8 @@ class SequenceSpace(SequenceInputs):
 
     In a supernet (one-shot strategies) `block_{i}/op`, the skips,
     `num_blocks` and `pooling` are shared decisions; `width` and the strides
-    keep one value (their default or `fixed_values`).
+    cannot be shared: a supernet refuses them unless they have one value (a
+    space argument or `fixed_values`).
 
     Args:
         input_shape, num_classes, task, learning_rate: see `SearchSpace`.

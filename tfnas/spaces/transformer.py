@@ -32,8 +32,9 @@ class TransformerSpace(SequenceInputs):
 
     In a supernet (one-shot strategies) `num_layers`, `layer_{i}/heads`,
     `layer_{i}/ff_units` and `pooling` are shared decisions; `model_dim`,
-    `norm` and `layer_{i}/key_dim` keep one value (their default or
-    `fixed_values`): they change the shape or wiring of every candidate.
+    `norm` and `layer_{i}/key_dim` cannot be shared (they change the shape or
+    wiring of every candidate): a supernet refuses them unless they have one
+    value (a space argument or `fixed_values`).
 
     Args:
         input_shape, num_classes, task, learning_rate: see `SearchSpace`.
