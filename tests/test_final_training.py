@@ -232,10 +232,11 @@ def test_scale_up_refuses_what_changes_decisions_and_accepts_the_skeleton():
     with pytest.raises(ValueError, match="`num_classes` comes from the data"):
         scale_up.scaled_space(cell, values, {"num_classes": 3})
 
-    chain = ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16))
+    chain = ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16), strides=(1, 2))
     chain_values = {"num_layers": 2, "layer_0/op": "conv3x3", "layer_0/filters": 16,
                     "layer_0/activation": "relu", "layer_0/stride": 1,
-                    "layer_1/op": "maxpool3x3", "layer_1/stride": 2, "layer_1/skip/0": True}
+                    "layer_1/op": "maxpool3x3", "layer_1/filters": 8, "layer_1/stride": 2,
+                    "layer_1/skip/0": True}
     with pytest.raises(scale_up.DecisionChangeError, match="max_layers=1.*num_layers=2"):
         scale_up.scaled_space(chain, chain_values, {"max_layers": 1})
     # More candidate values keep this architecture's decisions as they are.
@@ -366,7 +367,13 @@ def test_train_uses_the_dtype_policy_the_search_recorded(chain_copy, digits):
                               formats=["keras"], verbose=0)
     assert record["dtype_policy"] == "mixed_bfloat16"
     model = keras.saving.load_model(chain_copy / "final" / "export" / "model.keras")
-    policies = {layer.dtype_policy.name for layer in model.layers[1:-1]}  # no augmentation
+
+    def leaves(layer):  # a nested Sequential's own policy is not saved: its layers' are
+        for inner in getattr(layer, "layers", None) or [layer]:
+            yield from (leaves(inner) if inner is not layer else [inner])
+
+    policies = {leaf.dtype_policy.name for layer in model.layers[1:-1]  # no augmentation
+                for leaf in leaves(layer)}
     assert policies == {"mixed_bfloat16"}
     assert model.layers[-1].dtype_policy.name == "float32"  # the head, as Keras advises
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored

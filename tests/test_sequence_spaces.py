@@ -84,8 +84,9 @@ def test_chain_space_searches_mnist1d_from_the_command_line(tmp_path, capsys):
 
 # Small versions of the spaces, on a numeric series and on token ids.
 SMALL = {
-    "sequence": dict(max_blocks=2, widths=(8,)),
-    "transformer": dict(max_layers=2, model_dims=(8,), key_dims=(4,), ff_units=(8, 16)),
+    "sequence": dict(max_blocks=2, widths=(8,), strides=(1,)),
+    "transformer": dict(max_layers=2, model_dims=(8,), key_dims=(4,), ff_units=(8, 16),
+                        norms=("pre",)),
 }
 INPUTS = {"series": ((12, 2), {}), "tokens": ((12,), {"vocabulary_size": 30})}
 
