@@ -264,3 +264,24 @@ def test_cli_search_inherits_weights(tmp_path, capsys):
     assert cli.main(args[:-4] + ["--inherit-epochs", "2", "--directory",
                                  str(tmp_path)]) == 2
     assert "inherit_epochs: 1 -> 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("new_op", ["conv3x3", "sepconv3x3"])
+def test_deeper_sequence_chain_preserves_the_parents_outputs(digits, new_op):
+    # On sequences the convolutions are 1-D: their kernels are (k, in, out).
+    space = ChainSpace((64, 1), 10, max_layers=2, filters=(8,),
+                       operations=("conv3x3", "sepconv3x3"), activations=("relu",))
+    sequences = digits.train.map(lambda x, y: (keras.ops.reshape(x, (-1, 64, 1)), y))
+    inputs = np.concatenate([x for x, _ in digits.validation]).reshape(-1, 64, 1)
+    parent_values = {"num_layers": 1, "layer_0/stride": 1, "layer_0/op": "conv3x3",
+                     "layer_0/filters": 8, "layer_0/activation": "relu"}
+    parent = build(space, parent_values)
+    parent.fit(sequences, epochs=1, verbose=0)
+    expected = parent.predict(inputs, verbose=0)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(parent), 1)
+    child = build(space, {**parent_values, "num_layers": 2, "layer_1/stride": 1,
+                          "layer_1/op": new_op, "layer_1/filters": 8,
+                          "layer_1/activation": "relu", "layer_1/skip/0": False})
+    report = inheritance.inherit(child, donor)
+    assert report["morphed_layers"] == 1 and report["fresh_layers"] == 0
+    np.testing.assert_allclose(child.predict(inputs, verbose=0), expected, atol=1e-5)

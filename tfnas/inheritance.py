@@ -227,10 +227,12 @@ def _identity_conv_bn(layer):
     channels = _input_channels(conv)
     if channels != layer.filters:
         return False
-    if isinstance(conv, keras.layers.SeparableConv2D):
+    if _separable(conv):
         conv.depthwise_kernel.assign(_dirac(conv.depthwise_kernel.shape, depthwise=True))
-        conv.pointwise_kernel.assign(np.eye(channels, dtype="float32")[None, None])
-    elif isinstance(conv, keras.layers.DepthwiseConv2D):
+        pointwise = conv.pointwise_kernel
+        conv.pointwise_kernel.assign(
+            np.eye(channels, dtype="float32").reshape(pointwise.shape))
+    elif _depthwise(conv):
         conv.kernel.assign(_dirac(conv.kernel.shape, depthwise=True))
     else:
         conv.kernel.assign(_dirac(conv.kernel.shape, depthwise=False))
@@ -239,17 +241,27 @@ def _identity_conv_bn(layer):
 
 
 def _input_channels(conv):
-    if isinstance(conv, keras.layers.SeparableConv2D):
-        return conv.depthwise_kernel.shape[2]
-    return conv.kernel.shape[2]
+    """The input channels of a 1-D or 2-D convolution: a kernel's shape is
+    `(*spatial, in, out)` (or `(*spatial, in, multiplier)`)."""
+    kernel = conv.depthwise_kernel if _separable(conv) else conv.kernel
+    return kernel.shape[-2]
+
+
+def _separable(conv):
+    return isinstance(conv, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D))
+
+
+def _depthwise(conv):
+    return isinstance(conv, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
 
 
 def _dirac(shape, depthwise):
-    """A kernel that copies each input channel to itself: 1 at the centre."""
+    """A 1-D or 2-D kernel that copies each input channel to itself: 1 at
+    the centre of its spatial dimensions."""
     kernel = np.zeros(shape, dtype="float32")
-    centre_h, centre_w = shape[0] // 2, shape[1] // 2
-    for channel in range(shape[2]):
-        kernel[centre_h, centre_w, channel, 0 if depthwise else channel] = 1.0
+    centre = tuple(size // 2 for size in shape[:-2])
+    for channel in range(shape[-2]):
+        kernel[centre + (channel, 0 if depthwise else channel)] = 1.0
     return kernel
 
 
