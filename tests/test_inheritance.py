@@ -13,7 +13,7 @@ import pytest
 
 import tfnas
 from tfnas import inheritance, oracles
-from tfnas.spaces import ChainSpace, MLPSpace
+from tfnas.spaces import ChainSpace, MLPSpace, SequenceSpace, TransformerSpace
 
 OPERATIONS = ("conv3x3", "sepconv3x3", "maxpool3x3")
 PARENT = {"num_layers": 2,
@@ -66,7 +66,7 @@ def test_unchanged_layers_inherit_and_changed_ones_start_fresh(trained_parent):
     report = inheritance.inherit(child, donor)
 
     assert same(layer_weights(child, "layer_0.conv3x3"), donor.weights["layer_0.conv3x3"])
-    assert same(layer_weights(child, "dense"), donor.weights["dense"])  # 16 -> 10 still
+    assert same(layer_weights(child, "head.dense"), donor.weights["head.dense"])  # 16 -> 10 still
     assert same(layer_weights(child, "layer_1.sepconv3x3"), fresh_layer_1)
     assert report["fresh_layers"] == 1 and report["morphed_layers"] == 0
     assert 0 < report["inherited_params"] < 1
@@ -81,7 +81,7 @@ def test_unchanged_layers_inherit_and_changed_ones_start_fresh(trained_parent):
         assert same(layer_weights(wider, name), weights)
         assert not any(w.shape == p.shape for w, p in zip(weights, donor.weights[name])
                        if w.ndim == 4)
-    assert same(layer_weights(wider, "dense"), donor.weights["dense"])
+    assert same(layer_weights(wider, "head.dense"), donor.weights["head.dense"])
     assert report["fresh_layers"] == 2
 
 
@@ -285,3 +285,65 @@ def test_deeper_sequence_chain_preserves_the_parents_outputs(digits, new_op):
     report = inheritance.inherit(child, donor)
     assert report["morphed_layers"] == 1 and report["fresh_layers"] == 0
     np.testing.assert_allclose(child.predict(inputs, verbose=0), expected, atol=1e-5)
+
+
+def _of_type(model, layer_type):
+    """`model`'s layers of `layer_type`, in the order they compute."""
+    return [layer for layer in model.layers if isinstance(layer, layer_type)]
+
+
+def _values(layer):
+    return [np.asarray(w) for w in layer.weights]
+
+
+def test_sequence_child_inherits_its_unchanged_blocks():
+    # Block 0 mutates from a GRU to a convolution: block 1's GRU must get
+    # the parent's block-1 GRU, not block 0's (the same shapes).
+    space = SequenceSpace((16, 2), 10, max_blocks=2, widths=(8,), strides=(1,),
+                          poolings=("avg",), operations=("conv3", "gru"))
+    parent_values = {"width": 8, "num_blocks": 2, "block_0/op": "gru", "block_0/stride": 1,
+                     "block_1/op": "gru", "block_1/stride": 1, "block_1/skip/0": True,
+                     "pooling": "avg"}
+    parent = build(space, parent_values)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(parent), 1)
+    child = build(space, {**parent_values, "block_0/op": "conv3"})
+    report = inheritance.inherit(child, donor)
+
+    parent_grus, (child_gru,) = _of_type(parent, keras.layers.GRU), _of_type(
+        child, keras.layers.GRU)
+    assert same(_values(child_gru), _values(parent_grus[1]))
+    assert not same(_values(child_gru), _values(parent_grus[0]))
+    assert same(_values(child.layers[-1]), _values(parent.layers[-1]))  # the head
+    assert same(_values(child.layers[1]), _values(parent.layers[1]))  # the stem
+    assert report["fresh_layers"] == 1 and report["morphed_layers"] == 0
+
+
+def test_transformer_child_inherits_its_unchanged_layers():
+    space = TransformerSpace((16, 2), 10, max_layers=2, model_dims=(8,), heads=(1, 2),
+                             key_dims=(4,), ff_units=(8,), norms=("pre",),
+                             poolings=("avg",))
+    parent_values = {"model_dim": 8, "norm": "pre", "num_layers": 1, "layer_0/key_dim": 4,
+                     "layer_0/heads": "2", "layer_0/ff_units": "8", "pooling": "avg"}
+    parent = build(space, parent_values)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(parent), 1)
+    norm, attention = keras.layers.LayerNormalization, tfnas.spaces.sequence_ops.SelfAttention
+
+    # A layer added on top: the first layer, the encoder's final norm and
+    # the head inherit; the new layer's four parts start fresh.
+    deeper = build(space, {**parent_values, "num_layers": 2, "layer_1/key_dim": 4,
+                           "layer_1/heads": "2", "layer_1/ff_units": "8"})
+    report = inheritance.inherit(deeper, donor)
+    assert same(_values(_of_type(deeper, attention)[0]), _values(_of_type(parent, attention)[0]))
+    assert same(_values(_of_type(deeper, norm)[-1]), _values(_of_type(parent, norm)[-1]))
+    assert same(_values(deeper.layers[-1]), _values(parent.layers[-1]))
+    assert report["fresh_layers"] == 4 and report["morphed_layers"] == 0
+
+    # Layer 0's heads change: its attention starts fresh, the rest inherits.
+    other_heads = build(space, {**parent_values, "layer_0/heads": "1"})
+    fresh_attention = _values(_of_type(other_heads, attention)[0])
+    report = inheritance.inherit(other_heads, donor)
+    assert same(_values(_of_type(other_heads, attention)[0]), fresh_attention)
+    for kept, source in zip(_of_type(other_heads, norm), _of_type(parent, norm)):
+        assert same(_values(kept), _values(source))
+    assert same(_values(other_heads.layers[-1]), _values(parent.layers[-1]))
+    assert report["fresh_layers"] == 1

@@ -15,6 +15,8 @@ from tfnas import validation
 from tfnas.architecture import Architecture
 
 TASKS = ("classification", "regression")
+#: The name of every candidate's output layer (its key for `tfnas.inheritance`).
+HEAD = "head.dense"
 _SHAPE_NAMES = {1: "(features,)", 2: "(length, channels)", 3: "(height, width, channels)"}
 
 
@@ -104,14 +106,16 @@ class SearchSpace(kt.HyperModel):
             x = keras.layers.GlobalAveragePooling2D()(x)
         elif len(x.shape) > 2:
             x = keras.layers.Flatten()(x)
-        # The head stays float32 under a mixed-precision policy, as Keras
+        # The head is named, so that weight inheritance matches it across
+        # depths (Keras's automatic names count the layers built before it).
+        # It stays float32 under a mixed-precision policy, as Keras
         # advises: a float16 softmax and loss lose precision.
         if self.task == "classification":
             outputs = keras.layers.Dense(self.num_classes, activation="softmax",
-                                         dtype="float32")(x)
+                                         dtype="float32", name=HEAD)(x)
             loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
         else:
-            outputs = keras.layers.Dense(self.num_classes, dtype="float32")(x)
+            outputs = keras.layers.Dense(self.num_classes, dtype="float32", name=HEAD)(x)
             loss, metrics = "mean_squared_error", ["mean_absolute_error"]
         model = keras.Model(inputs, outputs, name=f"{self.space_name}_candidate")
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),

@@ -111,16 +111,16 @@ class SequenceSpace(SequenceInputs):
         self.dropout = float(dropout)
 
     @staticmethod
-    def _block(op, width):
+    def _block(op, width, name):
         if op.startswith("conv"):
-            return ops.ConvBN(width, int(op[4:]), activation="relu")
+            return ops.ConvBN(width, int(op[4:]), activation="relu", name=name)
         if op == "sepconv5":
-            return ops.ConvBN(width, 5, kind="separable", activation="relu")
+            return ops.ConvBN(width, 5, kind="separable", activation="relu", name=name)
         if op == "gru":
-            return keras.layers.GRU(width, return_sequences=True)
+            return keras.layers.GRU(width, return_sequences=True, name=name)
         if op == "lstm":
-            return keras.layers.LSTM(width, return_sequences=True)
-        return AttentionBlock(heads=4)
+            return keras.layers.LSTM(width, return_sequences=True, name=name)
+        return AttentionBlock(heads=4, name=name)
 
     def build_features(self, hp, inputs):
         width = decisions.choose_value(
@@ -130,7 +130,9 @@ class SequenceSpace(SequenceInputs):
         outputs, reductions = [], []  # per block: output, stride-2 count so far
 
         def block(index, x):
-            candidates = {op: (lambda op=op: self._block(op, width)) for op in self.operations}
+            # "block_{i}.{op}": the block's key for weight inheritance (tfnas.inheritance)
+            candidates = {op: (lambda op=op: self._block(op, width, f"block_{index}.{op}"))
+                          for op in self.operations}
             y = decisions.choose_op(hp, f"block_{index}/op", candidates)(x)
             stride = decisions.choose_value(
                 hp, f"block_{index}/stride", list(self.strides), shareable=False,
@@ -139,8 +141,9 @@ class SequenceSpace(SequenceInputs):
                 y = keras.layers.MaxPooling1D(2, padding="same")(y)
             reduced = (reductions[-1] if reductions else 0) + (stride == 2)
             if self.skips and outputs:
-                sources = [ops.Shortcut(reductions=reduced - done)(source)
-                           for source, done in zip(outputs, reductions)]
+                sources = [ops.Shortcut(reductions=reduced - done,
+                                        name=f"block_{index}_skip_{j}.shortcut")(source)
+                           for j, (source, done) in enumerate(zip(outputs, reductions))]
                 skip = decisions.choose_inputs(
                     hp, f"block_{index}/skip", sources, n_chosen=None,
                     labels=[str(j) for j in range(len(sources))])

@@ -81,28 +81,37 @@ class TransformerSpace(SequenceInputs):
             how_to_fix="search one placement, e.g. --space-arg 'norms=[\"pre\"]'.") == "pre"
         x = PositionEmbedding()(sequence_stem(inputs, model_dim, self.vocabulary_size))
 
-        def sublayer(x, name, candidates):
-            h = keras.layers.LayerNormalization(epsilon=1e-5)(x) if pre_norm else x
+        # Layers with weights are named "{role}.{variant}", their keys for
+        # weight inheritance (tfnas.inheritance): "layer_1.attention_h4",
+        # "layer_1.attention_norm", "layer_1.ff_128", "layer_1.ff_norm", ...
+        def sublayer(x, name, candidates, key):
+            def norm(x):
+                return keras.layers.LayerNormalization(epsilon=1e-5, name=f"{key}_norm")(x)
+
+            h = norm(x) if pre_norm else x
             h = decisions.choose_op(hp, name, candidates)(h)
             if self.dropout:
                 h = keras.layers.Dropout(self.dropout)(h)
             x = keras.layers.Add()([x, h])
-            return x if pre_norm else keras.layers.LayerNormalization(epsilon=1e-5)(x)
+            return x if pre_norm else norm(x)
 
         def layer(index, x):
             key_dim = decisions.choose_value(
                 hp, f"layer_{index}/key_dim", list(self.key_dims), shareable=False,
                 how_to_fix="search one key dimension, e.g. --space-arg 'key_dims=[16]'.")
+            key = f"layer_{index}.attention"
             x = sublayer(x, f"layer_{index}/heads", {
-                str(h): (lambda h=h: SelfAttention(h, key_dim)) for h in self.heads})
+                str(h): (lambda h=h: SelfAttention(h, key_dim, name=f"{key}_h{h}"))
+                for h in self.heads}, key)
+            key = f"layer_{index}.ff"
             return sublayer(x, f"layer_{index}/ff_units", {
-                str(u): (lambda u=u: FeedForward(u, dropout=self.dropout))
-                for u in self.ff_units})
+                str(u): (lambda u=u: FeedForward(u, dropout=self.dropout, name=f"{key}_{u}"))
+                for u in self.ff_units}, key)
 
         depths = range(self.min_layers, self.max_layers + 1)
         x = decisions.repeat(hp, "num_layers", layer, x, depths=depths)
         if pre_norm:
-            x = keras.layers.LayerNormalization(epsilon=1e-5)(x)
+            x = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder.norm")(x)
         x = decisions.choose_op(hp, "pooling", {
             kind: (lambda kind=kind: SequencePooling(kind)) for kind in self.poolings})(x)
         return keras.layers.Dropout(self.dropout)(x) if self.dropout else x
