@@ -1,38 +1,51 @@
 """Time for regularized evolution to reach an accuracy, with and without
 weight inheritance.
 
-For each dataset and seed, runs regularized evolution over a small chain
-space twice, side by side: plain (every candidate trains `--epochs` from
-scratch) and with `inherit_weights=True` (a mutated child starts from its
-parent's checkpoint and trains `--inherit-epochs`). Records after every
-trial the best validation accuracy so far, the cumulative training time
-(`train_time_s` of the trials, `model.fit` only) and the wall time since the
-search started (building, loading the parent, bookkeeping included). For
-each target accuracy, reports the median over seeds of the time to first
-reach it ("never" when a run does not reach it; a median of runs that do not
-all reach it can be "never"), and the ratio plain / inheritance.
+For each seed, runs regularized evolution twice, side by side: plain (every
+candidate trains `--epochs` from scratch) and with `inherit_weights=True` (a
+mutated child starts from its parent's checkpoint and trains
+`--inherit-epochs`; the `--population` random trials train the full epochs
+in both). Records after every trial the best validation accuracy so far, the
+cumulative training time (`train_time_s` of the trials, `model.fit` only) and
+the wall time since the search started (building, loading the parent,
+bookkeeping included).
 
-The default targets are the lowest final best accuracy over all runs (so
-every run reaches it) and `--targets` given as fractions.
+Targets (time to first reach them):
 
-Usage: python benchmarks/weight_inheritance.py [--datasets digits mnist1d]
-    [--seeds 3] [--max-trials 12] [--epochs 4] [--inherit-epochs 1]
+- "common": per seed, the highest best accuracy both runs reach, i.e. the
+  lower of the two final bests. The ratio plain / inherit is taken per seed
+  and its median reported;
+- "table top 10%": with `--table`, the 90th percentile of the table's
+  stand-alone validation accuracies (`val_acc_mean`): the accuracy of the
+  table's top tenth of architectures;
+- `--targets`: fixed accuracies.
+
+With `--table FILE` (a `tfnas table` table with its meta file), the space,
+its arguments, the dataset, the batch size and the plain epochs are the
+table's. Without, a chain space on `--dataset`.
+
+Usage: python benchmarks/weight_inheritance.py [--table tfnas/bench/data/mnist1d.csv]
+    [--dataset digits] [--seeds 3] [--max-trials 20] [--population 5]
+    [--sample-size 2] [--epochs 3] [--inherit-epochs 1]
 """
 
 import argparse
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The worktree's tfnas, not an installed one (the script's folder comes first on the path).
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf  # noqa: E402
+import numpy as np  # noqa: E402
 
 import tfnas  # noqa: E402
-from tfnas import oracles  # noqa: E402
-from tfnas.spaces import ChainSpace  # noqa: E402
+from tfnas import oracles, spaces  # noqa: E402
+from tfnas.bench import tables  # noqa: E402
 
 import report  # noqa: E402
 
@@ -52,24 +65,21 @@ class TimedTuner(tfnas.NASTuner):
         super().on_trial_end(trial)
 
 
-def image_data(data):
-    """The dataset with image-shaped inputs: MNIST-1D's (40, 1) sequences
-    become (40, 1, 1) images, which the chain space's convolutions take."""
-    if len(data.input_shape) == 3:
-        return data.train, data.validation, tuple(data.input_shape)
-
-    def reshape(x, y):
-        return tf.expand_dims(x, -1), y
-
-    return (data.train.map(reshape), data.validation.map(reshape),
-            tuple(data.input_shape) + (1,))
+def setting(args):
+    """The space's name and arguments, the dataset, batch size and epochs."""
+    if args.table:
+        meta = tables.read_meta(tables.meta_path(args.table))
+        return (meta["space"], dict(meta["space_args"]), meta["dataset"], meta["batch_size"],
+                args.epochs or meta["epochs"])
+    space_args = {"max_layers": args.max_layers, "filters": tuple(args.filters),
+                  "operations": tuple(args.operations), "learning_rate": args.learning_rate}
+    return "chain", space_args, args.dataset, args.batch_size, args.epochs or 3
 
 
-def run(dataset, seed, config, args, directory):
-    data = tfnas.load_data(dataset, batch_size=args.batch_size, seed=seed)
-    train, validation, shape = image_data(data)
-    space = ChainSpace(shape, data.num_classes, max_layers=args.max_layers,
-                       filters=(16, 32), operations=("conv3x3", "sepconv3x3", "maxpool3x3"))
+def run(seed, config, args, directory):
+    space_name, space_args, dataset, batch_size, epochs = setting(args)
+    data = tfnas.load_data(dataset, batch_size=batch_size, seed=seed)
+    space = spaces.get(space_name, data.input_shape, data.num_classes, **space_args)
     strategy = oracles.get(
         "evolution", "val_accuracy", args.max_trials, seed=seed, space=space,
         population_size=args.population, sample_size=args.sample_size,
@@ -77,22 +87,34 @@ def run(dataset, seed, config, args, directory):
     tuner = TimedTuner(space, oracle=strategy, directory=directory,
                        project_name=f"{dataset}-{seed}-{config}", progress=False,
                        measure_latency=False, count_flops=False, log_dir=None)
-    tuner.search(train, validation_data=validation, epochs=args.epochs, verbose=0)
-    curve, best, train_time = [], 0.0, 0.0
+    tuner.search(data.train, validation_data=data.validation, epochs=epochs, verbose=0)
+    curve, best, train_time, trained_epochs = [], 0.0, 0.0, 0.0
+    children, random_best = [], 0.0
     ended = sorted(tuner.ended_at.items(), key=lambda item: item[1])
-    for trial_id, wall in ended:
+    for number, (trial_id, wall) in enumerate(ended):
         trial = tuner.oracle.trials[trial_id]
         if trial.status == "COMPLETED":
             best = max(best, trial.score)
-            train_time += trial.metrics.get_last_value("train_time_s")
-        curve.append((best, train_time, wall))
-    children = sum(1 for t in tuner.oracle.trials.values()
-                   if t.metrics.exists("inherited_params"))
-    return {"curve": curve, "final": best, "children": children}
+            seconds = trial.metrics.get_last_value("train_time_s")
+            train_time += seconds
+            trained_epochs += trial.metrics.get_last_value("epochs")
+            if trial.metrics.exists("inherited_params"):
+                children.append({name: trial.metrics.get_last_value(name) for name in (
+                    "inherited_params", "morphed_layers", "fresh_layers", "inherit_load_s",
+                    "train_time_s")})
+        if number < args.population:
+            random_best = best
+        curve.append((best, train_time, wall, trained_epochs))
+    full = [tuner.oracle.trials[t].metrics.get_last_value("train_time_s")
+            for t, _ in ended if tuner.oracle.trials[t].status == "COMPLETED"
+            and not tuner.oracle.trials[t].metrics.exists("inherited_params")]
+    return {"curve": curve, "final": best, "children": children, "random_best": random_best,
+            "full_trial_s": statistics.median(full) if full else math.nan}
 
 
 def time_to(curve, target, column):
-    """The time (column 1 training, 2 wall) at which `curve` first reaches `target`."""
+    """The cost (column 1 training s, 2 wall s, 3 epochs trained) at which
+    `curve` first reaches `target`."""
     for point in curve:
         if point[0] >= target - 1e-9:
             return point[column]
@@ -104,86 +126,137 @@ def show(seconds):
 
 
 def ratio(plain, inherit):
-    if math.isinf(plain) or math.isinf(inherit):
-        return "n/a"
-    return f"{plain / inherit:.2f}x"
+    if math.isinf(plain) or math.isinf(inherit) or not inherit:
+        return math.nan
+    return plain / inherit
+
+
+def show_ratio(value):
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def median(values):
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else math.nan
+
+
+def table_target(path):
+    """The 90th percentile of the table's mean validation accuracies, and its rows."""
+    table = tables.load_ground_truth(path)
+    return float(np.percentile([tables.column_value(row, "val_acc_mean")
+                                for row in table.rows.values()], 90)), len(table.rows)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["digits"])
+    parser.add_argument("--table", help="a `tfnas table` CSV: its space, data and epochs")
+    parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--max-trials", type=int, default=12)
-    parser.add_argument("--population", type=int, default=4)
+    parser.add_argument("--max-trials", type=int, default=20)
+    parser.add_argument("--population", type=int, default=5)
     parser.add_argument("--sample-size", type=int, default=2)
     parser.add_argument("--max-layers", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--filters", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--operations", nargs="+",
+                        default=["conv3x3", "sepconv3x3", "maxpool3x3"])
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="plain epochs (default: the table's, or 3)")
     parser.add_argument("--inherit-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--targets", type=float, nargs="*", default=[])
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "weight_inheritance.md"))
     args = parser.parse_args()
+    space_name, space_args, dataset, batch_size, epochs = setting(args)
 
-    rows = ["| dataset | target val. accuracy | config | median training time to target "
-            "(s) | median wall time to target (s) | reached | training-time ratio | "
-            "wall-time ratio |", "|---|---|---|---|---|---|---|---|"]
-    finals = []
+    results = {config: [] for config in CONFIGS}
     with tempfile.TemporaryDirectory(prefix="tfnas-inheritance-") as directory:
-        for dataset in args.datasets:
-            results = {config: [] for config in CONFIGS}
-            for seed in range(args.seeds):
-                for config in CONFIGS:  # side by side, alternating
-                    result = run(dataset, seed, config, args, directory)
-                    results[config].append(result)
-                    print(f"{dataset} seed {seed} {config}: final best {result['final']:.4f}, "
-                          f"training {result['curve'][-1][1]:.1f} s, wall "
-                          f"{result['curve'][-1][2]:.1f} s, {result['children']} "
-                          "children inherited", flush=True)
-            lowest = min(r["final"] for runs in results.values() for r in runs)
-            for target in sorted({lowest, *args.targets}):
-                medians = {}
-                for config in CONFIGS:
-                    runs = results[config]
-                    medians[config] = [statistics.median(time_to(r["curve"], target, column)
-                                                         for r in runs) for column in (1, 2)]
-                    reached = sum(1 for r in runs if r["final"] >= target - 1e-9)
-                    extra = ("", "") if config == "plain" else (
-                        ratio(medians["plain"][0], medians[config][0]),
-                        ratio(medians["plain"][1], medians[config][1]))
-                    rows.append(f"| {dataset} | {target:.4f} | {config} | "
-                                f"{show(medians[config][0])} | {show(medians[config][1])} | "
-                                f"{reached}/{len(runs)} | {extra[0]} | {extra[1]} |")
-            for config in CONFIGS:
-                runs = results[config]
-                finals.append(
-                    f"| {dataset} | {config} | "
-                    f"{statistics.median(r['final'] for r in runs):.4f} | "
-                    f"{statistics.median(r['curve'][-1][1] for r in runs):.1f} | "
-                    f"{statistics.median(r['curve'][-1][2] for r in runs):.1f} | "
-                    f"{statistics.median(r['children'] for r in runs)} |")
-    rows += ["", "Whole searches (medians over seeds):", "",
-             "| dataset | config | final best val. accuracy | training time (s) | "
-             "wall time (s) | children that inherited |", "|---|---|---|---|---|---|"] + finals
-    command = (f"`python benchmarks/weight_inheritance.py --datasets {' '.join(args.datasets)} "
-               f"--seeds {args.seeds} --max-trials {args.max_trials} --population "
-               f"{args.population} --sample-size {args.sample_size} --max-layers "
-               f"{args.max_layers} --epochs {args.epochs} "
-               f"--inherit-epochs {args.inherit_epochs} --batch-size {args.batch_size}"
-               + (f" --targets {' '.join(map(str, args.targets))}" if args.targets else "")
-               + "`")
+        for seed in range(args.seeds):
+            for config in CONFIGS:  # side by side, alternating
+                result = run(seed, config, args, directory)
+                results[config].append(result)
+                print(f"seed {seed} {config}: final best {result['final']:.4f} (random "
+                      f"phase {result['random_best']:.4f}), training "
+                      f"{result['curve'][-1][1]:.1f} s, wall {result['curve'][-1][2]:.1f} s, "
+                      f"{len(result['children'])} children", flush=True)
+
+    rows = ["| target | val. accuracy (median) | plain: training s to target | inherit: "
+            "training s | plain: wall s | inherit: wall s | plain: epochs | inherit: epochs | "
+            "reached plain / inherit | training-time ratio | wall-time ratio | epochs ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    targets = [("common (per seed)", [min(p["final"], i["final"]) for p, i in zip(
+        results["plain"], results["inherit"])])]
+    if args.table:
+        target, size = table_target(args.table)
+        targets.append((f"table top 10% ({size} rows)", [target] * args.seeds))
+    targets += [(f"fixed {t}", [t] * args.seeds) for t in args.targets]
+    for name, per_seed in targets:
+        times = {config: [[time_to(r["curve"], target, column) for r, target in zip(
+            results[config], per_seed)] for column in (1, 2, 3)] for config in CONFIGS}
+        ratios = [median([ratio(p, i) for p, i in zip(times["plain"][c], times["inherit"][c])])
+                  for c in (0, 1, 2)]
+        reached = [sum(1 for r, target in zip(results[config], per_seed)
+                       if r["final"] >= target - 1e-9) for config in CONFIGS]
+        rows.append(
+            f"| {name} | {statistics.median(per_seed):.4f} | "
+            f"{show(statistics.median(times['plain'][0]))} | "
+            f"{show(statistics.median(times['inherit'][0]))} | "
+            f"{show(statistics.median(times['plain'][1]))} | "
+            f"{show(statistics.median(times['inherit'][1]))} | "
+            f"{show(statistics.median(times['plain'][2]))} | "
+            f"{show(statistics.median(times['inherit'][2]))} | "
+            f"{reached[0]}/{args.seeds} / {reached[1]}/{args.seeds} | "
+            f"{show_ratio(ratios[0])} | {show_ratio(ratios[1])} | {show_ratio(ratios[2])} |")
+    per_seed_rows = ["| seed | plain final | inherit final | best after the random phase "
+                     "(plain / inherit) | common target | training-time ratio | epochs ratio |",
+                     "|---|---|---|---|---|---|---|"]
+    for seed, (p, i) in enumerate(zip(results["plain"], results["inherit"])):
+        target = min(p["final"], i["final"])
+        # Reached by the random trials, which both runs train alike: the
+        # ratio there is the machine's noise, not inheritance.
+        note = " (random phase)" if min(p["random_best"], i["random_best"]) >= target else ""
+        per_seed_rows.append(
+            f"| {seed} | {p['final']:.4f} | {i['final']:.4f} | {p['random_best']:.4f} / "
+            f"{i['random_best']:.4f} | {target:.4f}{note} | " + " | ".join(
+                show_ratio(ratio(time_to(p["curve"], target, column),
+                                 time_to(i["curve"], target, column))) for column in (1, 3))
+            + " |")
+    children = [c for r in results["inherit"] for c in r["children"]]
+
+    def child_median(name):
+        return median([c[name] for c in children])
+
+    whole = ["| config | final best val. accuracy | training time (s) | wall time (s) | "
+             "training s of a full trial | children |", "|---|---|---|---|---|---|"]
+    for config in CONFIGS:
+        runs = results[config]
+        whole.append(
+            f"| {config} | {statistics.median(r['final'] for r in runs):.4f} | "
+            f"{statistics.median(r['curve'][-1][1] for r in runs):.1f} | "
+            f"{statistics.median(r['curve'][-1][2] for r in runs):.1f} | "
+            f"{median([r['full_trial_s'] for r in runs]):.2f} | "
+            f"{statistics.median(len(r['children']) for r in runs)} |")
+    rows += ["", "Per seed:", ""] + per_seed_rows + [
+        "", "Whole searches (medians over seeds):", ""] + whole + [
+        "", f"Children ({len(children)}, medians): inherited parameters "
+        f"{child_median('inherited_params'):.2f}, morphed layers "
+        f"{child_median('morphed_layers'):.0f}, fresh layers "
+        f"{child_median('fresh_layers'):.0f}, training s {child_median('train_time_s'):.2f}, "
+        f"loading the parent s {child_median('inherit_load_s'):.2f}; children with no fresh "
+        f"layer: {sum(1 for c in children if c['fresh_layers'] == 0)}."]
+    command = " ".join(["`python benchmarks/weight_inheritance.py", *sys.argv[1:]]) + "`"
     report.write_table(
         args.output, "Regularized evolution with and without weight inheritance",
-        f"{command}: a chain space (up to {args.max_layers} layers of conv3x3, sepconv3x3 "
-        f"or maxpool3x3, 16 or 32 filters, skips), regularized evolution ({args.max_trials} "
-        f"trials, population {args.population}, tournaments of {args.sample_size}); plain "
-        f"trains every candidate {args.epochs} epochs, inherit trains a mutated child "
-        f"{args.inherit_epochs} epoch(s) from its parent's checkpoint "
-        "(random ones the full epochs). "
-        "Times to "
+        f"{command}: the {space_name} space {space_args} on {dataset} (batch {batch_size}), "
+        f"regularized evolution ({args.max_trials} trials, population {args.population}, "
+        f"tournaments of {args.sample_size}); plain trains every candidate {epochs} "
+        f"epochs, inherit trains a mutated child {args.inherit_epochs} epoch(s) from its "
+        f"parent's checkpoint (the {args.population} random ones the full epochs). Times to "
         "reach each target best validation accuracy are medians over seeds 0.."
-        f"{args.seeds - 1}; the runs of a seed ran one after the other on a shared, "
-        "noisy machine. Ratio = plain / inherit (> 1: inheritance is faster).", rows)
+        f"{args.seeds - 1}; ratios are per seed, then the median; the two runs of a seed "
+        "ran one after the other on a shared, noisy machine. Ratio = plain / inherit "
+        "(> 1: inheritance is faster).", rows)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_switched_on_skip_with_a_projection_adds_zero(trained_parent, inputs):
     child = build(chain_space(), {**PARENT, "layer_1/skip/0": True})  # 8 -> 16 channels
     report = inheritance.inherit(child, donor)
     assert report == {"inherited_params": pytest.approx(report["inherited_params"]),
-                      "morphed_layers": 1.0, "fresh_layers": 0.0}
+                      "morphed_layers": 1.0, "fresh_layers": 0.0, "inherit_load_s": 0.0}
     np.testing.assert_allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-5)
     # It still learns: a zero scale has a non-zero gradient.
     child.fit(inputs[:64], np.zeros(64, "int32"), epochs=1, verbose=0)

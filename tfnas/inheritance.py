@@ -45,6 +45,7 @@ is built in a fresh session too). A child's layer then:
 import dataclasses
 import inspect
 import os
+import time
 import warnings
 
 import keras
@@ -103,6 +104,8 @@ class Donor:
     parent_trial_id: str
     weights: dict
     epochs: int
+    #: Seconds spent building the parent and loading its checkpoint.
+    load_s: float = 0.0
 
 
 def load_parent(tuner, trial):
@@ -118,6 +121,7 @@ def load_parent(tuner, trial):
     parent_id = parent_of(trial)
     if parent_id is None:
         return None
+    start = time.perf_counter()
     checkpoint = kt.Tuner._get_checkpoint_fname(tuner, parent_id)  # the reporter's
     problem = None
     if not os.path.exists(checkpoint):
@@ -137,7 +141,8 @@ def load_parent(tuner, trial):
                       f"{parent_id}: {problem}; training from scratch.")
         return None
     return Donor(str(parent_id), weights_by_key(model),
-                 trial.hyperparameters.values[INHERIT_EPOCHS])
+                 trial.hyperparameters.values[INHERIT_EPOCHS],
+                 load_s=time.perf_counter() - start)
 
 
 def weights_by_key(model):
@@ -163,8 +168,10 @@ def inherit(model, donor, fit_kwargs=None):
     Returns:
         Metrics of the child's trial: `inherited_params` (the fraction of its
         parameters copied from the parent), `morphed_layers` (layers that
-        start as an identity or a zero skip) and `fresh_layers` (layers with
-        weights that start from Keras's initialisers); empty without a donor.
+        start as an identity or a zero skip), `fresh_layers` (layers with
+        weights that start from Keras's initialisers) and `inherit_load_s`
+        (seconds spent building the parent and loading its checkpoint, not
+        part of `train_time_s`); empty without a donor.
     """
     if donor is None:
         return {}
@@ -190,7 +197,8 @@ def inherit(model, donor, fit_kwargs=None):
         fit_kwargs["epochs"] = donor.epochs
         fit_kwargs["initial_epoch"] = 0
     return {"inherited_params": inherited / total if total else 0.0,
-            "morphed_layers": float(morphed), "fresh_layers": float(fresh)}
+            "morphed_layers": float(morphed), "fresh_layers": float(fresh),
+            "inherit_load_s": float(donor.load_s)}
 
 
 # Function-preserving morphisms.
