@@ -13,7 +13,8 @@ import pytest
 
 import tfnas
 from tfnas import inheritance, oracles
-from tfnas.spaces import ChainSpace, MLPSpace, SequenceSpace, TransformerSpace
+from tfnas.spaces import (ChainSpace, MLPSpace, MobileSpace, SequenceSpace,
+                          TransformerSpace)
 
 OPERATIONS = ("conv3x3", "sepconv3x3", "maxpool3x3")
 PARENT = {"num_layers": 2,
@@ -347,3 +348,25 @@ def test_transformer_child_inherits_its_unchanged_layers():
         assert same(_values(kept), _values(source))
     assert same(_values(other_heads.layers[-1]), _values(parent.layers[-1]))
     assert report["fresh_layers"] == 1
+
+
+def test_mobile_child_with_a_deeper_block_inherits_the_later_blocks():
+    from tfnas.spaces.ops import MobileBlock
+
+    space = MobileSpace((32, 32, 3), 10, width_multiplier=0.25)
+    hp = kt.HyperParameters()
+    keras.backend.clear_session()
+    parent = space.build(hp)  # MobileNetV2's defaults: block 1 has 2 layers
+    parent_values = dict(hp.values)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(parent), 1)
+    child = build(space, {**parent_values, "block_1/layers": 3})
+    report = inheritance.inherit(child, donor)
+
+    parent_blocks, child_blocks = _of_type(parent, MobileBlock), _of_type(child, MobileBlock)
+    assert len(child_blocks) == len(parent_blocks) + 1
+    # Block 2's first layer is the parent's 4th block and the child's 5th.
+    assert same(_values(child_blocks[4]), _values(parent_blocks[3]))
+    for kept, source in zip(child_blocks[4:], parent_blocks[3:]):
+        assert same(_values(kept), _values(source))
+    assert same(_values(child.layers[-1]), _values(parent.layers[-1]))
+    assert report["fresh_layers"] == 1  # the inserted layer

@@ -76,7 +76,10 @@ class MobileSpace(SearchSpace):
 
     def build_features(self, hp, inputs):
         previous = self._filters(32)  # the stem's width
-        x = ops.ConvBN(previous, 3, strides=2)(inputs)
+        # Layers with weights are named "{role}.{variant}", their keys for
+        # weight inheritance (tfnas.inheritance): a block's layers keep their
+        # keys when an earlier block gains or loses a layer.
+        x = ops.ConvBN(previous, 3, strides=2, name="stem.conv_bn")(inputs)
         for block, (base_filters, _, first_stride) in enumerate(MOBILENET_V2_BLOCKS):
             prefix = f"block_{block}"
             conv = decisions.choose_value(hp, f"{prefix}/conv", list(CONV_TYPES),
@@ -91,17 +94,18 @@ class MobileSpace(SearchSpace):
 
             def layer(index, x, conv=conv, kernel=kernel, se_ratio=se_ratio,
                       residual=residual, filters=filters, first_stride=first_stride,
-                      previous=previous):
+                      previous=previous, block=block):
                 return elastic.mobile_block(
                     filters, kernel, first_stride if index == 0 else 1, conv, CONV_TYPES,
                     se_ratio=se_ratio, skip=residual,
-                    in_filters=previous if index == 0 else filters)(x)
+                    in_filters=previous if index == 0 else filters,
+                    name=f"block_{block}_layer_{index}.mobile_block")(x)
 
             choices = self.layer_choices(block)
             x = decisions.repeat(hp, f"{prefix}/layers", layer, x, depths=choices,
                                  default=MOBILENET_V2_BLOCKS[block][1])
             previous = filters
-        return ops.ConvBN(self._filters(1280), 1)(x)
+        return ops.ConvBN(self._filters(1280), 1, name="top.conv_bn")(x)
 
     def size(self):
         per_block = (len(CONV_TYPES) * len(KERNELS) * len(SE_RATIOS) * len(SKIPS)

@@ -483,14 +483,14 @@ def shortcut(filters=None, in_filters=None, strides=1, reductions=0, name=None):
 
 
 def mobile_block(filters, kernel_size, strides, block_type, block_types, se_ratio=0.0,
-                 skip=True, in_filters=None, activation="relu"):
+                 skip=True, in_filters=None, activation="relu", name=None):
     """`ops.MobileBlock` of `block_types[block_type]` (kind, expansion), or
     `ElasticMobileBlock` when a value is shared."""
     if is_shared(filters, kernel_size, block_type, se_ratio, skip, in_filters):
         return ElasticMobileBlock(filters, kernel_size, strides, block_type, block_types,
                                   se_ratio=se_ratio, skip=skip, in_filters=in_filters,
-                                  activation=activation)
+                                  activation=activation, name=name)
     kind, expansion = block_types[block_type]
     return ops.MobileBlock(filters, kernel_size, strides=strides, kind=kind,
                            expansion=expansion, se_ratio=se_ratio, skip=bool(skip),
-                           activation=activation)
+                           activation=activation, name=name)
