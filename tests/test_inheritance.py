@@ -121,6 +121,28 @@ def test_switched_on_skip_with_a_projection_adds_zero(trained_parent, inputs):
     assert np.any(np.asarray(gamma) != 0)
 
 
+def test_a_grown_kernel_preserves_the_parents_outputs(digits, inputs):
+    space = ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16),
+                       operations=OPERATIONS + ("conv5x5",))
+    parent = build(space, PARENT)
+    parent.fit(digits.train, epochs=1, verbose=0)
+    expected = parent.predict(inputs, verbose=0)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(parent), 1,
+                              convolutions=inheritance.conv_configs(parent))
+    child = build(space, {**PARENT, "layer_1/op": "conv5x5"})  # conv3x3 -> conv5x5
+    report = inheritance.inherit(child, donor)
+    assert report["morphed_layers"] == 1 and report["fresh_layers"] == 0
+    np.testing.assert_allclose(child.predict(inputs, verbose=0), expected, atol=1e-5)
+
+    # Another kind (separable) or a smaller kernel cannot be widened: fresh.
+    other_kind = build(space, {**PARENT, "layer_1/op": "sepconv3x3"})
+    assert inheritance.inherit(other_kind, donor)["fresh_layers"] == 1
+    smaller = build(space, {**PARENT, "layer_0/op": "conv5x5"})
+    donor_5x5 = inheritance.Donor("1", inheritance.weights_by_key(smaller), 1,
+                                  convolutions=inheritance.conv_configs(smaller))
+    assert inheritance.inherit(build(space, PARENT), donor_5x5)["fresh_layers"] == 1
+
+
 def test_a_new_layer_that_cannot_be_the_identity_starts_fresh(trained_parent, inputs):
     donor, parent_outputs = trained_parent
     child = build(chain_space(), {  # stride 2: the resolution changes

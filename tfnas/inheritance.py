@@ -35,7 +35,11 @@ is built in a fresh session too). A child's layer then:
   activation, starts as the identity; a skip's 1x1 projection starts with
   a zero batch-normalization scale, so it adds zero. The identity is exact
   in inference when the layer's input is non-negative (it follows a ReLU),
-  as in Net2Net; a zero-scaled skip adds exactly zero in training too;
+  as in Net2Net; a zero-scaled skip adds exactly zero in training too.
+  A convolution whose kernel grew in the same role (conv3x3 -> conv5x5:
+  the same kind, channels, stride, dilation and activation) is morphed
+  too: it starts from the parent's kernel zero-padded around it, which
+  computes the same (kernel-size morphing, Wei et al. 2016);
 - starts fresh (Keras's initialisers) otherwise: a changed operation or
   width, a new layer that changes the channels, strides or uses another
   activation, a pooling, and a skip without a projection (the same shape,
@@ -106,6 +110,9 @@ class Donor:
     epochs: int
     #: Seconds spent building the parent and loading its checkpoint.
     load_s: float = 0.0
+    #: `{layer key: config}` of the parent's `ConvBN` layers (`conv_configs`),
+    #: for kernel widening.
+    convolutions: dict = dataclasses.field(default_factory=dict)
 
 
 def load_parent(tuner, trial):
@@ -142,13 +149,29 @@ def load_parent(tuner, trial):
         return None
     return Donor(str(parent_id), weights_by_key(model),
                  trial.hyperparameters.values[INHERIT_EPOCHS],
-                 load_s=time.perf_counter() - start)
+                 load_s=time.perf_counter() - start, convolutions=conv_configs(model))
 
 
 def weights_by_key(model):
     """`{layer key: [weight values]}` of `model`'s layers that have weights."""
     return {layer.name: [np.asarray(w) for w in layer.weights]
             for layer in model.layers if layer.weights}
+
+
+def conv_configs(model):
+    """`{layer key: config}` of `model`'s `ConvBN` layers."""
+    from tfnas.spaces import ops  # the spaces' layers; imported late (no cycle)
+
+    return {layer.name: _conv_config(layer) for layer in model.layers
+            if isinstance(layer, ops.ConvBN)}
+
+
+def _conv_config(layer):
+    """What must match, besides a smaller kernel, for kernel widening."""
+    return {"kind": layer.kind, "filters": layer.filters, "strides": layer.strides,
+            "dilation_rate": layer.dilation_rate, "preactivation": layer.preactivation,
+            "activation": _activation_name(layer.activation),
+            "kernel_size": layer.kernel_size}
 
 
 def role(key):
@@ -191,6 +214,8 @@ def inherit(model, donor, fit_kwargs=None):
             inherited += size
         elif role(layer.name) not in parent_roles and morph(layer):
             morphed += 1
+        elif widen_kernel(layer, donor):
+            morphed += 1
         else:
             fresh += 1
     if fit_kwargs is not None:
@@ -202,6 +227,44 @@ def inherit(model, donor, fit_kwargs=None):
 
 
 # Function-preserving morphisms.
+
+def widen_kernel(layer, donor):
+    """Starts a `ConvBN` whose kernel grew (e.g. conv3x3 -> conv5x5 in the
+    same role, the same kind, channels and stride) from the parent's smaller
+    kernel, zero-padded around it: with "same" padding it computes exactly
+    what the parent's layer did (kernel-size morphing, Wei et al. 2016).
+    Returns whether it did; the layer is left untouched when not."""
+    from tfnas.spaces import ops  # the spaces' layers; imported late (no cycle)
+
+    if not isinstance(layer, ops.ConvBN):
+        return False
+    config = _conv_config(layer)
+    for key, parent in donor.convolutions.items():
+        if (role(key) != role(layer.name) or parent["kernel_size"] >= config["kernel_size"]
+                or any(parent[name] != config[name] for name in config
+                       if name != "kernel_size")):
+            continue
+        values = [_centred(value, tuple(w.shape))
+                  for value, w in zip(donor.weights[key], layer.weights)]
+        if len(values) == len(layer.weights) and all(v is not None for v in values):
+            for variable, value in zip(layer.weights, values):
+                variable.assign(value)
+            return True
+    return False
+
+
+def _centred(value, shape):
+    """`value` zero-padded to `shape` around its centre, or None when it
+    cannot be (another rank, channels, or an odd difference)."""
+    if value.shape == shape:
+        return value
+    if value.ndim != len(shape) or value.shape[-2:] != shape[-2:]:
+        return None
+    padding = [target - size for size, target in zip(value.shape, shape)]
+    if any(p < 0 or p % 2 for p in padding):
+        return None
+    return np.pad(value, [(p // 2, p // 2) for p in padding])
+
 
 def morph(layer):
     """Initialises an inserted `layer` so that it preserves its input's
