@@ -126,13 +126,19 @@ def show(seconds):
 
 
 def ratio(plain, inherit):
-    if math.isinf(plain) or math.isinf(inherit) or not inherit:
+    """plain / inherit; 0 when only inherit never reaches the target, inf
+    when only plain never does, nan (left out of medians) when neither does."""
+    if math.isinf(plain) and math.isinf(inherit):
         return math.nan
+    if math.isinf(inherit):
+        return 0.0
+    if math.isinf(plain) or not inherit:
+        return math.inf
     return plain / inherit
 
 
 def show_ratio(value):
-    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+    return "n/a" if math.isnan(value) else "inf" if math.isinf(value) else f"{value:.2f}x"
 
 
 def median(values):
@@ -254,7 +260,8 @@ def main():
         f"epochs, inherit trains a mutated child {args.inherit_epochs} epoch(s) from its "
         f"parent's checkpoint (the {args.population} random ones the full epochs). Times to "
         "reach each target best validation accuracy are medians over seeds 0.."
-        f"{args.seeds - 1}; ratios are per seed, then the median; the two runs of a seed "
+        f"{args.seeds - 1}; ratios are per seed (0 when only inherit never reaches the "
+        "target), then the median; the two runs of a seed "
         "ran one after the other on a shared, noisy machine. Ratio = plain / inherit "
         "(> 1: inheritance is faster).", rows)
 
