@@ -6,6 +6,7 @@ replicas on a machine without GPUs. Tests that do not ask for a strategy
 still run on the first device only.
 """
 
+import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,6 +19,12 @@ tf.config.set_logical_device_configuration(
     _cpus[0],
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
 )
+
+
+def pytest_unconfigure(config):
+    """Exit without the interpreter's final garbage collections over
+    TensorFlow's objects: seconds per process (see tfnas/__main__.py)."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

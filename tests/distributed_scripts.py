@@ -8,6 +8,7 @@ variables, as a user's own script would.
     python tests/distributed_scripts.py early_stopping DIRECTORY
 """
 
+import gc
 import os
 import sys
 
@@ -122,3 +123,4 @@ def main(mode, directory):
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    gc.freeze()  # exit without the final garbage collections (see tfnas/__main__.py)

@@ -82,7 +82,7 @@ def _completed_scores(project):
 
 
 def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path):
-    args = ["search", "--max-trials", "4", "--epochs", "4", "--directory", str(tmp_path)]
+    args = ["search", "--max-trials", "3", "--epochs", "2", "--directory", str(tmp_path)]
     process = subprocess.Popen(
         tfnas_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -101,7 +101,7 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path)
     assert "run the same command again to resume" in err
     project = tmp_path / "chain-evolution-digits"
     before = _completed_scores(project)
-    assert 1 <= len(before) < 4
+    assert 1 <= len(before) < 3
 
     resumed = run(*args)
     assert resumed.returncode == 0, resumed.stderr
@@ -109,7 +109,7 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path)
     rerun_ids = {trial_id for trial_id, _ in trial_lines(resumed.stdout)}
     assert not rerun_ids & set(before), "a completed trial was run again"
     after = _completed_scores(project)
-    assert len(after) == 4
+    assert len(after) == 3
     assert {k: after[k] for k in before} == before
 
 

@@ -20,6 +20,8 @@ from tfnas.errors import TfnasWarning
 
 SEARCH = ["--space", "mlp", "--space-arg", "max_layers=1", "--space-arg", "units=[8,16]",
           "--strategy", "random", "--max-trials", "3", "--epochs", "1", "--no-progress"]
+# One xdist worker runs this module: the finished search is made once.
+pytestmark = pytest.mark.xdist_group("damaged_projects")
 
 
 @pytest.fixture(scope="module")

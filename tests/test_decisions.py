@@ -77,6 +77,22 @@ def test_choose_inputs_single_and_any_subset():
     assert tfnas.choose_inputs(hp, "any", inputs, n_chosen=None) is inputs[1]
 
 
+def test_add_chosen_inputs_adds_the_chosen_earlier_outputs():
+    import numpy as np
+
+    x, *sources = _three_inputs()
+    hp = kt.HyperParameters()
+    assert decisions.add_chosen_inputs(hp, "layer_0/skip", x, []) is x
+    assert hp.values == {}  # no earlier output: no decision
+    assert decisions.add_chosen_inputs(hp, "layer_2/skip", x, sources) is x  # none chosen
+    assert sorted(hp.values) == ["layer_2/skip/0", "layer_2/skip/1"]
+    hp.values["layer_2/skip/1"] = True
+    out = decisions.add_chosen_inputs(hp, "layer_2/skip", x, sources)
+    model = keras.Model([x, *sources], out)
+    ones = [np.ones((1, 4)) * (i + 1) for i in range(3)]
+    assert model.predict(ones, verbose=0).tolist() == [[1.0 + 3.0] * 4]
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

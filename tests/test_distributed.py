@@ -118,7 +118,7 @@ def test_two_workers_run_an_evolution_search_of_distinct_architectures(tmp_path)
 
 
 def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path):
-    launch = Launch(tmp_path, "--strategy", "random", "--max-trials", "6",
+    launch = Launch(tmp_path, "--strategy", "random", "--max-trials", "4",
                     "--epochs", "8", "--workers", "2")
 
     def worker0_trial():
@@ -132,7 +132,7 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path)
     assert launch.wait() == 0, launch.output()
     assert "worker0 killed by SIGKILL; restarting it (1 of 3)" in launch.output()
     assert launch.output().count("restarting") == 1, "another process died"
-    state, completed = _check_finished(launch.project_dir, 6, launch.output())
+    state, completed = _check_finished(launch.project_dir, 4, launch.output())
     assert trial_id in {t.trial_id for t in completed}
     # The restarted worker got its own trial back under its name.
     assert state["runners"][trial_id] == ["worker0"]
@@ -141,7 +141,7 @@ def test_a_worker_killed_mid_trial_is_restarted_and_its_trial_finished(tmp_path)
 
 def test_a_killed_chief_is_restarted_and_no_trial_is_lost_or_repeated(tmp_path):
     # --overwrite applies to the first start only: the restarted chief resumes.
-    launch = Launch(tmp_path, "--strategy", "controller", "--max-trials", "8",
+    launch = Launch(tmp_path, "--strategy", "controller", "--max-trials", "6",
                     "--epochs", "2", "--workers", "2", "--overwrite")
     _wait_for(lambda: len((oracle_state(launch.project_dir) or {"end_order": []})
                           ["end_order"]) >= 3, "three finished trials", launch)
@@ -151,7 +151,7 @@ def test_a_killed_chief_is_restarted_and_no_trial_is_lost_or_repeated(tmp_path):
                        if t.status == "COMPLETED"}
     assert launch.wait() == 0, launch.output()
     assert "chief killed by SIGKILL; restarting it (1 of 3)" in launch.output()
-    state, completed = _check_finished(launch.project_dir, 8, launch.output())
+    state, completed = _check_finished(launch.project_dir, 6, launch.output())
     after = {t.trial_id: (t.hyperparameters.values, t.score) for t in completed}
     assert {i: after[i] for i in finished_before} == finished_before
     printed = re.findall(r"^\[trial (\d+)\]", launch.output(), re.M)

@@ -11,6 +11,9 @@ import tensorflow as tf
 import tfnas
 from tfnas.spaces import ChainSpace
 
+# One xdist worker runs this module: the module's search is made once.
+pytestmark = pytest.mark.xdist_group("export")
+
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory, digits):

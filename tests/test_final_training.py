@@ -24,6 +24,9 @@ SEARCH_SPACE_ARGS = ["num_cells=3", "num_blocks=1", "filters=4",
 PROJECT = "cell-random-digits"
 CHAIN_PROJECT = "chain-random-digits"
 SCALED = {"num_cells": 4, "filters": 6}
+# One xdist worker runs this module: its module-scoped searches and final
+# training are then made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("final_training")
 
 
 def tfnas_command(*args):

@@ -127,7 +127,8 @@ def test_journal_skips_a_cut_line_and_keeps_the_first_record_of_a_run(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_table(tmp_path_factory):
-    """The tiny space's table, 2 seeds, 1 epoch, trained in this process."""
+    """The tiny space's table, 2 seeds, 1 epoch, trained in this process (its
+    tests share an xdist group, so that one xdist worker trains it once)."""
     path = tmp_path_factory.mktemp("table") / "sub" / "tiny.csv"
     result = ground_truth.build_table(str(path), space_args=TINY_ARGS, seeds=[0, 1],
                                       epochs=1, batch_size=64, progress=None)
@@ -137,6 +138,7 @@ def tiny_table(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_table")
 def test_table_rows_round_trip_through_bench(tiny_table, capsys):
     from tfnas import cli
 
@@ -166,6 +168,7 @@ def test_table_rows_round_trip_through_bench(tiny_table, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_table")
 def test_a_rerun_of_a_finished_table_trains_nothing(tiny_table):
     before = journal.read(ground_truth.journal_path(str(tiny_table)))
     result = ground_truth.build_table(str(tiny_table), space_args=TINY_ARGS, seeds=[0, 1],
@@ -175,6 +178,7 @@ def test_a_rerun_of_a_finished_table_trains_nothing(tiny_table):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_table")
 def test_other_settings_are_refused_on_resume(tiny_table):
     with pytest.raises(ValueError, match="epochs: 1 -> 2"):
         ground_truth.build_table(str(tiny_table), space_args=TINY_ARGS, seeds=[0, 1],
@@ -205,6 +209,7 @@ def test_resumes_after_a_kill_without_losing_or_repeating_runs(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_table")
 def test_two_workers_give_the_rows_of_one(tiny_table, tmp_path):
     output = tmp_path / "sandbox" / "tiny.csv"
     process = tfnas_process(tiny_cli_args(output, seeds=2, workers=2))

@@ -35,6 +35,8 @@ def wait_for(condition, what, timeout, interval=0.1, details=None):
 
 def run_fresh_python(code, timeout):
     """Runs `code` in a fresh interpreter; fails the test with its stderr."""
+    # Exit without the final garbage collections (see tfnas/__main__.py).
+    code += "\nimport gc\ngc.freeze()\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=timeout)
     assert result.returncode == 0, result.stderr[-2000:]

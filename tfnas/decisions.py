@@ -217,6 +217,30 @@ def choose_inputs(hp, name, inputs, n_chosen=1, merge="sum", labels=None):
     return builder_for(hp).inputs(hp, name, inputs, labels, n_chosen, merge)
 
 
+def add_chosen_inputs(hp, name, x, sources):
+    """Adds any chosen subset of earlier outputs to `x` (ENAS macro skips).
+
+    One boolean decision per source, `f"{name}/{j}"` for `sources[j]`
+    (`choose_inputs` with `n_chosen=None`); the chosen sources are summed
+    and added to `x`.
+
+    Args:
+        hp: The `keras_tuner.HyperParameters` passed to `HyperModel.build`.
+        name: The decisions' common prefix, e.g. "layer_2/skip".
+        x: The layer's output.
+        sources: The earlier outputs, already of `x`'s shape; may be empty.
+
+    Returns:
+        `x` plus the chosen sources; `x` itself when there are no sources
+        or none is chosen.
+    """
+    if not sources:
+        return x
+    chosen = choose_inputs(hp, name, sources, n_chosen=None,
+                           labels=[str(j) for j in range(len(sources))])
+    return x if chosen is None else keras.layers.Add()([x, chosen])
+
+
 def repeat(hp, name, block, x, depths, default=None):
     """Declares a chosen number of repetitions of `block`.
 

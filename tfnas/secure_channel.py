@@ -191,15 +191,22 @@ class _CallDetails(grpc.ClientCallDetails):
         self.compression = compression
 
 
+# gRPC's default reconnection backoff grows to 120 s: a worker would find a
+# restarted chief up to tens of seconds late. Retry at least every second.
+RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250),
+                     ("grpc.min_reconnect_backoff_ms", 250),
+                     ("grpc.max_reconnect_backoff_ms", 1000)]
+
+
 def client_channel(address, options, tuner_id):
     """A worker's channel to the chief at `address`: TLS when `options` say
     so, and the token and the worker's name (`tuner_id()`, called for each
     request) sent with every request."""
     credentials = options.channel_credentials()
     if credentials is None:
-        channel = grpc.insecure_channel(address)
+        channel = grpc.insecure_channel(address, options=RECONNECT_OPTIONS)
     else:
-        channel = grpc.secure_channel(address, credentials)
+        channel = grpc.secure_channel(address, credentials, options=RECONNECT_OPTIONS)
     headers = []
     token = options.read_token()
     if token is not None:

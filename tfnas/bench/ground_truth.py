@@ -19,6 +19,7 @@ re-run resumes: finished (architecture, seed) runs are skipped.
 
 import copy
 import csv
+import gc
 import io
 import multiprocessing
 import os
@@ -251,6 +252,9 @@ def _worker_main(config, jobs, results, parent_pid, threads):
     except BaseException:
         results.put(("error", traceback.format_exc()))
         raise
+    # The interpreter's final garbage collections over TensorFlow's objects
+    # take seconds at exit; nothing left needs them (see tfnas/__main__.py).
+    gc.freeze()
 
 
 # The table.

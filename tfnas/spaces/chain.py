@@ -114,18 +114,14 @@ class ChainSpace(SearchSpace):
                           for op in self.operations}
             y = decisions.choose_op(hp, f"layer_{index}/op", candidates)(x)
             reduced = (reductions[-1] if reductions else 0) + (stride == 2)
-            if self.skips and outputs:
+            if self.skips:
                 sources = [
                     elastic.shortcut(filters=filters, in_filters=width,
                                      reductions=reduced - done,
                                      name=f"layer_{index}_skip_{j}.shortcut")(source)
                     for j, (source, width, done) in enumerate(zip(outputs, widths, reductions))
                 ]
-                skip = decisions.choose_inputs(
-                    hp, f"layer_{index}/skip", sources, n_chosen=None,
-                    labels=[str(j) for j in range(len(sources))])
-                if skip is not None:
-                    y = keras.layers.Add()([y, skip])
+                y = decisions.add_chosen_inputs(hp, f"layer_{index}/skip", y, sources)
             outputs.append(y)
             widths.append(filters)
             reductions.append(reduced)

@@ -18,6 +18,11 @@ class SequenceInputs(SearchSpace):
     (0 to `vocabulary_size` - 1, e.g. from a `TextVectorization` layer) that the
     model embeds; without, a float series `(length, features)` (time
     series, audio features) or `(length,)` (one feature).
+
+    Args:
+        input_shape, num_classes, task, learning_rate: see `SearchSpace`.
+        vocabulary_size: Token vocabulary size for `(length,)` token ids, or
+            None for numeric series.
     """
 
     input_rank = (1, 2)
@@ -78,9 +83,8 @@ class SequenceSpace(SequenceInputs):
     space argument or `fixed_values`).
 
     Args:
-        input_shape, num_classes, task, learning_rate: see `SearchSpace`.
-        vocabulary_size: Token vocabulary size for `(length,)` token ids, or None
-            for numeric series (see `SequenceInputs`).
+        input_shape, num_classes, task, learning_rate, vocabulary_size: see
+            `SequenceInputs`.
         min_blocks: Smallest depth, at least 1.
         max_blocks: Largest depth.
         operations: Candidate operations, a subset of `BLOCK_OPS`.
@@ -140,15 +144,11 @@ class SequenceSpace(SequenceInputs):
             if stride == 2:
                 y = keras.layers.MaxPooling1D(2, padding="same")(y)
             reduced = (reductions[-1] if reductions else 0) + (stride == 2)
-            if self.skips and outputs:
+            if self.skips:
                 sources = [ops.Shortcut(reductions=reduced - done,
                                         name=f"block_{index}_skip_{j}.shortcut")(source)
                            for j, (source, done) in enumerate(zip(outputs, reductions))]
-                skip = decisions.choose_inputs(
-                    hp, f"block_{index}/skip", sources, n_chosen=None,
-                    labels=[str(j) for j in range(len(sources))])
-                if skip is not None:
-                    y = keras.layers.Add()([y, skip])
+                y = decisions.add_chosen_inputs(hp, f"block_{index}/skip", y, sources)
             outputs.append(y)
             reductions.append(reduced)
             return y

@@ -37,9 +37,8 @@ class TransformerSpace(SequenceInputs):
     value (a space argument or `fixed_values`).
 
     Args:
-        input_shape, num_classes, task, learning_rate: see `SearchSpace`.
-        vocabulary_size: Token vocabulary size for `(length,)` token ids, or None
-            for numeric series (see `SequenceInputs`).
+        input_shape, num_classes, task, learning_rate, vocabulary_size: see
+            `SequenceInputs`.
         min_layers: Smallest depth, at least 1.
         max_layers: Largest depth.
         model_dims: Candidate widths of the residual stream.
