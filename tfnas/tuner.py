@@ -287,7 +287,7 @@ class NASTuner(kt.Tuner):
             overwrite=False,  # done safely above
             **kwargs,
         )
-        if proxy is not None:
+        if proxy is not None and self.role != "worker":  # the chief's oracle screens
             screening.attach(self.oracle, self.hypermodel, proxy, proxy_candidates,
                              proxy_batch_size)
         self.distributed_options = distributed.resolve_options(
