@@ -100,8 +100,8 @@ def proxy_scores(space, architectures, batch, path):
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=["arch", *proxies.PROXIES])
         writer.writeheader()
-        for key in keys:
-            writer.writerow({"arch": key, **cached[key]})
+        for key, scores in cached.items():  # all, a growing table's other rows too
+            writer.writerow({"arch": key, **scores})
     return [cached[k] for k in keys], seconds if missing else None
 
 
