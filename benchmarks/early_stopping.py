@@ -252,8 +252,6 @@ def main():
                         run = replay_search(store, space, rule, seed, args.trials,
                                             args.epochs, args.population, args.sample_size,
                                             os.path.join(root, dataset))
-                    if truth is not None:
-                        run["table"] = truth[run["best"]]
                     results.setdefault((dataset, rule), []).append(run)
                     brief = {k: v for k, v in run.items() if k not in ("curves", "best")}
                     print(f"{dataset} seed {seed} {rule}: {brief}", flush=True)
@@ -261,6 +259,11 @@ def main():
             shares[dataset] = statistics.median(
                 c["seconds"][0] / sum(c["seconds"][:args.epochs])
                 for c in store.curves.values()) if store.curves else None
+    if truth is not None:  # read again: a table being built has grown meanwhile
+        meta, truth = read_ground_truth(args.table)
+        for runs in results.values():
+            for run in runs:
+                run["table"] = truth.get(run["best"], float("nan"))
     with open(os.path.splitext(args.output)[0] + ".curves.json", "w") as file:
         json.dump({f"{d} {r}": [run["curves"] for run in runs]
                    for (d, r), runs in results.items()}, file)

@@ -211,8 +211,14 @@ def main(argv=None):
     search_lines = ["| strategy | screening | median test acc. | mean | regret (median) |",
                     "|---|---|---:|---:|---:|"]
     started = time.perf_counter()
+    size = space.size()
+    if len(rows) < size:  # a table being built: its searches would leave it
+        print(f"The table has {len(rows)} of the space's {size} architectures: no searches.",
+              file=sys.stderr)
+        search_lines = [f"No searches: the table has {len(rows)} of the space's {size} "
+                        "architectures (a table being built)."]
     with tempfile.TemporaryDirectory() as directory:
-        for strategy in args.strategies.split(","):
+        for strategy in args.strategies.split(",") if len(rows) >= size else ():
             for proxy in (None,) + proxies.PROXIES:
                 screen_scores = None if proxy is None else {
                     Architecture(v).to_json(): s[proxy] for v, s in zip(architectures, scores)}
