@@ -178,7 +178,8 @@ class NASTuner(kt.Tuner):
             each trial trains the best of `proxy_candidates` proposals of the
             strategy by this proxy (`tfnas.screening`), scored on a batch of
             `proxy_batch_size` examples of the training data. tfnas
-            strategies only.
+            strategies only. In a distributed search the chief's oracle
+            screens; a worker ignores it.
         proxy_candidates: k, the proposals compared per trial.
         proxy_batch_size: Examples of the proxy's batch.
         distributed_options: A `tfnas.DistributedOptions` for a distributed
