@@ -240,10 +240,11 @@ def main(argv=None):
         f"Proxies on one batch of 64 {args.dataset} training examples, weights "
         f"from seed 0"
         + (f", {seconds:.2f} s per architecture for all seven" if seconds else "")
-        + f". Searches: {args.budget} trained architectures each, answered by lookup, "
-        f"{args.seeds} seeds; screened runs train the best of {args.candidates} "
-        f"proposals by proxy ({search_seconds:.0f} s for all searches).\n\n"
-        f"Command: `python benchmarks/proxies.py "
+        + (f". Searches: {args.budget} trained architectures each, answered by lookup, "
+           f"{args.seeds} seeds; screened runs train the best of {args.candidates} "
+           f"proposals by proxy ({search_seconds:.0f} s for all searches).\n\n"
+           if len(rows) >= size else ". No searches (a partial table).\n\n")
+        + "Command: `python benchmarks/proxies.py "
         + " ".join(argv if argv is not None else sys.argv[1:]) + "`\n\n" + summary + "\n")
     report.write_table(args.output, "Training-free proxies against stand-alone accuracy",
                        description, lines + [""] + search_lines)
