@@ -5,19 +5,40 @@ number of trials, same epochs, same seed) runs without early stopping, with
 the median stopping rule and with learning-curve extrapolation, in an order
 rotated with the seed (interleaved, side by side on the same machine). For
 each run: the total training time (the sum of the trials' `model.fit`
-times, per-epoch reports included), the number of trials stopped early,
-and the test accuracy of the best trial's model. The table reports medians
-over seeds; the saving is the median of the per-seed savings against the
-run without a rule; the spread is the range over seeds of the best test
-accuracy without a rule.
+times, per-epoch reports included), the epochs trained, the number of
+trials stopped early, and the test accuracy of the best trial's model. The
+table reports medians over seeds; the saving is the median of the per-seed
+savings against the run without a rule; the spread is the range over seeds
+of the best test accuracy without a rule.
+
+Two modes. `--mode train`: every search trains its trials with `NASTuner`
+(real, noisy timings; minutes per search on a loaded machine). `--mode
+replay` (default): every architecture is trained once, with weights from
+seed 0, for `--epochs` epochs on the real data (its validation and test
+accuracy and the `fit` time of each epoch recorded, and cached in
+`results/early_stopping_curves_<dataset>.json`), and the searches replay
+these curves epoch by epoch through the real oracle and rule
+(`tfnas.early_stopping.report_epoch`, as `NASTuner` does): a stopped trial
+costs the recorded time of the epochs it trained, its best trial's test
+accuracy is that of its best epoch (the checkpoint `NASTuner` keeps). The
+three variants then differ only by the rule, not by timing noise.
+
+Spaces: the MLP space (`--space mlp`, default), or a ground-truth table's
+space (`--table PATH`, a `tfnas table` CSV with its .meta.json: its space,
+space arguments, dataset and batch size, e.g. /work/tables/digits.csv); the
+best trial's architecture is then also judged by the table's mean test
+accuracy over its seeds (`test_acc_mean`), beside its own model's.
 
 Usage: python benchmarks/early_stopping.py [--datasets digits mnist1d]
-       [--trials 12] [--epochs 10] [--seeds 3]
+       [--trials 10] [--epochs 20] [--seeds 3] [--table PATH]
 """
 
 import argparse
+import csv
+import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -26,20 +47,52 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import tfnas  # noqa: E402
+from tfnas import early_stopping  # noqa: E402
+from tfnas import spaces  # noqa: E402
 from tfnas import trials as trials_module  # noqa: E402
-from tfnas.spaces import MLPSpace  # noqa: E402
+from tfnas.architecture import Architecture  # noqa: E402
 
 import report  # noqa: E402
 
 RULES = ("none", "median", "curve")
+MODES = {
+    "train": "Every trial trained by `NASTuner` (mode train).",
+    "replay": ("Mode replay: every architecture trained once for all its epochs (weights "
+               "from seed 0; this run trained {trained} of them, the rest came from the "
+               "cache), the searches replaying the recorded curves through the real oracle "
+               "and rule; a trial's training time is the recorded `fit` time of the epochs "
+               "it trained, the best trial's test accuracy that of its best epoch."),
+}
 
 
-def run_search(data, rule, seed, trials, epochs, directory):
-    """One evolution search; returns its training time, stops and test accuracy."""
+def mlp_space(data):
+    return spaces.MLPSpace(data.input_shape, data.num_classes, max_layers=3,
+                           units=(8, 16, 32, 64, 128), activations=("relu", "tanh", "elu"))
+
+
+def read_ground_truth(path):
+    """`(meta, {architecture JSON: mean test accuracy})` of a `tfnas table` CSV."""
+    from tfnas.bench import tables
+
+    meta = tables.read_meta(tables.meta_path(path))
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    final = meta.get("final", "test_acc_mean")
+    return meta, {Architecture(json.loads(row["arch"])).to_json(): float(row[final])
+                  for row in rows}
+
+
+def run_search(data, space, rule, seed, trials, epochs, population, sample_size, directory):
+    """One evolution search; returns its training time, stops and best trial."""
+    import keras_tuner as kt
+
+    from tfnas import oracles
+
     keras.utils.set_random_seed(seed)
-    space = MLPSpace(data.input_shape, data.num_classes, max_layers=3,
-                     units=(8, 16, 32, 64, 128), activations=("relu", "tanh", "elu"))
-    tuner = tfnas.NASTuner(space, oracle="evolution", max_trials=trials, seed=seed,
+    oracle = oracles.get("evolution", objective=kt.Objective("val_accuracy", "max"),
+                         max_trials=trials, seed=seed, population_size=population,
+                         sample_size=sample_size)
+    tuner = tfnas.NASTuner(space, oracle=oracle,
                            early_stopping=None if rule == "none" else rule,
                            directory=directory, project_name=f"{rule}-{seed}",
                            measure_latency=False, count_flops=False, log_dir=None,
@@ -50,65 +103,231 @@ def run_search(data, rule, seed, trials, epochs, directory):
     ended = [t for t in tuner.oracle.trials.values() if t.status == trials_module.COMPLETED]
     train_time = sum(t.metrics.get_last_value("train_time_s") for t in ended)
     epochs_trained = sum(t.metrics.get_last_value("epochs") for t in ended)
-    stopped = sum(trials_module.is_stopped_early(t) for t in ended)
+    stopped = [t for t in ended if trials_module.is_stopped_early(t)]
+    stopped_at = [int(t.metrics.get_last_value("stopped_at_epoch")) for t in stopped]
     best = tuner.oracle.get_best_trials(1)[0]
     model = tuner.load_model(best)
     test = model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
+    curves = {t.trial_id: [round(float(v), 4) for v in early_stopping.learning_curve(
+        t, "val_accuracy")[1]] for t in ended}
     return {"train_time": train_time, "wall": wall, "epochs": epochs_trained,
-            "stopped": stopped, "test": test, "best_stopped": trials_module.is_stopped_early(best)}
+            "stopped": len(stopped), "stopped_at": sorted(stopped_at), "test": test,
+            "best_stopped": trials_module.is_stopped_early(best),
+            "best": Architecture.from_trial(best).to_json(), "curves": curves}
+
+
+class CurveStore:
+    """Learning curves of architectures trained once, cached in a JSON file."""
+
+    def __init__(self, path, data, space, epochs):
+        self.path, self.data, self.space, self.epochs = path, data, space, epochs
+        self.curves = {}
+        self.trained = 0
+        if os.path.exists(path):
+            with open(path) as file:
+                self.curves = {k: v for k, v in json.load(file).items()
+                               if len(v["val"]) >= epochs}
+
+    def get(self, values):
+        key = Architecture(values).to_json()
+        if key not in self.curves:
+            self.curves[key] = self._train(values)
+            self.trained += 1
+            with open(self.path, "w") as file:
+                json.dump(self.curves, file)
+        return self.curves[key]
+
+    def _train(self, values):
+        from tfnas import proxies
+
+        keras.backend.clear_session()
+        model = proxies.build(self.space, values, seed=0)
+        record = {"val": [], "test": [], "seconds": []}
+        test = self.data.test
+
+        class Record(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                record["seconds"].append(round(time.perf_counter() - self.start, 4))
+                record["val"].append(round(float(logs["val_accuracy"]), 6))
+                accuracy = self.model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+                record["test"].append(round(float(accuracy), 6))
+
+        model.fit(self.data.train, validation_data=self.data.validation, epochs=self.epochs,
+                  verbose=0, shuffle=False, callbacks=[Record()])
+        return record
+
+
+def replay_search(store, space, rule, seed, trials, epochs, population, sample_size,
+                  directory):
+    """One evolution search whose trials replay recorded curves."""
+    import keras_tuner as kt
+
+    from tfnas import oracles
+    from tfnas.lookup import LookupTuner
+
+    oracle = oracles.get("evolution", objective=kt.Objective("val_accuracy", "max"),
+                         max_trials=trials, seed=seed, population_size=population,
+                         sample_size=sample_size)
+    if rule != "none":
+        early_stopping.attach(oracle, early_stopping.get(rule))
+    outcome = {}
+
+    class ReplayTuner(LookupTuner):
+        def run_trial(self, trial):
+            curve = store.get(trial.hyperparameters.values)
+            trained = epochs
+            for epoch in range(epochs):
+                if early_stopping.report_epoch(self.oracle, trial.trial_id, epoch,
+                                               {"val_accuracy": curve["val"][epoch]}, epochs):
+                    trained = epoch + 1
+                    break
+            best_epoch = max(range(trained), key=lambda e: (curve["val"][e], -e))
+            outcome[trial.trial_id] = (curve["test"][best_epoch], trained,
+                                       sum(curve["seconds"][:trained]))
+            return {"val_accuracy": curve["val"][best_epoch], "epochs": float(trained)}
+
+    tuner = ReplayTuner(oracle, space, None, directory=directory,
+                        project_name=f"{rule}-{seed}")
+    tuner.search()
+    ended = [t for t in oracle.trials.values() if t.status == trials_module.COMPLETED]
+    stopped = [t for t in ended if trials_module.is_stopped_early(t)]
+    best = oracle.get_best_trials(1)[0]
+    curves = {t.trial_id: [round(float(v), 4) for v in early_stopping.learning_curve(
+        t, "val_accuracy")[1]] for t in ended}
+    return {"train_time": sum(outcome[t.trial_id][2] for t in ended),
+            "wall": 0.0, "epochs": sum(outcome[t.trial_id][1] for t in ended),
+            "stopped": len(stopped),
+            "stopped_at": sorted(outcome[t.trial_id][1] for t in stopped),
+            "test": outcome[best.trial_id][0],
+            "best_stopped": trials_module.is_stopped_early(best),
+            "best": Architecture.from_trial(best).to_json(), "curves": curves}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist1d"])
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--table", default=None,
+                        help="a `tfnas table` CSV: search its space on its dataset and "
+                             "judge the best architecture by its mean test accuracy")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--mode", choices=["replay", "train"], default="replay")
+    parser.add_argument("--population", type=int, default=5, help="evolution's population")
+    parser.add_argument("--sample-size", type=int, default=2,
+                        help="evolution's tournament size")
     parser.add_argument("--output", default=os.path.join(report.RESULTS, "early_stopping.md"))
     args = parser.parse_args()
 
+    truth, meta = None, None
+    if args.table is not None:
+        meta, truth = read_ground_truth(args.table)
+        args.datasets = [meta["dataset"]]
+        args.batch_size = meta["batch_size"]
     results = {}  # (dataset, rule) -> [run per seed]
+    trained = 0  # architectures trained for their curves (replay mode)
+    shares = {}  # dataset -> median share of the first epoch in a trial's fit time
     with tempfile.TemporaryDirectory(prefix="tfnas-early-stopping-") as root:
         for dataset in args.datasets:
-            data = tfnas.load_data(dataset, batch_size=args.batch_size, seed=0)
+            data = tfnas.load_data(dataset, batch_size=args.batch_size,
+                                   seed=meta["data_seed"] if meta else 0)
+            space = (mlp_space(data) if meta is None else spaces.get(
+                meta["space"], data.input_shape, data.num_classes, **meta["space_args"]))
+            name = (os.path.splitext(os.path.basename(args.table))[0] + "_table"
+                    if meta else dataset)
+            cache = os.path.join(report.RESULTS, f"early_stopping_curves_{name}.json")
+            store = CurveStore(cache, data, space, args.epochs)
             for seed in range(args.seeds):
                 order = RULES[seed % len(RULES):] + RULES[:seed % len(RULES)]
                 for rule in order:
-                    run = run_search(data, rule, seed, args.trials, args.epochs,
-                                     os.path.join(root, dataset))
+                    if args.mode == "train":
+                        run = run_search(data, space, rule, seed, args.trials, args.epochs,
+                                         args.population, args.sample_size,
+                                         os.path.join(root, dataset))
+                    else:
+                        run = replay_search(store, space, rule, seed, args.trials,
+                                            args.epochs, args.population, args.sample_size,
+                                            os.path.join(root, dataset))
                     results.setdefault((dataset, rule), []).append(run)
-                    print(f"{dataset} seed {seed} {rule}: {run}", flush=True)
+                    brief = {k: v for k, v in run.items() if k not in ("curves", "best")}
+                    print(f"{dataset} seed {seed} {rule}: {brief}", flush=True)
+            trained += store.trained
+            shares[dataset] = statistics.median(
+                c["seconds"][0] / sum(c["seconds"][:args.epochs])
+                for c in store.curves.values()) if store.curves else None
+    if truth is not None:  # read again: a table being built has grown meanwhile
+        meta, truth = read_ground_truth(args.table)
+        for runs in results.values():
+            for run in runs:
+                run["table"] = truth.get(run["best"], float("nan"))
+    with open(os.path.splitext(args.output)[0] + ".curves.json", "w") as file:
+        json.dump({f"{d} {r}": [run["curves"] for run in runs]
+                   for (d, r), runs in results.items()}, file)
 
+    judged = "table" if truth is not None else "test"
     rows = ["| dataset | rule | training time (s) | saving vs none | epochs trained | "
-            "trials stopped | best test accuracy | spread of none (max-min) |",
-            "|---|---|---|---|---|---|---|---|"]
+            "epoch saving | trials stopped | stopped at epochs | best test accuracy"
+            + (" (model) | best by the table's mean test accuracy" if truth else "")
+            + " | spread of none (max-min) |",
+            "|---|---|---:|---:|---:|---:|---:|---|---:|" + ("---:|" if truth else "") + "---:|"]
     for dataset in args.datasets:
         baseline = results[(dataset, "none")]
-        tests = [r["test"] for r in baseline]
-        spread = max(tests) - min(tests)
+        finals = [r[judged] for r in baseline]
+        spread = max(finals) - min(finals)
         for rule in RULES:
             runs = results[(dataset, rule)]
             savings = [1 - r["train_time"] / b["train_time"] for r, b in zip(runs, baseline)]
+            epoch_savings = [1 - r["epochs"] / b["epochs"] for r, b in zip(runs, baseline)]
+            stopped_at = sorted(e for r in runs for e in r["stopped_at"])
             rows.append(
                 f"| {dataset} | {rule} | {statistics.median(r['train_time'] for r in runs):.1f} | "
                 f"{'' if rule == 'none' else f'{statistics.median(savings):.0%}'} | "
                 f"{statistics.median(r['epochs'] for r in runs):.0f} | "
+                f"{'' if rule == 'none' else f'{statistics.median(epoch_savings):.0%}'} | "
                 f"{statistics.median(r['stopped'] for r in runs):.0f} / {args.trials} | "
+                f"{', '.join(map(str, stopped_at)) if stopped_at else '-'} | "
                 f"{statistics.median(r['test'] for r in runs):.4f} | "
-                f"{f'{spread:.4f}' if rule == 'none' else ''} |")
+                + (f"{statistics.median(r['table'] for r in runs):.4f} | " if truth else "")
+                + f"{f'{spread:.4f}' if rule == 'none' else ''} |")
+    rows += ["", "Per seed (training time s / epochs / trials stopped / best test accuracy"
+             + (" by the table" if truth else "") + "):", "",
+             "| dataset | seed | none | median | curve |", "|---|---|---|---|---|"]
+    for dataset in args.datasets:
+        for seed in range(args.seeds):
+            cells = [f"{r['train_time']:.1f} / {r['epochs']:.0f} / {r['stopped']} / "
+                     f"{r[judged]:.4f}" for r in (results[(dataset, rule)][seed]
+                                                  for rule in RULES)]
+            rows.append(f"| {dataset} | {seed} | " + " | ".join(cells) + " |")
+    median_rule, curve_rule = early_stopping.get("median"), early_stopping.get("curve")
+    ceiling = {rule.name: (args.trials - rule.min_completed) / args.trials
+               * (1 - rule.min_epochs / args.epochs) for rule in (median_rule, curve_rule)}
+    space_text = (f"the space of `{args.table}` ({meta['space']} with its table's space "
+                  f"arguments), judged by the table's `{meta.get('final', 'test_acc_mean')}`"
+                  if truth else "the MLP space (1-3 layers of 8-128 units, relu/tanh/elu)")
+    command = "`python benchmarks/early_stopping.py " + " ".join(sys.argv[1:]) + "`"
     report.write_table(
         args.output, "Early stopping rules in regularized evolution",
-        f"`python benchmarks/early_stopping.py --datasets {' '.join(args.datasets)} "
-        f"--trials {args.trials} --epochs {args.epochs} --seeds {args.seeds}`: the MLP "
-        f"space (1-3 layers of 8-128 units, relu/tanh/elu), {args.trials} trials of "
-        f"{args.epochs} epochs (batch {args.batch_size}) per search, seeds 0-{args.seeds - 1}, "
-        "the three runs of a seed interleaved in a rotated order. Rules at their defaults: "
-        "median (min_epochs=3, min_completed=3), curve (min_epochs=4, min_completed=3, "
-        "threshold=0.05). Training time: the sum of the trials' `model.fit` times; "
-        "medians over seeds; saving: median of the per-seed savings against no rule; "
-        "best test accuracy: the best trial's model (by validation accuracy) on the "
-        "test split.", rows)
+        f"{command}: {space_text}, regularized evolution (population {args.population}, "
+        f"tournament {args.sample_size}), {args.trials} trials of {args.epochs} epochs (batch "
+        f"{args.batch_size}) per search, seeds 0-{args.seeds - 1}, the three runs of a seed "
+        "interleaved in a rotated order. " + MODES[args.mode].format(trained=trained)
+        + f" Rules at their defaults: {median_rule!r}, {curve_rule!r}. "
+        "Training time: the sum of the trials' `model.fit` times; medians "
+        "over seeds; saving: median of the per-seed savings against no rule; best test "
+        "accuracy: the best trial's model (by validation accuracy) on the test split. "
+        "Ceiling of the saving in epochs (every trial after the first `min_completed` "
+        f"stopped at `min_epochs`): median {ceiling['median']:.0%}, curve "
+        f"{ceiling['curve']:.0%}. "
+        + "".join(f"The first epoch (graph tracing included) takes {share:.0%} of a trial's "
+                  f"`fit` time on {dataset} (median over the recorded architectures). "
+                  for dataset, share in shares.items() if share is not None and
+                  args.mode == "replay")
+        + "Learning curves (validation accuracy per epoch) in "
+        f"`{os.path.basename(os.path.splitext(args.output)[0])}.curves.json`.", rows)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,8 @@ def proxy_scores(space, architectures, batch, path):
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=["arch", *proxies.PROXIES])
         writer.writeheader()
-        for key in keys:
-            writer.writerow({"arch": key, **cached[key]})
+        for key, scores in cached.items():  # all, a growing table's other rows too
+            writer.writerow({"arch": key, **scores})
     return [cached[k] for k in keys], seconds if missing else None
 
 
@@ -211,8 +211,14 @@ def main(argv=None):
     search_lines = ["| strategy | screening | median test acc. | mean | regret (median) |",
                     "|---|---|---:|---:|---:|"]
     started = time.perf_counter()
+    size = space.size()
+    if len(rows) < size:  # a table being built: its searches would leave it
+        print(f"The table has {len(rows)} of the space's {size} architectures: no searches.",
+              file=sys.stderr)
+        search_lines = [f"No searches: the table has {len(rows)} of the space's {size} "
+                        "architectures (a table being built)."]
     with tempfile.TemporaryDirectory() as directory:
-        for strategy in args.strategies.split(","):
+        for strategy in args.strategies.split(",") if len(rows) >= size else ():
             for proxy in (None,) + proxies.PROXIES:
                 screen_scores = None if proxy is None else {
                     Architecture(v).to_json(): s[proxy] for v, s in zip(architectures, scores)}
@@ -234,10 +240,11 @@ def main(argv=None):
         f"Proxies on one batch of 64 {args.dataset} training examples, weights "
         f"from seed 0"
         + (f", {seconds:.2f} s per architecture for all seven" if seconds else "")
-        + f". Searches: {args.budget} trained architectures each, answered by lookup, "
-        f"{args.seeds} seeds; screened runs train the best of {args.candidates} "
-        f"proposals by proxy ({search_seconds:.0f} s for all searches).\n\n"
-        f"Command: `python benchmarks/proxies.py "
+        + (f". Searches: {args.budget} trained architectures each, answered by lookup, "
+           f"{args.seeds} seeds; screened runs train the best of {args.candidates} "
+           f"proposals by proxy ({search_seconds:.0f} s for all searches).\n\n"
+           if len(rows) >= size else ". No searches (a partial table).\n\n")
+        + "Command: `python benchmarks/proxies.py "
         + " ".join(argv if argv is not None else sys.argv[1:]) + "`\n\n" + summary + "\n")
     report.write_table(args.output, "Training-free proxies against stand-alone accuracy",
                        description, lines + [""] + search_lines)

@@ -272,3 +272,105 @@ def test_the_predictor_can_take_the_proxy_as_a_feature(tmp_path):
     with pytest.raises(ValueError, match="`proxy_feature=True` without a proxy"):
         PredictorOracle(objective=kt.Objective("score", "max"),
                         proxy_feature=True).encode(architectures)
+
+
+TINY_CHAIN_ARGS = ["--space", "chain", "--space-arg", "max_layers=1",
+                   "--space-arg", "filters=[4,8]", "--space-arg", "skips=false",
+                   "--space-arg", 'operations=["conv3x3","maxpool3x3"]',
+                   "--space-arg", 'activations=["relu"]']
+
+
+@pytest.mark.slow
+def test_search_cli_trains_the_best_proposal_by_proxy(tmp_path, capsys):
+    # 20 proposals of a 4-architecture space: the first trial is the space's
+    # best by naswot, scored on the batch the CLI hands the screen.
+    code = cli.main(["search", *TINY_CHAIN_ARGS, "--strategy", "evolution",
+                     "--max-trials", "1", "--epochs", "1", "--proxy", "naswot",
+                     "--proxy-candidates", "20", "--directory", str(tmp_path / "runs"),
+                     "--project-name", "screened"])
+    assert code == 0
+    capsys.readouterr()
+    data = tfnas.load_data("digits", batch_size=32, seed=0)
+    space = spaces.ChainSpace(DIGITS, 10, max_layers=1, filters=(4, 8), skips=False,
+                              operations=("conv3x3", "maxpool3x3"), activations=("relu",))
+    every = proxies.sample_space(space)
+    assert len(every) == 4
+    scorer = proxies.ProxyScorer(space, "naswot", proxies.proxy_batch(data.train, 64, 0), seed=0)
+    best = max(every, key=lambda values: scorer(values))
+    tuner = tfnas.NASTuner(space, oracle="evolution", max_trials=1, seed=0,
+                           directory=tmp_path / "runs", project_name="screened",
+                           progress=False)
+    first = tuner.oracle.trials[tuner.oracle.start_order[0]]
+    assert Architecture.from_trial(first).values == Architecture(best).values
+    # Without --proxy, seed 0's first proposal is another architecture.
+    assert cli.main(["search", *TINY_CHAIN_ARGS, "--max-trials", "1", "--epochs", "1",
+                     "--directory", str(tmp_path / "runs"), "--project-name", "plain"]) == 0
+    plain = tfnas.NASTuner(space, oracle="evolution", max_trials=1, seed=0,
+                           directory=tmp_path / "runs", project_name="plain", progress=False)
+    unscreened = plain.oracle.trials[plain.oracle.start_order[0]]
+    assert Architecture.from_trial(unscreened).values != Architecture(best).values
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["--strategy", "kt-random", "--proxy", "naswot"],
+     "--proxy works with the strategies ["),
+    (["--strategy", "darts", "--proxy", "naswot"],
+     "--strategy darts takes no --halving, --mnasnet-target, --early-stopping or --proxy"),
+    (["--proxy-candidates", "3"], "--proxy-candidates needs --proxy"),
+])
+def test_search_cli_rejects_proxy_arguments_it_cannot_use(arguments, expected, tmp_path,
+                                                          capsys):
+    code = cli.main(["search", *TINY_CHAIN_ARGS, *arguments, "--max-trials", "1",
+                     "--epochs", "1", "--directory", str(tmp_path / "runs")])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("tfnas: error: ")
+    assert expected in error[0]
+    assert "Received: --" in error[0] or "darts" in expected
+    assert not any((tmp_path / "runs").glob("*/trial_*"))  # nothing trained
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["--proxy", "zen"], "--proxy: invalid choice: 'zen'"),
+    (["--proxy", "naswot", "--proxy-candidates", "0"],
+     "--proxy-candidates: expected a positive integer, received '0'"),
+])
+def test_search_cli_parser_rejects_bad_proxy_values(arguments, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["search", *arguments])
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_chief_screens_and_a_worker_trains_the_chosen_proposal(tmp_path, monkeypatch,
+                                                                   digits):
+    import threading
+
+    from tfnas import distributed
+
+    space = tiny_chain(max_layers=1)
+    every = proxies.sample_space(space)
+    largest = max(every, key=lambda values: proxies.build(space, values, 0).count_params())
+    arguments = dict(oracle="evolution", max_trials=1, seed=0, proxy="params",
+                     proxy_candidates=20, progress=False, measure_latency=False)
+    chief = tfnas.NASTuner(space, directory=tmp_path / "chief", project_name="p",
+                           **arguments)
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(distributed.free_port()))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker0")
+    server = threading.Thread(target=distributed.serve, args=(chief.oracle,),
+                              kwargs={"poll_seconds": 0.02}, daemon=True)
+    server.start()
+    # The worker gets the chief's arguments (the launcher gives both one
+    # command line); its oracle is a client of the chief's, which screens.
+    worker = tfnas.NASTuner(space, directory=tmp_path / "worker", project_name="p",
+                            **arguments)
+    assert worker.role == "worker" and getattr(worker.oracle, "screen", None) is None
+    worker.search(digits.train, validation_data=digits.validation, epochs=1, verbose=0)
+    server.join(timeout=60)
+    assert not server.is_alive()
+    (trial,) = chief.oracle.trials.values()
+    assert trial.status == "COMPLETED"
+    assert Architecture.from_trial(trial).values == Architecture(largest).values
+    assert len(chief.oracle.screen.last_scores) == 20

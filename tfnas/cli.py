@@ -128,6 +128,12 @@ def build_parser():
                         help="stop hopeless trials from their learning curves: the "
                              "median stopping rule or learning-curve extrapolation "
                              "(any strategy except KerasTuner's; see README)")
+    search.add_argument("--proxy", default=None, choices=list(proxies_names()),
+                        help="pre-screen the strategy's proposals by a training-free "
+                             "proxy: each trial trains the best of --proxy-candidates "
+                             "proposals (tfnas strategies only; see README)")
+    search.add_argument("--proxy-candidates", type=_positive_int, default=None, metavar="K",
+                        help="proposals scored by --proxy per trained trial (default 5)")
     search.add_argument("--min-epochs", type=_positive_int, default=1,
                         help="epochs of the first successive-halving rung")
     search.add_argument("--eta", type=_positive_int, default=3,
@@ -519,8 +525,19 @@ def _make_oracle(args, space):
             raise ValueError(f"--inherit-weights works with the strategies {inheriting}. "
                              f"Received: --strategy {args.strategy}")
         kwargs.update(inherit_weights=True, inherit_epochs=args.inherit_epochs)
-    return oracles.get(args.strategy, objective=_objective(args),
-                       max_trials=args.max_trials, seed=args.seed, space=space, **kwargs)
+    oracle = oracles.get(args.strategy, objective=_objective(args),
+                         max_trials=args.max_trials, seed=args.seed, space=space, **kwargs)
+    if args.proxy is not None and not isinstance(oracle, oracles.NASOracle):
+        screenable = [name for name in strategies.names(one_shot=False)
+                      if issubclass(strategies.get(name).cls, oracles.NASOracle)]
+        raise ValueError(f"--proxy works with the strategies {screenable} (KerasTuner's "
+                         "own oracles have no proposals to screen). Received: "
+                         f"--strategy {args.strategy} --proxy {args.proxy}")
+    if args.proxy is None and args.proxy_candidates is not None:
+        raise ValueError("--proxy-candidates needs --proxy (the proxy that scores the "
+                         f"candidates). Received: --proxy-candidates {args.proxy_candidates} "
+                         "without --proxy")
+    return oracle
 
 
 def _objective(args):
@@ -665,9 +682,10 @@ def run_search(args):
     if one_shot:  # the supernet trains for --epochs, then the derived architecture
         from tfnas.supernet.tuner import OneShotTuner
 
-        if args.halving or args.mnasnet_target is not None or args.early_stopping:
+        if (args.halving or args.mnasnet_target is not None or args.early_stopping
+                or args.proxy):
             raise ValueError(f"--strategy {args.strategy} takes no --halving, "
-                             "--mnasnet-target or --early-stopping.")
+                             "--mnasnet-target, --early-stopping or --proxy.")
         tuner = OneShotTuner(space, strategy=args.strategy, seed=args.seed,
                              enas_trials=args.max_trials, spos_trials=args.max_trials,
                              objective=args.objective, latency_table=predictor,
@@ -686,6 +704,8 @@ def run_search(args):
             distribution_strategy=strategy,
             distributed_options=options,
             early_stopping=args.early_stopping,
+            proxy=args.proxy,
+            proxy_candidates=args.proxy_candidates or 5,
         )
     if role is not None:
         name = os.environ[distributed.TUNER_ID]

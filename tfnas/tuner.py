@@ -178,7 +178,8 @@ class NASTuner(kt.Tuner):
             each trial trains the best of `proxy_candidates` proposals of the
             strategy by this proxy (`tfnas.screening`), scored on a batch of
             `proxy_batch_size` examples of the training data. tfnas
-            strategies only.
+            strategies only. In a distributed search the chief's oracle
+            screens; a worker ignores it.
         proxy_candidates: k, the proposals compared per trial.
         proxy_batch_size: Examples of the proxy's batch.
         distributed_options: A `tfnas.DistributedOptions` for a distributed
@@ -287,7 +288,7 @@ class NASTuner(kt.Tuner):
             overwrite=False,  # done safely above
             **kwargs,
         )
-        if proxy is not None:
+        if proxy is not None and self.role != "worker":  # the chief's oracle screens
             screening.attach(self.oracle, self.hypermodel, proxy, proxy_candidates,
                              proxy_batch_size)
         self.distributed_options = distributed.resolve_options(
