@@ -79,43 +79,6 @@ def space_architectures(space):
     return {tables.encode_key(name, values): values for values in enumerate_space(space)}
 
 
-class PathScorer:
-    """Inherited-weight validation accuracy of single paths of a trained
-    single-path `OneShotModel`, batch norm recalibrated per path, by one
-    traced function (the path lives in the mixed layers' index variables)."""
-
-    def __init__(self, model, train, validation):
-        self.model = model
-        self.calibration = paths.calibration_batch(train)
-        x, y = zip(*validation)
-        self.x, self.y = tf.concat(x, 0), tf.concat(y, 0)
-        self.normalizations = [layer for layer in model.supernet._flatten_layers()
-                               if isinstance(layer, keras.layers.BatchNormalization)]
-        self._score = tf.function(self._accuracy, autograph=False)
-
-    def _accuracy(self):
-        # momentum 0: the moving statistics become the calibration batch's.
-        self.model.supernet(self.calibration, training=True)
-        predictions = self.model.supernet(self.x, training=False)
-        labels = tf.cast(tf.reshape(self.y, [-1]), tf.int64)
-        return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(predictions, -1), labels),
-                                      tf.float32))
-
-    def scores(self, architectures):
-        momenta = [layer.momentum for layer in self.normalizations]
-        for layer in self.normalizations:
-            layer.momentum = 0.0
-        try:
-            result = []
-            for values in architectures:
-                paths.set_path(self.model, values)
-                result.append(float(self._score()))
-            return result
-        finally:
-            for layer, momentum in zip(self.normalizations, momenta):
-                layer.momentum = momentum
-
-
 def alpha_scores(model, architectures):
     """Sum over each architecture's decisions of log softmax(alpha) of its value."""
     logs = {name: tf.nn.log_softmax(layer.alpha).numpy()
@@ -154,7 +117,8 @@ def supernet_scores(model, architectures, train, validation):
     """`("inherited" or "alpha", {key: score})` of every architecture."""
     keys = list(architectures)
     if model.strategy.mode == "single_path":
-        scored = PathScorer(model, train, validation).scores([architectures[k] for k in keys])
+        scorer = paths.PathAccuracy(model, paths.calibration_batch(train), validation)
+        scored = scorer([architectures[k] for k in keys])
         return "inherited", dict(zip(keys, scored))
     return "alpha", dict(zip(keys, alpha_scores(model, [architectures[k] for k in keys])))
 
