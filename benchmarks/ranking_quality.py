@@ -52,6 +52,7 @@ from scipy import stats  # noqa: E402
 import tfnas  # noqa: E402
 from tfnas import oracles  # noqa: E402
 from tfnas.bench import runner, tables  # noqa: E402
+from tfnas.lookup import LookupTuner  # noqa: E402
 from tfnas.supernet import oneshot, paths, strategies  # noqa: E402
 from tfnas.supernet.builder import build_supernet  # noqa: E402
 from tfnas.supernet.tuner import OneShotTuner  # noqa: E402
@@ -212,34 +213,57 @@ def chosen_setting(raw, table):
     return rows, (chosen[0], chosen[1])
 
 
-def evolution_cost(table, target_top, seeds, budget):
-    """Per seed, `(queries, table seconds)` until regularized evolution's pick
-    (best signal so far) is in the top `target_top` % (None if never)."""
-    results = []
-    for seed in seeds:
-        oracle = oracles.get("evolution", kt.Objective(runner.SIGNAL, table.direction),
-                             budget, seed=seed, space=table.space)
-        results.append(_evolution_run(table, oracle, target_top))
-    return results
+def evolution_curves(table, seeds, budget):
+    """Per seed, `[(queries, table seconds, top % of the pick)]` after each
+    query of regularized evolution on the table (its pick: the best signal
+    so far), from one run of `budget` queries (an anytime evaluation)."""
+    return [_evolution_run(table, oracles.get(
+        "evolution", kt.Objective(runner.SIGNAL, table.direction), budget, seed=seed,
+        space=table.space)) for seed in seeds]
 
 
-def _evolution_run(table, oracle, target_top):
-    runner.run(oracle, table)
-    seconds, best = 0.0, None
-    ended = [oracle.trials[trial_id] for trial_id in oracle.end_order]
-    for query, trial in enumerate(ended, start=1):
+def _evolution_run(table, oracle):
+    # An architecture a growing table lacks fails its trial and costs nothing.
+    oracle.max_consecutive_failed_trials = 10 ** 6
+
+    def score(values):
+        try:
+            return table.lookup(values, table.signal)
+        except KeyError as error:
+            raise kt.errors.FailedTrialError(str(error)) from error
+
+    with tempfile.TemporaryDirectory() as directory:
+        LookupTuner(oracle, table.space, score, directory=directory).search()
+    curve, seconds, best = [], 0.0, None
+    for trial in (oracle.trials[trial_id] for trial_id in oracle.end_order):
+        if trial.score is None:
+            continue
         values = trial.hyperparameters.values
         seconds += table.lookup(values, "train_time_s")
         if best is None or trial.score > best[0]:  # accuracy tables: larger is better
             best = (trial.score, values)
-        if top_percent(table, best[1]) <= target_top + 1e-9:
-            return query, seconds
-    return None
+        curve.append((len(curve) + 1, seconds, top_percent(table, best[1])))
+    return curve
+
+
+def reaching(curves, target_top):
+    """Per curve, the first `(queries, seconds)` whose pick is in the top
+    `target_top` %, or None."""
+    return [next(((q, s) for q, s, top in curve if top <= target_top + 1e-9), None)
+            for curve in curves]
 
 
 def _median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")
+
+
+def _pooling_share(runs):
+    """The share of pooling among the derived architectures' layer operations
+    (DARTS's collapse shows as a share near 1)."""
+    ops = [value for run in runs for name, value in run["values"].items()
+           if name.endswith("/op")]
+    return sum("pool" in op for op in ops) / max(1, len(ops))
 
 
 def _place(top):
@@ -277,7 +301,8 @@ def analysis(args, raw):
     table, meta, _ = load(args.table)
     complete = len(table.rows) >= meta.get("size", len(table.rows))
     rows = [f"Table: {len(table.rows)} of {raw['architectures']} architectures"
-            + ("" if complete else " (still being built: correlations over those present)")
+            + ("" if complete else " (still being built: correlations, places and "
+               "evolution over those present; rerun with --analyze-only when it is done)")
             + f"; stand-alone best {table.optimum():.4f}.", ""]
     noise = [stats.kendalltau(
         [tables.column_value(row, f"{column}[0]") for row in table.rows.values()],
@@ -305,7 +330,8 @@ def analysis(args, raw):
         by_strategy.setdefault(run["strategy"], []).append(run)
     rows += ["| strategy | supernet's ranking: tau (rho), median | tau per seed "
              "| derived architecture: top %, median | top % per seed "
-             "| wall s (search + retraining), median |", "|---|---|---|---|---|---|"]
+             "| wall s (search + retraining), median | pooling share of derived layers |",
+             "|---|---|---|---|---|---|---|"]
     for strategy, runs in by_strategy.items():
         rows.append(
             f"| {strategy} | {runs[0]['kind']} {_median([r['tau'][0] for r in runs]):.3f} "
@@ -313,32 +339,35 @@ def analysis(args, raw):
             f"| {' '.join(format(r['tau'][0], '.2f') for r in runs)} "
             f"| {_median([r['top'] for r in runs]):.1f} "
             f"| {' '.join(_place(r['top']) for r in runs)} "
-            f"| {_median([r['wall_s'] for r in runs]):.1f} |")
+            f"| {_median([r['wall_s'] for r in runs]):.1f} | {_pooling_share(runs):.2f} |")
 
-    if not complete:
-        rows += ["", "Evolution's cost is computed on the complete table only."]
-        return rows
     rows += ["", "| strategy | derived top % (median) | one-shot wall s (median) "
-             "| evolution to the same place: queries, table s (medians) "
-             "| evolution table s / one-shot wall s |", "|---|---|---|---|---|"]
-    budget = min(args.evolution_budget, len(table.rows))
+             "| evolution to the same place: queries, table s (medians; queries of "
+             "architectures the table lacks not counted) "
+             "| evolution table s / one-shot wall s | the same, on this run's clock |",
+             "|---|---|---|---|---|---|"]
+    budget = min(args.evolution_budget, raw["architectures"])
+    curves = evolution_curves(table, range(args.evolution_seeds), budget)
+    pairs = [(r["retrain_s"], table.lookup(r["values"], "train_time_s"))
+             for runs in by_strategy.values() for r in runs
+             if r.get("retrain_s") and r["top"] is not None]
+    clock = statistics.median(mine / theirs for mine, theirs in pairs) if pairs else 1.0
     for strategy, runs in by_strategy.items():
         target = _median([r["top"] for r in runs])
         wall = _median([r["wall_s"] for r in runs])
-        reached = evolution_cost(table, target, range(args.evolution_seeds), budget)
-        done = [r for r in reached if r is not None]
+        if target != target:  # no derived architecture in the table yet
+            continue
+        done = [r for r in reaching(curves, target) if r is not None]
         queries, seconds = _median([r[0] for r in done]), _median([r[1] for r in done])
         rows.append(f"| {strategy} | {target:.1f} | {wall:.1f} | {queries:g}, {seconds:.1f} "
-                    f"(reached by {len(done)} of {len(reached)} seeds within {budget}) "
-                    f"| {seconds / wall:.2f} |")
+                    f"(reached by {len(done)} of {len(curves)} seeds within {budget}) "
+                    f"| {seconds / wall:.2f} | {clock * seconds / wall:.2f} |")
         print(rows[-1], flush=True)
-    pairs = [(r["retrain_s"], table.lookup(r["values"], "train_time_s"))
-             for runs in by_strategy.values() for r in runs if r.get("retrain_s")]
     if pairs:
-        ratio = statistics.median(mine / theirs for mine, theirs in pairs)
-        rows += ["", f"Clocks: retraining a derived architecture here took {ratio:.2f} x "
-                 "its table `train_time_s` (median over the runs): the table was built "
-                 "under another load."]
+        rows += ["", f"Clocks: retraining a derived architecture here took {clock:.2f} x "
+                 "its table `train_time_s` (median over the runs; the table was built under "
+                 "another load): the last column puts evolution's table seconds on this "
+                 "run's clock."]
     return rows
 
 
@@ -356,8 +385,8 @@ def main():
     parser.add_argument("--tune-epochs", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--tune-learning-rates", type=float, nargs="+", default=[0.01, 0.03])
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--evolution-seeds", type=int, default=30)
-    parser.add_argument("--evolution-budget", type=int, default=150)
+    parser.add_argument("--evolution-seeds", type=int, default=10)
+    parser.add_argument("--evolution-budget", type=int, default=100)
     parser.add_argument("--analyze-only", action="store_true",
                         help="only compare the kept searches (--raw) with the table")
     parser.add_argument("--raw", default=None,
