@@ -190,7 +190,7 @@ def tune(space, architectures, data, epochs_grid, lr_grid, seeds, raw, save):
                 model = spos_supernet(space, data, seed, epochs, lr)
                 _, scores = supernet_scores(model, architectures, data.train, data.validation)
                 raw["tune"].append({"epochs": epochs, "lr": lr, "seed": seed,
-                                    "scores": scores})
+                                    "scores": [scores[key] for key in architectures]})
                 save()
                 print(f"tune: epochs={epochs} lr={lr} seed={seed} mean inherited accuracy "
                       f"{statistics.fmean(scores.values()):.4f}", flush=True)
@@ -203,8 +203,9 @@ def chosen_setting(raw, table):
     does not read the table; tau is shown beside it)."""
     grid = {}
     for run in raw["tune"]:
+        scores = dict(zip(raw["keys"], run["scores"]))
         grid.setdefault((run["epochs"], run["lr"]), []).append(
-            (statistics.fmean(run["scores"].values()), correlations(run["scores"], table)[0]))
+            (statistics.fmean(scores.values()), correlations(scores, table)[0]))
     rows = [(epochs, lr, statistics.median(a for a, _ in runs),
              statistics.median(t for _, t in runs))
             for (epochs, lr), runs in sorted(grid.items())]
@@ -275,6 +276,9 @@ def run_searches(args, raw, save):
     table, meta, data = load(args.table)
     architectures = space_architectures(table.space)
     raw.setdefault("architectures", len(architectures))
+    raw.setdefault("keys", list(architectures))
+    if raw["keys"] != list(architectures):
+        raise ValueError(f"{args.raw}: kept searches of another space; use another --raw.")
     if args.tune:
         tune(table.space, architectures, data, args.tune_epochs, args.tune_learning_rates,
              args.tune_seeds, raw, save)
@@ -290,6 +294,7 @@ def run_searches(args, raw, save):
             keras.backend.clear_session()
             result = one_shot(strategy, architectures, table.space, meta["epochs"], data, seed,
                               args.epochs, args.learning_rate, args.architecture_learning_rate)
+            result["scores"] = [result["scores"][key] for key in architectures]
             raw["runs"].append(result)
             save()
             print(f"seed {seed} {strategy}: wall {result['wall_s']:.1f} s, derived "
@@ -326,7 +331,7 @@ def analysis(args, raw):
     by_strategy = {}
     for run in raw["runs"]:
         run = {**run, "top": top_percent(table, run["values"]),
-               "tau": correlations(run["scores"], table)}
+               "tau": correlations(dict(zip(raw["keys"], run["scores"])), table)}
         by_strategy.setdefault(run["strategy"], []).append(run)
     rows += ["| strategy | supernet's ranking: tau (rho), median | tau per seed "
              "| derived architecture: top %, median | top % per seed "
