@@ -284,6 +284,7 @@ def run_searches(args, raw, save):
              args.tune_seeds, raw, save)
         _, (args.epochs, args.learning_rate) = chosen_setting(raw, table)
         print(f"chosen: {args.epochs} epochs, lr {args.learning_rate}", flush=True)
+    raw["command"] = f"python {' '.join(sys.argv)}"
     raw["setting"] = {"epochs": args.epochs, "learning_rate": args.learning_rate,
                       "architecture_learning_rate": args.architecture_learning_rate,
                       "retrain_epochs": meta["epochs"]}
@@ -417,7 +418,8 @@ def main():
     rows = analysis(args, raw)
     report.write_table(
         output, f"Ranking quality of weight sharing on {name}",
-        f"`python {' '.join(sys.argv)}`: table {args.table}, truth = its `test_acc_mean`. "
+        f"Searches: `{raw.get('command')}`; analysis: `python {' '.join(sys.argv)}`. "
+        f"Table {args.table}, truth = its `test_acc_mean`. "
         f"Supernet: {setting['epochs']} epochs, Adam lr {setting['learning_rate']:g}, "
         f"alphas' Adam lr {setting['architecture_learning_rate']:g}; derived architectures "
         f"retrained {setting['retrain_epochs']} epochs (the table's protocol). "
