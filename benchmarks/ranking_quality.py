@@ -26,12 +26,17 @@ epochs: the wall time of the whole search is measured). Then:
 
 Before all that, `--tune` picks the supernet's epochs and learning rate from a
 small grid by a criterion that does not read the table: the supernet's mean
-inherited validation accuracy over the table's paths (a better-trained
-supernet); tau is printed for every grid point as well, so the choice can be
-judged.
+inherited validation accuracy over every path, the fewest epochs within a
+point of the best; tau is shown for every grid point as well.
+
+The searches (supernet scores of every architecture of the space, derived
+architectures, wall times) are kept in a JSON beside the results and resumed
+from it; `--analyze-only` compares them with the table again (e.g. once a
+growing table is finished) without training.
 
 Usage: python benchmarks/ranking_quality.py --table /work/tables/digits.csv
-    [--seeds 0 1 2 3 4] [--epochs 10] [--learning-rate 0.01] [--tune]
+    [--seeds 0 1 2 3 4] [--epochs 30] [--learning-rate 0.01] [--tune]
+    [--analyze-only]
 """
 
 import argparse
@@ -383,7 +388,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--strategies", default=STRATEGIES)
     parser.add_argument("--epochs", type=int, default=30, help="supernet epochs")
-    parser.add_argument("--learning-rate", type=float, default=0.03,
+    parser.add_argument("--learning-rate", type=float, default=0.01,
                         help="Adam learning rate of the supernet's weights")
     parser.add_argument("--architecture-learning-rate", type=float, default=3e-3)
     parser.add_argument("--tune", action="store_true",
