@@ -206,3 +206,34 @@ def test_enas_shares_weights_across_the_controller_trials(tmp_path, digits):
     assert tuner.oracle.architecture == best["architecture"]
     # The shared weights kept training: later paths score above chance.
     assert max(row["score"] for row in history[3:]) > 0.2
+
+
+def test_path_accuracy_recalibrates_each_path_in_one_trace(digits):
+    from tfnas.supernet import paths
+
+    space = spaces.ChainSpace((8, 8, 1), 10, max_layers=2, filters=(4, 8), skips=False,
+                              activations=("relu",), operations=("conv3x3", "maxpool3x3"))
+    keras.utils.set_random_seed(0)
+    supernet, builder = build_supernet(space, "single_path", seed=0)
+    model = OneShotModel(supernet, builder, strategy="spos", seed=0)
+    model.compile(optimizer="adam", loss=supernet.loss, metrics=["accuracy"])
+    model.fit(paired(digits.train, digits.validation), epochs=1, verbose=0)
+    calibration = paths.calibration_batch(digits.train)
+    architectures = [
+        {"num_layers": 2, "layer_0/op": "conv3x3", "layer_0/filters": 8,
+         "layer_1/op": "maxpool3x3", "layer_1/filters": 4},
+        {"num_layers": 1, "layer_0/op": "maxpool3x3", "layer_0/filters": 4},
+        {"num_layers": 2, "layer_0/op": "conv3x3", "layer_0/filters": 4,
+         "layer_1/op": "conv3x3", "layer_1/filters": 8}]
+    scorer = paths.PathAccuracy(model, calibration, digits.validation)
+    fast = scorer(architectures)
+    # One graph for every path, and the layers' own momentum kept.
+    assert scorer.traces == 1
+    assert all(layer.momentum == 0.9 for layer in scorer.normalizations)
+    for values, accuracy in zip(architectures, fast):
+        # The slow way: set the path, recalibrate, evaluate.
+        paths.set_path(model, values)
+        paths.recalibrate(model.supernet, calibration)
+        expected = model.evaluate(digits.validation, verbose=0, return_dict=True)["accuracy"]
+        assert accuracy == pytest.approx(expected, abs=1e-6)
+    assert len(set(fast)) > 1  # the paths differ

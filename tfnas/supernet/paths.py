@@ -6,6 +6,7 @@ import tempfile
 
 import keras
 import keras_tuner as kt
+import tensorflow as tf
 
 from tfnas.architecture import Architecture
 from tfnas.supernet.oneshot import paired  # noqa: F401  (for the path strategies)
@@ -37,6 +38,61 @@ def recalibrate(model, inputs):
     model(inputs, training=True)
     for layer, momentum in zip(layers, momenta):
         layer.momentum = momentum
+
+
+class PathAccuracy:
+    """Inherited-weight accuracy of many single paths of a trained
+    single-path `OneShotModel`, batch norm recalibrated for each, by one
+    traced function: a path lives in the mixed layers' index variables, so
+    scoring another path runs the same graph (no retracing).
+
+    Each call recalibrates as `recalibrate` does (momentum 0 on the
+    `calibration` inputs: the path's exact statistics on them), then
+    predicts all of `validation` in one batch and counts the labels
+    (integer classes, or one-hot) whose class scores highest.
+
+    Args:
+        model: The `OneShotModel` (single-path mode).
+        calibration: Inputs for batch-norm recalibration
+            (`calibration_batch(train)`).
+        validation: A `tf.data` dataset of `(x, y)` batches.
+    """
+
+    def __init__(self, model, calibration, validation):
+        self.model = model
+        self.calibration = calibration
+        inputs, labels = zip(*validation)
+        self.inputs, self.labels = tf.concat(inputs, 0), tf.concat(labels, 0)
+        self.normalizations = [layer for layer in model.supernet._flatten_layers()
+                               if isinstance(layer, keras.layers.BatchNormalization)]
+        self.traces = 0
+        self._accuracy = tf.function(self._recalibrated_accuracy, autograph=False)
+
+    def _recalibrated_accuracy(self):
+        self.traces += 1  # runs when traced only
+        self.model.supernet(self.calibration, training=True)
+        predictions = self.model.supernet(self.inputs, training=False)
+        labels = self.labels
+        if labels.shape.rank == predictions.shape.rank:  # one-hot
+            labels = tf.argmax(labels, -1)
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int64)
+        hits = tf.equal(tf.argmax(predictions, -1), labels)
+        return tf.reduce_mean(tf.cast(hits, tf.float32))
+
+    def __call__(self, architectures):
+        """The accuracy of each architecture (decision values) in turn."""
+        momenta = [layer.momentum for layer in self.normalizations]
+        for layer in self.normalizations:  # read when traced
+            layer.momentum = 0.0
+        try:
+            accuracies = []
+            for values in architectures:
+                set_path(self.model, values)
+                accuracies.append(float(self._accuracy()))
+            return accuracies
+        finally:
+            for layer, momentum in zip(self.normalizations, momenta):
+                layer.momentum = momentum
 
 
 def objective_metric(objective):
