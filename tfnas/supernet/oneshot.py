@@ -37,6 +37,8 @@ class OneShotModel(keras.Model):
         seed: Seed of SPOS's path sampling.
     """
 
+    _inline_gradients = True
+
     def __init__(self, supernet, builder, strategy="darts", architecture_optimizer=None,
                  second_order=False, latency=None, latency_weight=0.0, warmup_steps=0,
                  seed=None, **kwargs):
@@ -125,20 +127,27 @@ class OneShotModel(keras.Model):
         return loss, predictions, gradients[:len(alphas)], gradients[len(alphas):]
 
     def _gradients(self, x, y, latency_weight=0.0, optimizer=None):
-        """`_loss_and_gradients` through the shared traced function when
-        inside a graph on one replica (directly otherwise: eagerly, and under
-        a multi-replica strategy, whose replicas capture their own
-        variables)."""
+        """`_loss_and_gradients` through the shared traced function on one
+        replica (directly under a multi-replica strategy, whose replicas
+        capture their own variables)."""
         scale = 1.0 if optimizer is None else optimizer.scale_loss(tf.constant(1.0))
         scale = tf.cast(scale, tf.float32)
         latency_weight = tf.constant(latency_weight, tf.float32)
-        if (tf.executing_eagerly()
-                or tf.distribute.get_strategy().num_replicas_in_sync > 1):
+        if not self._single_replica():
             return self._loss_and_gradients(x, y, latency_weight, scale)
+        return self._shared_gradient_function()(x, y, latency_weight, scale)
+
+    def _single_replica(self):
+        return tf.distribute.get_strategy().num_replicas_in_sync == 1
+
+    def _shared_gradient_function(self):
+        """The traced `_loss_and_gradients` (made once)."""
         if getattr(self, "_shared_gradients", None) is None:
-            object.__setattr__(self, "_shared_gradients",
-                               tf.function(self._loss_and_gradients, autograph=False))
-        return self._shared_gradients(x, y, latency_weight, scale)
+            attributes = None if self._inline_gradients else {"_noinline": True}
+            object.__setattr__(self, "_shared_gradients", tf.function(
+                self._loss_and_gradients, autograph=False,
+                experimental_attributes=attributes))
+        return self._shared_gradients
 
     def set_phase(self, phase):
         """Sets every mixed layer's phase (ProxylessNAS)."""
