@@ -37,11 +37,6 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--space-arg", action="append", default=[])
     parser.add_argument("--optimizer", default="adam", help="the weights' optimizer")
-    parser.add_argument("--outer", default="graph", choices=["graph", "eager"],
-                        help="trace the whole train step, or run it eagerly around the "
-                        "traced gradient function")
-    parser.add_argument("--noinline", action="store_true",
-                        help="keep the shared gradient function out of line")
     parser.add_argument("--grappler", default=None,
                         help="JSON of tf.config.optimizer.set_experimental_options")
     parser.add_argument("--cprofile", default=None,
@@ -83,7 +78,6 @@ def main():
     supernet, builder = build_supernet(space, strategies.resolve(args.strategy).mode, seed=0)
     phase("supernet build", layers=len(supernet.layers), decisions=len(builder.mixed),
           weights=len(supernet.trainable_variables))
-    oneshot.OneShotModel._inline_gradients = not args.noinline
     model = oneshot.OneShotModel(supernet, builder, strategy=args.strategy, seed=0)
     model.compile(optimizer=keras.optimizers.get(args.optimizer), loss=supernet.loss,
                   metrics=["accuracy"])
@@ -100,27 +94,19 @@ def main():
         return model.train_step(data)
 
     # As Keras traces it: `do_not_convert`, no AutoGraph.
-    function = (tf.function(step, reduce_retracing=True, autograph=False)
-                if args.outer == "graph" else step)
+    function = tf.function(step, reduce_retracing=True, autograph=False)
     if args.cprofile:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
     iterator = iter(paired)
-    if args.outer == "graph":
-        graph = function.get_concrete_function(paired.element_spec).graph
-        inner = sum(len(f.definition.node_def) for f in graph._functions.values())
-        extra = {"ops": len(graph.get_operations()), "ops_in_inner_functions": inner}
-    else:
-        (x, y), _ = paired.element_spec
-        graph = model._shared_gradient_function().get_concrete_function(
-            x, y, tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32)).graph
-        extra = {"ops": len(graph.get_operations())}
+    graph = function.get_concrete_function(paired.element_spec).graph
+    inner = sum(len(f.definition.node_def) for f in graph._functions.values())
     if args.cprofile:
         profiler.disable()
         profiler.dump_stats(args.cprofile)
-    phase("trace train step", **extra)
+    phase("trace train step", ops=len(graph.get_operations()), ops_in_inner_functions=inner)
     function(next(iterator))
     phase("first run")
     steps = []
@@ -130,7 +116,7 @@ def main():
         steps.append(time.perf_counter() - start)
     shared = getattr(model, "_shared_gradients", None)
     phase("later steps", step_s=[round(s, 3) for s in steps],
-          train_step_traces=len(traces) if args.outer == "graph" else 0,
+          train_step_traces=len(traces),
           gradient_function_traces=shared.experimental_get_tracing_count() if shared else None)
     print("RESULT " + json.dumps(phases), flush=True)
 

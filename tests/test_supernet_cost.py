@@ -224,3 +224,47 @@ def test_concat_merges_of_several_inputs_are_mixed():
     hp = kt.HyperParameters()
     hp.values["pick"] = "0+2"
     np.testing.assert_allclose(ConcatTwoOfThree().build(hp)(x).numpy(), concatenations[1])
+
+
+class MetaOptimizerSetting(keras.callbacks.Callback):
+    """Records whether grappler is off at every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.append(meta_optimizer_disabled())
+
+
+def meta_optimizer_disabled():
+    return tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+
+
+@pytest.mark.slow
+def test_supernet_steps_run_without_graph_rewrites_and_the_setting_is_restored(digits):
+    data = paired(digits.train.take(2), digits.validation)
+    assert not meta_optimizer_disabled()
+    record = MetaOptimizerSetting()
+    one_shot_model("darts").fit(data, epochs=1, verbose=0, callbacks=[record])
+    assert record.seen == [True, True]
+    assert not meta_optimizer_disabled()
+
+    # Opted in: the steps run with grappler's rewrites.
+    strategy = strategies.resolve("darts")
+    supernet, builder = build_supernet(small_cell(), strategy.mode, seed=0)
+    model = OneShotModel(supernet, builder, strategy=strategy, seed=0, graph_rewrites=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=supernet.loss)
+    record = MetaOptimizerSetting()
+    model.fit(data, epochs=1, verbose=0, callbacks=[record])
+    assert record.seen == [False, False]
+
+
+def test_graph_rewrites_setting_is_restored_after_an_error():
+    from tfnas.supernet.graph_options import without_graph_rewrites
+
+    with pytest.raises(RuntimeError, match="inside"):
+        with without_graph_rewrites():
+            assert meta_optimizer_disabled()
+            raise RuntimeError("inside")
+    assert not meta_optimizer_disabled()

@@ -8,9 +8,13 @@ architecture step, e.g. DARTS's Adam step on the alphas on the validation
 batch (`architecture_step`, first or second order).
 """
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfnas.supernet import graph_options
 
 
 class OneShotModel(keras.Model):
@@ -35,13 +39,18 @@ class OneShotModel(keras.Model):
             parameter-free candidates (skip, zero) win early for no good
             reason (a known failure of DARTS); a warm-up avoids it.
         seed: Seed of SPOS's path sampling.
+        graph_rewrites: Let TensorFlow's graph optimizer (grappler) rewrite
+            the traced steps before their first run. Off by default: on the
+            supernet's very large graphs its rewrites take longer than a few
+            epochs of steps gain from them, and much memory
+            (`tfnas.supernet.graph_options`); what a step computes is the
+            same either way. Turn it on for long searches (many epochs,
+            or on GPUs, where its fusions and layout changes pay).
     """
-
-    _inline_gradients = True
 
     def __init__(self, supernet, builder, strategy="darts", architecture_optimizer=None,
                  second_order=False, latency=None, latency_weight=0.0, warmup_steps=0,
-                 seed=None, **kwargs):
+                 seed=None, graph_rewrites=False, **kwargs):
         from tfnas.supernet import strategies  # imports this module
 
         super().__init__(**kwargs)
@@ -59,6 +68,7 @@ class OneShotModel(keras.Model):
                 self.architecture_optimizer)
         self.latency_weight = float(latency_weight)
         self.warmup_steps = int(warmup_steps)
+        self.graph_rewrites = bool(graph_rewrites)
         self.mixed_layers = [layer for layer in supernet.layers if hasattr(layer, "alpha")]
         self.decisions = dict(builder.mixed)  # name -> owner MixedOp
         self._latency = {name: tf.constant(values, dtype="float32")
@@ -78,6 +88,25 @@ class OneShotModel(keras.Model):
 
     def call(self, inputs, training=None):
         return self.supernet(inputs, training=training)
+
+    def _graph_options(self):
+        if self.graph_rewrites:
+            return contextlib.nullcontext()
+        return graph_options.without_graph_rewrites()
+
+    # A traced function is prepared at its first run under the options of
+    # the moment: every run of the supernet's steps goes through these.
+    def fit(self, *args, **kwargs):
+        with self._graph_options():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with self._graph_options():
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with self._graph_options():
+            return super().predict(*args, **kwargs)
 
     def _symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy Keras builds metrics from one batch,
@@ -127,27 +156,20 @@ class OneShotModel(keras.Model):
         return loss, predictions, gradients[:len(alphas)], gradients[len(alphas):]
 
     def _gradients(self, x, y, latency_weight=0.0, optimizer=None):
-        """`_loss_and_gradients` through the shared traced function on one
-        replica (directly under a multi-replica strategy, whose replicas
-        capture their own variables)."""
+        """`_loss_and_gradients` through the shared traced function when
+        inside a graph on one replica (directly otherwise: eagerly, and under
+        a multi-replica strategy, whose replicas capture their own
+        variables)."""
         scale = 1.0 if optimizer is None else optimizer.scale_loss(tf.constant(1.0))
         scale = tf.cast(scale, tf.float32)
         latency_weight = tf.constant(latency_weight, tf.float32)
-        if not self._single_replica():
+        if (tf.executing_eagerly()
+                or tf.distribute.get_strategy().num_replicas_in_sync > 1):
             return self._loss_and_gradients(x, y, latency_weight, scale)
-        return self._shared_gradient_function()(x, y, latency_weight, scale)
-
-    def _single_replica(self):
-        return tf.distribute.get_strategy().num_replicas_in_sync == 1
-
-    def _shared_gradient_function(self):
-        """The traced `_loss_and_gradients` (made once)."""
         if getattr(self, "_shared_gradients", None) is None:
-            attributes = None if self._inline_gradients else {"_noinline": True}
-            object.__setattr__(self, "_shared_gradients", tf.function(
-                self._loss_and_gradients, autograph=False,
-                experimental_attributes=attributes))
-        return self._shared_gradients
+            object.__setattr__(self, "_shared_gradients",
+                               tf.function(self._loss_and_gradients, autograph=False))
+        return self._shared_gradients(x, y, latency_weight, scale)
 
     def set_phase(self, phase):
         """Sets every mixed layer's phase (ProxylessNAS)."""
