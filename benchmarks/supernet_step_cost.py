@@ -167,8 +167,8 @@ def table(rows, command, load):
         "",
         f"Command: `{command}`",
         "",
-        f"Load average (1 min) before and after the run: {load[0]:.1f}, {load[1]:.1f} "
-        "(2 cores, shared).",
+        f"Load average (1 min) at the start and at the last row: {load[0]:.1f}, "
+        f"{load[1]:.1f} (2 cores, shared).",
         "Step: median wall seconds of the steps after the first; step memory:",
         "peak RSS during those steps minus the RSS before them (MB); first step:",
         "tracing and first run (s); max RSS: the process's peak (MB). Ratios to the",
@@ -212,15 +212,15 @@ def main():
         return
     load = [os.getloadavg()[0]]
     rows = []
+    command = "python benchmarks/supernet_step_cost.py " + " ".join(sys.argv[1:])
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
     for name in [CANDIDATE, *args.strategies]:
         rows.append(run(name, args))
         print(json.dumps(rows[-1]), flush=True)
-    load.append(os.getloadavg()[0])
-    command = "python benchmarks/supernet_step_cost.py " + " ".join(sys.argv[1:])
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as handle:
-        handle.write(table(rows, command, load))
-    print(table(rows, command, load))
+        # Written after every row: a long run keeps what it measured.
+        with open(args.output, "w") as handle:
+            handle.write(table(rows, command, [load[0], os.getloadavg()[0]]))
+    print(table(rows, command, [load[0], os.getloadavg()[0]]))
 
 
 if __name__ == "__main__":
