@@ -8,13 +8,9 @@ architecture step, e.g. DARTS's Adam step on the alphas on the validation
 batch (`architecture_step`, first or second order).
 """
 
-import contextlib
-
 import keras
 import numpy as np
 import tensorflow as tf
-
-from tfnas.supernet import graph_options
 
 
 class OneShotModel(keras.Model):
@@ -39,18 +35,11 @@ class OneShotModel(keras.Model):
             parameter-free candidates (skip, zero) win early for no good
             reason (a known failure of DARTS); a warm-up avoids it.
         seed: Seed of SPOS's path sampling.
-        graph_rewrites: Let TensorFlow's graph optimizer (grappler) rewrite
-            the traced steps before their first run. Off by default: on the
-            supernet's very large graphs its rewrites take longer than a few
-            epochs of steps gain from them, and much memory
-            (`tfnas.supernet.graph_options`); what a step computes is the
-            same either way. Turn it on for long searches (many epochs,
-            or on GPUs, where its fusions and layout changes pay).
     """
 
     def __init__(self, supernet, builder, strategy="darts", architecture_optimizer=None,
                  second_order=False, latency=None, latency_weight=0.0, warmup_steps=0,
-                 seed=None, graph_rewrites=False, **kwargs):
+                 seed=None, **kwargs):
         from tfnas.supernet import strategies  # imports this module
 
         super().__init__(**kwargs)
@@ -68,7 +57,6 @@ class OneShotModel(keras.Model):
                 self.architecture_optimizer)
         self.latency_weight = float(latency_weight)
         self.warmup_steps = int(warmup_steps)
-        self.graph_rewrites = bool(graph_rewrites)
         self.mixed_layers = [layer for layer in supernet.layers if hasattr(layer, "alpha")]
         self.decisions = dict(builder.mixed)  # name -> owner MixedOp
         self._latency = {name: tf.constant(values, dtype="float32")
@@ -88,25 +76,6 @@ class OneShotModel(keras.Model):
 
     def call(self, inputs, training=None):
         return self.supernet(inputs, training=training)
-
-    def _graph_options(self):
-        if self.graph_rewrites:
-            return contextlib.nullcontext()
-        return graph_options.without_graph_rewrites()
-
-    # A traced function is prepared at its first run under the options of
-    # the moment: every run of the supernet's steps goes through these.
-    def fit(self, *args, **kwargs):
-        with self._graph_options():
-            return super().fit(*args, **kwargs)
-
-    def evaluate(self, *args, **kwargs):
-        with self._graph_options():
-            return super().evaluate(*args, **kwargs)
-
-    def predict(self, *args, **kwargs):
-        with self._graph_options():
-            return super().predict(*args, **kwargs)
 
     def _symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy Keras builds metrics from one batch,

@@ -93,8 +93,6 @@ class OneShotTuner(NASTuner):
         enas_steps: Training batches per ENAS path.
         fixed_values: Values of the space's plain hyperparameters.
         seed: Seed of the strategy.
-        graph_rewrites: Let grappler rewrite the supernet's traced steps
-            (see `OneShotModel`; off by default).
         objective: The objective of the retraining trial; SPOS and ENAS
             also score paths by the compiled metric it names ("val_accuracy":
             "accuracy"), in its direction.
@@ -105,7 +103,7 @@ class OneShotTuner(NASTuner):
                  architecture_learning_rate=3e-4, weight_optimizer=None, warmup_epochs=0,
                  latency_table=None, latency_weight=0.0, spos_trials=50, enas_trials=50,
                  enas_steps=10, fixed_values=None, seed=None, objective="val_accuracy",
-                 graph_rewrites=False, **kwargs):
+                 **kwargs):
         strategy = strategies.resolve(strategy)
         super().__init__(hypermodel, oracle=FixedOracle(objective=objective, seed=seed),
                          **kwargs)
@@ -121,7 +119,6 @@ class OneShotTuner(NASTuner):
         self.enas_steps = enas_steps
         self.fixed_values = dict(fixed_values or {})
         self.seed = seed
-        self.graph_rewrites = graph_rewrites
         self.supernet_decisions = []
         # {"epoch", "decision", "candidate", "probability"} (gradient
         # strategies) or {"trial", "score", "architecture"} (path strategies)
@@ -157,8 +154,7 @@ class OneShotTuner(NASTuner):
                 architecture_optimizer=keras.optimizers.Adam(
                     self.architecture_learning_rate, beta_1=0.5),
                 latency=latency, latency_weight=self.latency_weight,
-                warmup_steps=self.warmup_epochs * steps, seed=self.seed,
-                graph_rewrites=self.graph_rewrites)
+                warmup_steps=self.warmup_epochs * steps, seed=self.seed)
             model.compile(optimizer=self.weight_optimizer or keras.optimizers.Adam(1e-3),
                           loss=supernet.loss, metrics=_compiled_metrics(supernet))
         values = self.strategy.search(self, model, train, validation, epochs)
