@@ -1,0 +1,125 @@
+"""Where a one-epoch one-shot search spends its time and memory, by phase.
+
+In one process: building the space's stand-alone model, building the
+supernet, compiling the `OneShotModel`, tracing its train step (Python),
+the first run of the traced step (graph optimization and kernel set-up),
+the later steps, and the resident memory (RSS) after each phase. The train
+step is traced as Keras's `fit` traces it (`tf.function` over the paired
+batch spec, one trace).
+
+Usage: python benchmarks/supernet_profile.py [--strategy darts] [--space cell]
+    [--steps 5] [--space-arg num_cells=3]
+    [--cprofile FILE]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+# This checkout's tfnas, not an installed one.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def rss_mb():
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2 ** 20
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strategy", default="darts")
+    parser.add_argument("--space", default="cell")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--space-arg", action="append", default=[])
+    parser.add_argument("--optimizer", default="adam", help="the weights' optimizer")
+    parser.add_argument("--grappler", default=None,
+                        help="JSON of tf.config.optimizer.set_experimental_options")
+    parser.add_argument("--cprofile", default=None,
+                        help="write a cProfile of the tracing phase to this file")
+    args = parser.parse_args()
+    space_args = {}
+    for item in args.space_arg:
+        key, value = item.split("=", 1)
+        space_args[key] = int(value) if value.isdigit() else value
+
+    phases = []
+    clock = {"wall": time.perf_counter(), "cpu": time.process_time()}
+
+    def phase(name, **extra):
+        wall, cpu = time.perf_counter(), time.process_time()
+        phases.append({"phase": name, "wall_s": round(wall - clock["wall"], 2),
+                       "cpu_s": round(cpu - clock["cpu"], 2), "rss_mb": round(rss_mb()),
+                       **extra})
+        print(json.dumps(phases[-1]), flush=True)
+        clock.update(wall=time.perf_counter(), cpu=time.process_time())
+
+    import keras
+    import keras_tuner as kt
+    import tensorflow as tf
+
+    if args.grappler:
+        tf.config.optimizer.set_experimental_options(json.loads(args.grappler))
+
+    import tfnas
+    from tfnas.supernet import oneshot, strategies
+    from tfnas.supernet.builder import build_supernet
+    phase("imports")
+    data = tfnas.load_data("digits")
+    space = tfnas.spaces.get(args.space, data.input_shape, data.num_classes, **space_args)
+    phase("data", train_batches=int(data.train.cardinality()))
+    space.build(kt.HyperParameters())
+    phase("stand-alone build")
+    keras.backend.clear_session()
+    supernet, builder = build_supernet(space, strategies.resolve(args.strategy).mode, seed=0)
+    phase("supernet build", layers=len(supernet.layers), decisions=len(builder.mixed),
+          weights=len(supernet.trainable_variables))
+    model = oneshot.OneShotModel(supernet, builder, strategy=args.strategy, seed=0)
+    model.compile(optimizer=keras.optimizers.get(args.optimizer), loss=supernet.loss,
+                  metrics=["accuracy"])
+    paired = oneshot.paired(data.train, data.validation)
+    batch = next(iter(paired))
+    model._symbolic_build(data_batch=batch)
+    model.optimizer.build(model._weights())
+    phase("compile and build")
+
+    traces = []
+
+    def step(data):
+        traces.append(1)
+        return model.train_step(data)
+
+    # As Keras traces it: `do_not_convert`, no AutoGraph.
+    function = tf.function(step, reduce_retracing=True, autograph=False)
+    if args.cprofile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    iterator = iter(paired)
+    graph = function.get_concrete_function(paired.element_spec).graph
+    inner = sum(len(f.definition.node_def) for f in graph._functions.values())
+    if args.cprofile:
+        profiler.disable()
+        profiler.dump_stats(args.cprofile)
+    phase("trace train step", ops=len(graph.get_operations()), ops_in_inner_functions=inner)
+    function(next(iterator))
+    phase("first run")
+    steps = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        function(next(iterator))
+        steps.append(time.perf_counter() - start)
+    shared = getattr(model, "_shared_gradients", None)
+    phase("later steps", step_s=[round(s, 3) for s in steps],
+          train_step_traces=len(traces),
+          gradient_function_traces=shared.experimental_get_tracing_count() if shared else None)
+    print("RESULT " + json.dumps(phases), flush=True)
+
+
+if __name__ == "__main__":
+    main()
