@@ -57,7 +57,6 @@ from scipy import stats  # noqa: E402
 import tfnas  # noqa: E402
 from tfnas import oracles  # noqa: E402
 from tfnas.bench import runner, tables  # noqa: E402
-from tfnas.lookup import LookupTuner  # noqa: E402
 from tfnas.supernet import oneshot, paths, strategies  # noqa: E402
 from tfnas.supernet.builder import build_supernet  # noqa: E402
 from tfnas.supernet.tuner import OneShotTuner  # noqa: E402
@@ -231,15 +230,7 @@ def evolution_curves(table, seeds, budget):
 def _evolution_run(table, oracle):
     # An architecture a growing table lacks fails its trial and costs nothing.
     oracle.max_consecutive_failed_trials = 10 ** 6
-
-    def score(values):
-        try:
-            return table.lookup(values, table.signal)
-        except KeyError as error:
-            raise kt.errors.FailedTrialError(str(error)) from error
-
-    with tempfile.TemporaryDirectory() as directory:
-        LookupTuner(oracle, table.space, score, directory=directory).search()
+    runner.query(oracle, table)
     curve, seconds, best = [], 0.0, None
     for trial in (oracle.trials[trial_id] for trial_id in oracle.end_order):
         if trial.score is None:

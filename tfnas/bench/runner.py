@@ -18,11 +18,11 @@ class RunResult:
     picks: list  # table key of the pick after each query
 
 
-def run(oracle, table):
+def query(oracle, table):
     """Runs `oracle` (objective "signal") on `table` for its `max_trials`.
 
-    After each query the pick is the architecture with the best signal seen
-    so far; the result records the pick's final metric after each query.
+    Each trial is a lookup of its architecture's signal; an architecture the
+    table lacks fails its trial. The trials are left in `oracle`.
     """
     def score(values):
         try:
@@ -32,6 +32,15 @@ def run(oracle, table):
 
     with tempfile.TemporaryDirectory() as directory:
         LookupTuner(oracle, table.space, score, directory=directory).search()
+
+
+def run(oracle, table):
+    """Runs `oracle` on `table` (see `query`) and follows its pick.
+
+    After each query the pick is the architecture with the best signal seen
+    so far; the result records the pick's final metric after each query.
+    """
+    query(oracle, table)
     best_so_far, picks = [], []
     ended = [oracle.trials[trial_id] for trial_id in oracle.end_order]
     score = (lambda t: t.score if t.status == trials.COMPLETED else None)
