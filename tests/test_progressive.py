@@ -63,6 +63,30 @@ def test_levels_grow_one_block_at_a_time_from_the_beam(tmp_path):
                        for parent in parents), child
 
 
+def _good_blocks(values):
+    """A score a cell's new block can raise: the share of sep_conv_3x3 ops."""
+    chosen = [v for k, v in values.items() if "/op_" in k]
+    return sum(op == "sep_conv_3x3" for op in chosen) / len(chosen)
+
+
+def test_pnas_grows_cells_block_by_block(tmp_path):
+    space = spaces.CellSpace((8, 8, 1), 10, num_cells=3, min_blocks=1, max_blocks=3,
+                             filters=4, operations=("sep_conv_3x3", "max_pool_3x3", "identity"))
+    oracle, ordered = _search("pnas", tmp_path, score=_good_blocks, space=space,
+                              beam_size=3, max_trials=9)
+    assert progressive.depth_decisions(oracle.hyperparameters.space) == {
+        "num_blocks": [1, 2, 3]}
+    cells = [Architecture.from_trial(t).values for t in ordered]
+    assert [c["num_blocks"] for c in cells] == [1] * 3 + [2] * 3 + [3] * 3
+    for child in cells[3:]:
+        # A cell of B blocks is one of the B - 1 block cells plus block B - 1.
+        added = f"block_{child['num_blocks'] - 1}/"
+        kept = {k: v for k, v in child.items() if added not in k and k != "num_blocks"}
+        assert any(kept == {k: v for k, v in parent.items() if k != "num_blocks"}
+                   for parent in cells if parent["num_blocks"] == child["num_blocks"] - 1)
+        assert sum(added in k for k in child) == 8  # 2 inputs, 2 ops, 2 cell types
+
+
 def test_the_surrogate_picks_the_added_block_it_learnt_from_shallower_ones(tmp_path):
     """Level 0 trains random one-layer architectures; the surrogate must
     carry "conv3x3 scores" to the second layer it has never seen trained
