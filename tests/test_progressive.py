@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfnas import Architecture, oracles, sampling, spaces
+from tfnas import Architecture, oracles, sampling, spaces, trials
 from tfnas.oracles import progressive
 from tfnas.testing import LookupTuner
 from tfnas.testing.oracles import OBJECTIVE
@@ -194,3 +194,47 @@ def test_dpp_trains_real_candidates_and_reports_their_front(tmp_path, digits):
     assert depths == [1, 1, 2, 2]
     front = tuner.get_pareto_front()
     assert front and all(t.metrics.get_last_value("params") > 0 for t in front)
+
+
+@pytest.mark.parametrize("name", ["pnas", "dpp"])
+def test_levels_grow_from_first_rung_results_under_successive_halving(name, tmp_path):
+    from tfnas.oracles.halving import PARENT, RUNG, SuccessiveHalving
+
+    kwargs = {"pareto_objectives": [("score", "max"), ("cost", "min")]} if name == "dpp" else {}
+    oracle, ordered = _search(name, tmp_path, score=_accuracy_and_cost, max_trials=24,
+                              beam_size=4, halving=SuccessiveHalving(1, 3, 3), **kwargs)
+    by_id = {t.trial_id: t for t in ordered}
+    first_rung = [t for t in ordered if t.hyperparameters.values[RUNG] == 0]
+    promoted = [t for t in ordered if t.hyperparameters.values[RUNG] == 1]
+    assert promoted and len(first_rung) + len(promoted) == 24
+    # New architectures come level by level; promotions train the same ones longer.
+    depths = [t.hyperparameters.values["num_layers"] for t in first_rung]
+    assert depths[:12] == [1] * 4 + [2] * 4 + [3] * 4
+    for trial in promoted:
+        parent = by_id[trial.hyperparameters.values[PARENT]]
+        assert Architecture.from_trial(trial) == Architecture.from_trial(parent)
+    assert len({Architecture.from_trial(t) for t in first_rung}) == len(first_rung)
+
+
+def _pools_stopped_early(values):
+    """Wide convolutions score best; poolings look even better, but an early
+    stopping rule stopped them: their scores are partial (reported as
+    NASTuner reports a stopped trial)."""
+    if values["layer_0/op"] == "conv3x3":
+        return {"score": 0.3 + 0.01 * values["layer_0/filters"]}
+    return {"score": 1.0, trials.STOPPED_AT: 1.0}
+
+
+def test_a_trial_stopped_early_is_not_a_parent(tmp_path):
+    space = spaces.ChainSpace((4, 4, 1), 2, max_layers=2, filters=(4, 8), skips=False,
+                              operations=("conv3x3", "maxpool3x3", "avgpool3x3"))
+    # Level 0 has 8 architectures (4 convolutions, 4 poolings): all trained.
+    oracle, ordered = _search("pnas", tmp_path, score=_pools_stopped_early, space=space,
+                              beam_size=8, max_trials=16)
+    first = [t for t in ordered if t.hyperparameters.values["num_layers"] == 1]
+    assert sum(trials.is_stopped_early(t) for t in first) == 4
+    second = [t.hyperparameters.values for t in ordered
+              if t.hyperparameters.values["num_layers"] == 2]
+    # The surrogate learnt that 8 filters score: without the exclusion, the
+    # expansions of the 8-filter poolings would rank with the convolutions'.
+    assert second and all(v["layer_0/op"] == "conv3x3" for v in second), second
