@@ -283,7 +283,10 @@ def main():
             if not args.no_surrogate_study:
                 rows += surrogate_rows(table, args)
             rows += ["", *dpp_rows(table, args)]
-    state = "complete" if done else f"being built: {count} of {size} architectures"
+    state = ("complete" if done or count == size
+             else f"being built: {count} of {size} architectures")
+    if args.real:
+        state = "the space and training settings of its table"
     what = ("Real training (the table's dataset, space, epochs and batch size)" if args.real
             else "Median over seeds of the pick's mean test accuracy (%) at each number of "
             f"trained models (queries); the space has {size} architectures")
