@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfnas import Architecture, oracles, sampling, spaces
+from tfnas import Architecture, oracles, sampling, spaces, trials
 from tfnas.oracles import progressive
 from tfnas.testing import LookupTuner
 from tfnas.testing.oracles import OBJECTIVE
@@ -61,6 +61,30 @@ def test_levels_grow_one_block_at_a_time_from_the_beam(tmp_path):
                          if not k.startswith(f"layer_{depth - 1}/") and k != "num_layers"}
             assert any(inherited == {k: v for k, v in parent.items() if k != "num_layers"}
                        for parent in parents), child
+
+
+def _good_blocks(values):
+    """A score a cell's new block can raise: the share of sep_conv_3x3 ops."""
+    chosen = [v for k, v in values.items() if "/op_" in k]
+    return sum(op == "sep_conv_3x3" for op in chosen) / len(chosen)
+
+
+def test_pnas_grows_cells_block_by_block(tmp_path):
+    space = spaces.CellSpace((8, 8, 1), 10, num_cells=3, min_blocks=1, max_blocks=3,
+                             filters=4, operations=("sep_conv_3x3", "max_pool_3x3", "identity"))
+    oracle, ordered = _search("pnas", tmp_path, score=_good_blocks, space=space,
+                              beam_size=3, max_trials=9)
+    assert progressive.depth_decisions(oracle.hyperparameters.space) == {
+        "num_blocks": [1, 2, 3]}
+    cells = [Architecture.from_trial(t).values for t in ordered]
+    assert [c["num_blocks"] for c in cells] == [1] * 3 + [2] * 3 + [3] * 3
+    for child in cells[3:]:
+        # A cell of B blocks is one of the B - 1 block cells plus block B - 1.
+        added = f"block_{child['num_blocks'] - 1}/"
+        kept = {k: v for k, v in child.items() if added not in k and k != "num_blocks"}
+        assert any(kept == {k: v for k, v in parent.items() if k != "num_blocks"}
+                   for parent in cells if parent["num_blocks"] == child["num_blocks"] - 1)
+        assert sum(added in k for k in child) == 8  # 2 inputs, 2 ops, 2 cell types
 
 
 def test_the_surrogate_picks_the_added_block_it_learnt_from_shallower_ones(tmp_path):
@@ -170,3 +194,47 @@ def test_dpp_trains_real_candidates_and_reports_their_front(tmp_path, digits):
     assert depths == [1, 1, 2, 2]
     front = tuner.get_pareto_front()
     assert front and all(t.metrics.get_last_value("params") > 0 for t in front)
+
+
+@pytest.mark.parametrize("name", ["pnas", "dpp"])
+def test_levels_grow_from_first_rung_results_under_successive_halving(name, tmp_path):
+    from tfnas.oracles.halving import PARENT, RUNG, SuccessiveHalving
+
+    kwargs = {"pareto_objectives": [("score", "max"), ("cost", "min")]} if name == "dpp" else {}
+    oracle, ordered = _search(name, tmp_path, score=_accuracy_and_cost, max_trials=24,
+                              beam_size=4, halving=SuccessiveHalving(1, 3, 3), **kwargs)
+    by_id = {t.trial_id: t for t in ordered}
+    first_rung = [t for t in ordered if t.hyperparameters.values[RUNG] == 0]
+    promoted = [t for t in ordered if t.hyperparameters.values[RUNG] == 1]
+    assert promoted and len(first_rung) + len(promoted) == 24
+    # New architectures come level by level; promotions train the same ones longer.
+    depths = [t.hyperparameters.values["num_layers"] for t in first_rung]
+    assert depths[:12] == [1] * 4 + [2] * 4 + [3] * 4
+    for trial in promoted:
+        parent = by_id[trial.hyperparameters.values[PARENT]]
+        assert Architecture.from_trial(trial) == Architecture.from_trial(parent)
+    assert len({Architecture.from_trial(t) for t in first_rung}) == len(first_rung)
+
+
+def _pools_stopped_early(values):
+    """Wide convolutions score best; poolings look even better, but an early
+    stopping rule stopped them: their scores are partial (reported as
+    NASTuner reports a stopped trial)."""
+    if values["layer_0/op"] == "conv3x3":
+        return {"score": 0.3 + 0.01 * values["layer_0/filters"]}
+    return {"score": 1.0, trials.STOPPED_AT: 1.0}
+
+
+def test_a_trial_stopped_early_is_not_a_parent(tmp_path):
+    space = spaces.ChainSpace((4, 4, 1), 2, max_layers=2, filters=(4, 8), skips=False,
+                              operations=("conv3x3", "maxpool3x3", "avgpool3x3"))
+    # Level 0 has 8 architectures (4 convolutions, 4 poolings): all trained.
+    oracle, ordered = _search("pnas", tmp_path, score=_pools_stopped_early, space=space,
+                              beam_size=8, max_trials=16)
+    first = [t for t in ordered if t.hyperparameters.values["num_layers"] == 1]
+    assert sum(trials.is_stopped_early(t) for t in first) == 4
+    second = [t.hyperparameters.values for t in ordered
+              if t.hyperparameters.values["num_layers"] == 2]
+    # The surrogate learnt that 8 filters score: without the exclusion, the
+    # expansions of the 8-filter poolings would rank with the convolutions'.
+    assert second and all(v["layer_0/op"] == "conv3x3" for v in second), second

@@ -209,6 +209,34 @@ def test_cell_space_structure():
     assert model.output_shape == (None, 10)
 
 
+def test_cell_space_searches_its_blocks_per_cell_between_min_and_max_blocks():
+    fixed = spaces.CellSpace(DIGITS, 10, num_cells=3, num_blocks=2, filters=8)
+    grown = spaces.CellSpace(DIGITS, 10, num_cells=3, min_blocks=1, max_blocks=2, filters=8)
+    one = spaces.CellSpace(DIGITS, 10, num_cells=3, num_blocks=1, filters=8)
+    assert grown.size() == fixed.size() + one.size()
+    # A fixed block count declares no depth and keeps its config.
+    assert "num_blocks" not in Architecture.from_hyperparameters(
+        _built(fixed)).values and fixed.get_config()["num_blocks"] == 2
+    assert spaces.CellSpace(**grown.get_config()).get_config() == grown.get_config()
+    # Block 1's decisions exist only in two-block cells.
+    shallow = Architecture.from_hyperparameters(_built(grown, num_blocks=1)).values
+    deep = Architecture.from_hyperparameters(_built(grown, num_blocks=2)).values
+    assert shallow["num_blocks"] == 1 and not any("block_1" in name for name in shallow)
+    assert {n for n in deep if "block_1" in n} == {
+        f"{t}/block_1/{d}_{k}" for t in ("normal", "reduce") for d in ("input", "op")
+        for k in (0, 1)}
+    # The same architecture, as a fixed or a searched block count, is one model.
+    values = {k: v for k, v in deep.items() if k != "num_blocks"}
+    assert build(grown, deep).count_params() == build(fixed, values).count_params()
+    assert grown.describe(shallow).count("+") == 2  # one block in each cell type
+
+
+def _built(space, **values):
+    hp = Architecture(values).to_hyperparameters()
+    space.build(hp)
+    return hp
+
+
 def test_mobile_space_depth_and_skeleton():
     space = spaces.MobileSpace((32, 32, 3), 10)
     assert space.layer_choices(0) == [1, 2] and space.layer_choices(3) == [3, 4, 5]
@@ -269,6 +297,8 @@ def test_ops_validate_their_arguments(make, match):
     (lambda: spaces.MLPSpace(DIGITS, 10, activations=("nope",)), "nope"),
     (lambda: spaces.CellSpace(DIGITS, 10, num_cells=2), "`num_cells`"),
     (lambda: spaces.CellSpace(DIGITS, 10, filters=7), "even"),
+    (lambda: spaces.CellSpace(DIGITS, 10, num_blocks=3, max_blocks=4), "`max_blocks`"),
+    (lambda: spaces.CellSpace(DIGITS, 10, min_blocks=3, max_blocks=2), "`min_blocks`"),
     (lambda: spaces.NASBench201Space(DIGITS, 10, cells_per_stage=0), "`cells_per_stage`"),
     (lambda: spaces.MobileSpace(DIGITS, 10, width_multiplier=0), "`width_multiplier`"),
 ])

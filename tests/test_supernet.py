@@ -139,6 +139,44 @@ def test_every_one_shot_strategy_runs_end_to_end(strategy, tmp_path, digits):
     assert rebuilt.count_params() == tuner.get_best_models(1)[0].count_params()
 
 
+def grown_cells():
+    """A cell space whose blocks per cell are searched (1 or 2): its depths'
+    outputs concatenate 1 or 2 blocks, so they differ in channels."""
+    return spaces.CellSpace((8, 8, 1), 10, num_cells=3, min_blocks=1, max_blocks=2,
+                            filters=4, operations=("sep_conv_3x3", "identity"))
+
+
+def test_a_depth_whose_outputs_differ_in_channels_is_zero_padded_in_the_supernet(digits):
+    model, builder = build_supernet(grown_cells(), seed=0)
+    depth = builder.mixed["num_blocks"]
+    assert depth.labels == ["1", "2"] and builder.copies["num_blocks"] == 3
+    x, _ = next(iter(digits.train))
+    outputs = keras.Model(model.inputs, depth.input)(x[:4])
+    narrow, wide = (keras.ops.convert_to_numpy(o) for o in outputs)
+    assert narrow.shape[-1] * 2 == wide.shape[-1]
+    padded = [keras.ops.convert_to_numpy(c(outputs)) for c in depth.candidates]
+    np.testing.assert_array_equal(padded[0][..., :narrow.shape[-1]], narrow)
+    assert not padded[0][..., narrow.shape[-1]:].any()
+    np.testing.assert_array_equal(padded[1], wide)
+
+
+# The blocks per cell are searched by each supernet mode (darts2, beta-darts
+# and enas build the same supernets as darts and spos).
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["darts", "gdas", "proxyless", "spos"])
+def test_every_one_shot_strategy_searches_the_blocks_per_cell(strategy, tmp_path, digits):
+    tuner = OneShotTuner(grown_cells(), strategy=strategy, supernet_epochs=1,
+                         directory=tmp_path, seed=0, spos_trials=4, enas_trials=4,
+                         enas_steps=2, progress=False)
+    tuner.search(digits.train.take(4), validation_data=digits.validation.take(2),
+                 epochs=1, verbose=0)
+    values = tuner.oracle.architecture
+    assert values["num_blocks"] in (1, 2)
+    assert any("block_1" in name for name in values) == (values["num_blocks"] == 2)
+    rebuilt = grown_cells().build(tfnas.Architecture(values).to_hyperparameters())
+    assert rebuilt.count_params() == tuner.get_best_models(1)[0].count_params()
+
+
 def test_supernet_trains_under_a_mirrored_strategy(digits, mirrored):
     with mirrored.scope():
         supernet, builder = build_supernet(tiny_chain())

@@ -4,7 +4,9 @@
 as its decisions' meaning (see `tfnas.decisions`): every `choose_op` becomes
 a `MixedOp` of all its candidates; every `choose_inputs` a `MixedOp` over
 the allowed input subsets (one per input, on/off, for any-subset choices);
-every `repeat` a `MixedOp` over the outputs at each allowed depth; every
+every `repeat` a `MixedOp` over the outputs at each allowed depth (those
+that differ only in channels, like a cell concatenating its blocks, are
+zero-padded to the widest, as elastic widths mask channels); every
 `choose_value` a `SharedValue` whose `MixedOp` mixes one-hot selectors that
 elastic layers weight their shared weights by (`tfnas.supernet.elastic`).
 Plain KerasTuner hyperparameters of the space and `choose_value(...,
@@ -33,10 +35,12 @@ class SelectInputs(keras.layers.Layer):
     "concat", along the last axis).
 
     With `zero=True`, returns zeros shaped like the first selected input (an
-    input switched off).
+    input switched off). With `channels`, the result is zero-padded along the
+    last axis to that many channels (a depth whose output is narrower than
+    another depth's).
     """
 
-    def __init__(self, indices, merge="sum", zero=False, **kwargs):
+    def __init__(self, indices, merge="sum", zero=False, channels=None, **kwargs):
         super().__init__(**kwargs)
         self.indices = [int(i) for i in indices]
         if not self.indices or merge not in decisions.MERGE_MODES:
@@ -46,8 +50,12 @@ class SelectInputs(keras.layers.Layer):
                 f"indices={indices}, merge={merge!r}")
         self.merge = merge
         self.zero = bool(zero)
+        self.channels = None if channels is None else int(channels)
 
     def call(self, inputs):
+        return _pad_channels(self._select(inputs), self.channels)
+
+    def _select(self, inputs):
         chosen = [inputs[i] for i in self.indices]
         if self.zero:
             return keras.ops.zeros_like(chosen[0])
@@ -60,6 +68,8 @@ class SelectInputs(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[self.indices[0]]
+        if self.channels is not None:
+            return (*shape[:-1], self.channels)
         if self.merge == "concat" and not self.zero and len(self.indices) > 1:
             channels = [input_shape[i][-1] for i in self.indices]
             total = None if None in channels else sum(channels)
@@ -68,7 +78,16 @@ class SelectInputs(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "indices": self.indices, "merge": self.merge,
-                "zero": self.zero}
+                "zero": self.zero, "channels": self.channels}
+
+
+def _pad_channels(x, channels):
+    """`x` zero-padded along its last axis to `channels` (None: unchanged)."""
+    missing = 0 if channels is None else channels - x.shape[-1]
+    if missing <= 0:
+        return x
+    padding = [(0, 0)] * (len(x.shape) - 1) + [(0, missing)]
+    return keras.ops.pad(x, padding)
 
 
 def layer_name(decision):
@@ -209,7 +228,13 @@ class SupernetBuilder(decisions.DecisionBuilder):
             with hp.conditional_scope(name, [d for d in depths if d > index]):
                 x = block(index, x)
             outputs[index + 1] = x
-        candidates = [SelectInputs([position]) for position in range(len(depths))]
+        widths = {outputs[d].shape[-1] for d in depths}
+        # Depths that differ only in channels share the widest's: the narrower
+        # are zero-padded (the next layer's weights on the padding get no
+        # signal, as an elastic width's masked channels).
+        widest = max(widths) if len(widths) > 1 and None not in widths else None
+        candidates = [SelectInputs([position], channels=widest)
+                      for position in range(len(depths))]
         return self._mixed(name, candidates, [str(d) for d in depths], values=depths)(
             [outputs[d] for d in depths])
 
