@@ -3,11 +3,13 @@
 import numpy as np
 
 from tfnas import strategies, surrogate, trials
+from tfnas.architecture import Architecture
 from tfnas.moves import candidate_values
 from tfnas.oracles.base import RUNNING, NASOracle
 from tfnas.validation import check_int
 
-ACQUISITIONS = ("its", "ucb")
+ACQUISITIONS = ("its", "ucb", "ei")
+POOLS = ("mutation", "random")
 
 
 def encode(hyperparameters, values):
@@ -29,6 +31,15 @@ def encode(hyperparameters, values):
             low, high = float(hp.min_value), float(hp.max_value)
             features.append((float(value) - low) / (high - low) if high > low else 0.0)
     return np.asarray(features, dtype="float32")
+
+
+def expected_improvement(mean, std, best):
+    """E[max(f - best, 0)] for f ~ N(mean, std**2), elementwise."""
+    from scipy.stats import norm
+
+    std = np.maximum(std, 1e-12)
+    z = (mean - best) / std
+    return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
 
 
 def predictor_budget(max_trials):
@@ -87,18 +98,25 @@ class PredictorOracle(NASOracle):
 
     def __init__(self, objective=None, max_trials=100, initial_trials=10,
                  ensemble_size=5, num_candidates=100, num_parents=10, acquisition="its",
-                 ucb_kappa=0.5, hidden_units=(32, 32), encoder=None, proxy_feature=False,
-                 seed=None, **kwargs):
+                 ucb_kappa=0.5, hidden_units=(32, 32), epochs=300, candidate_pool="mutation",
+                 encoder=None, proxy_feature=False, seed=None, **kwargs):
         for name, value, low in (("initial_trials", initial_trials, 2),
                                  ("ensemble_size", ensemble_size, 2),
                                  ("num_candidates", num_candidates, 1),
-                                 ("num_parents", num_parents, 1)):
+                                 ("num_parents", num_parents, 1),
+                                 ("epochs", epochs, 1)):
             check_int(value, name, low)
         if acquisition not in ACQUISITIONS:
             raise ValueError(
                 f"Received an invalid value for `acquisition`, expected one of "
                 f"{ACQUISITIONS}. Received: acquisition={acquisition!r}")
+        if candidate_pool not in POOLS:
+            raise ValueError(
+                f"Received an invalid value for `candidate_pool`, expected one of "
+                f"{POOLS}. Received: candidate_pool={candidate_pool!r}")
         super().__init__(objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+        self.epochs = epochs
+        self.candidate_pool = candidate_pool
         self.initial_trials = initial_trials
         self.ensemble_size = ensemble_size
         self.num_candidates = num_candidates
@@ -138,18 +156,32 @@ class PredictorOracle(NASOracle):
         return np.asarray(encoded, dtype="float32")
 
     def _candidates(self, parents, rng):
+        if self.candidate_pool == "random":
+            return self._random_candidates(rng)
+        # The unexplored neighbours of the best parent first, then of the
+        # next best: the pool stays where the incumbent is (BANANAS mutates
+        # the best architectures, best first).
         candidates, seen = [], set()
-        for attempt in range(self.num_candidates * 5):
-            if len(candidates) == self.num_candidates:
-                break
-            parent = parents[attempt % len(parents)]
-            child = self.mutate(parent.hyperparameters.values, rng)
-            if child is None:
-                continue
-            key = tuple(sorted(child.items()))
+        for parent in parents:
+            for child in self.neighbours(parent.hyperparameters.values, rng):
+                key = Architecture(child).hash
+                if key not in seen and self.is_new(child):
+                    seen.add(key)
+                    candidates.append(child)
+                    if len(candidates) == self.num_candidates:
+                        return candidates
+        return candidates
+
+    def _random_candidates(self, rng):
+        candidates, seen = [], set()
+        for _ in range(self.num_candidates * 5):
+            child = self.random_architecture(rng)
+            key = Architecture(child).hash
             if key not in seen and self.is_new(child):
                 seen.add(key)
                 candidates.append(child)
+                if len(candidates) == self.num_candidates:
+                    break
         return candidates
 
     def predict(self, completed, candidates, rng):
@@ -161,7 +193,7 @@ class PredictorOracle(NASOracle):
         if self.objective.direction != "max":
             y = -y
         return surrogate.ensemble_predict(x, y, grid, rng, self.ensemble_size,
-                                          self.hidden_units)
+                                          self.hidden_units, self.epochs)
 
     def propose(self, rng):
         # A trial stopped early has a partial score: not a training target.
@@ -176,6 +208,10 @@ class PredictorOracle(NASOracle):
         mean, std = self.predict(completed, candidates, rng)
         if self.acquisition == "its":
             acquisition = rng.normal(mean, std)
-        else:
+        elif self.acquisition == "ucb":
             acquisition = mean + self.ucb_kappa * std
+        else:
+            best = max(t.score if self.objective.direction == "max" else -t.score
+                       for t in completed)
+            acquisition = expected_improvement(mean, std, best)
         return {"status": RUNNING, "values": candidates[int(np.argmax(acquisition))]}
