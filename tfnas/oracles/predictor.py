@@ -63,28 +63,38 @@ class PredictorOracle(NASOracle):
     After `initial_trials` random trials, each proposal trains an ensemble of
     `ensemble_size` small multilayer perceptrons (scikit-learn's
     `MLPRegressor`, each with its own initialization) on the one-hot
-    encodings of the completed architectures and their scores; generates
-    `num_candidates` new architectures by mutating the `num_parents` best
-    completed ones; and proposes the candidate that maximizes the
-    acquisition function over the ensemble's predictions:
+    encodings of the completed architectures and their standardized scores;
+    scores a pool of up to `num_candidates` new architectures, the
+    unexplored one-decision neighbours of the best completed trial, then of
+    the next best, down to the `num_parents`-th (BANANAS's finding: mutate
+    the best architectures seen, rather than sample at random); and proposes
+    the candidate that maximizes the acquisition function over the
+    ensemble's predictions:
 
     - "its", independent Thompson sampling (BANANAS's choice): a sample of a
       normal with the ensemble's mean and standard deviation per candidate;
-    - "ucb", the upper confidence bound mean + `ucb_kappa` * std.
+    - "ucb", the upper confidence bound mean + `ucb_kappa` * std;
+    - "ei", the expected improvement over the best score seen, under that
+      normal.
 
     The predictors are retrained from the trial history at every proposal, so
-    a restarted search needs no other state. Training takes well under a
-    second at 500 completed trials on a CPU.
+    a restarted search needs no other state. A proposal costs tens of
+    milliseconds of CPU at 100 completed trials
+    (`benchmarks/results/predictor_study.md`).
 
     Args:
         objective, max_trials, seed: as for `keras_tuner.Oracle`.
         initial_trials: Random trials before the predictors take over.
         ensemble_size: Number of predictors.
-        num_candidates: Mutated candidates scored per proposal.
-        num_parents: How many of the best trials are mutated.
-        acquisition: "its" or "ucb".
+        num_candidates: Most candidates scored per proposal.
+        num_parents: How many of the best trials' neighbourhoods the pool
+            may draw from.
+        acquisition: "its", "ucb" or "ei".
         ucb_kappa: Exploration weight of "ucb".
         hidden_units: Hidden layer widths of each predictor.
+        epochs: Most training epochs of each predictor.
+        candidate_pool: "mutation" (the neighbours of the best trials) or
+            "random" (random unexplored architectures, BANANAS's ablation).
         encoder: A function from decision values to a feature vector, e.g.
             a cell space's `path_encoding`; defaults to the one-hot encoding
             of the active decisions.
