@@ -9,7 +9,7 @@ completed (KerasTuner's state saves included).
 
 Usage: python benchmarks/strategies_on_macro.py [--seeds 100] [--budgets 50 100 200]
     [--strategies random,evolution,evolution:crossover_probability=0.5]
-    [--curves runs.jsonl [--reverse | --done-only]]
+    [--curves runs.jsonl [--reverse | --done-only]] [--no-overhead]
 
 A strategy is a registered name, optionally with oracle arguments after a
 colon (`name:key=value;key=value`), so variants of one strategy run side by
@@ -135,6 +135,9 @@ def main():
                              "sharing --curves)")
     parser.add_argument("--done-only", action="store_true",
                         help="summarize the seeds already in --curves; run no others")
+    parser.add_argument("--no-overhead", action="store_true",
+                        help="skip the oracle overhead measurement (e.g. when running "
+                             "the seeds in stages that share --curves)")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "strategies_on_macro.md"))
     args = parser.parse_args()
@@ -155,7 +158,8 @@ def main():
         curves = seed_curves(table, name, max(args.budgets), order, args.curves)
         records = bench.summarize(table, name, curves, args.budgets)
         checkpoints = slow.get(parse_strategy(name)[0], (10, 100, 1000))
-        overhead = oracle_overhead(name, table, checkpoints)
+        overhead = ({c: float("nan") for c in checkpoints} if args.no_overhead
+                    else oracle_overhead(name, table, checkpoints))
         cells = [f"{r['mean']:.2f} ± {r['std']:.2f} ({r['median']:.2f})" for r in records]
         costs = ", ".join(f"{overhead[c]:.1f} at {c}" for c in checkpoints)
         rows.append(f"| {name} | {len(curves)} | " + " | ".join(cells) + f" | {costs} |")

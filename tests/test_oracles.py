@@ -173,7 +173,9 @@ def test_predictor_beats_random_search_on_a_structured_table(tmp_path):
 @pytest.mark.parametrize("kwargs, match", [
     ({"initial_trials": 1}, "`initial_trials`"),
     ({"ensemble_size": 1}, "`ensemble_size`"),
-    ({"acquisition": "ei"}, "`acquisition`"),
+    ({"acquisition": "pi"}, "`acquisition`"),
+    ({"candidate_pool": "best"}, "`candidate_pool`"),
+    ({"epochs": 0}, "`epochs`"),
 ])
 def test_predictor_validates_its_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
