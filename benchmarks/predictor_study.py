@@ -23,16 +23,16 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras_tuner as kt  # noqa: E402
 
-from tfnas import bench, oracles, strategies, trials  # noqa: E402
+from tfnas import bench, oracles, strategies  # noqa: E402
 from tfnas.oracles import predictor  # noqa: E402
-from tfnas.lookup import SIGNAL, LookupTuner  # noqa: E402
+from tfnas.bench import runner  # noqa: E402
+from tfnas.lookup import SIGNAL  # noqa: E402
 
 import report  # noqa: E402
 from strategies_on_macro import parse_strategy  # noqa: E402
@@ -87,20 +87,7 @@ def run_seed(table, spec, budget, seed):
 
     oracle.populate_space = timed  # instance attribute: this oracle only
 
-    def score(values):
-        try:
-            return table.lookup(values, table.signal)
-        except KeyError as error:
-            raise kt.errors.FailedTrialError(str(error)) from error
-
-    with tempfile.TemporaryDirectory() as directory:
-        LookupTuner(oracle, table.space, score, directory=directory).search()
-    ended = [oracle.trials[t] for t in oracle.end_order]
-    best = trials.running_best(ended, table.direction,
-                               score=lambda t: t.score if t.status == trials.COMPLETED
-                               else None)
-    curve = [table.lookup(b.hyperparameters.values, table.final) for b in best
-             if b is not None]
+    curve = runner.run(oracle, table).best_so_far
     return curve, (statistics.median(timings) if timings else 0.0)
 
 
