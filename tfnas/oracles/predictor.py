@@ -167,25 +167,16 @@ class PredictorOracle(NASOracle):
 
     def _candidates(self, parents, rng):
         if self.candidate_pool == "random":
-            return self._random_candidates(rng)
-        # The unexplored neighbours of the best parent first, then of the
-        # next best: the pool stays where the incumbent is (BANANAS mutates
-        # the best architectures, best first).
+            children = (self.random_architecture(rng)
+                        for _ in range(self.num_candidates * 5))
+        else:
+            # The unexplored neighbours of the best parent first, then of the
+            # next best: the pool stays where the incumbent is (BANANAS
+            # mutates the best architectures, best first).
+            children = (child for parent in parents
+                        for child in self.neighbours(parent.hyperparameters.values, rng))
         candidates, seen = [], set()
-        for parent in parents:
-            for child in self.neighbours(parent.hyperparameters.values, rng):
-                key = Architecture(child).hash
-                if key not in seen and self.is_new(child):
-                    seen.add(key)
-                    candidates.append(child)
-                    if len(candidates) == self.num_candidates:
-                        return candidates
-        return candidates
-
-    def _random_candidates(self, rng):
-        candidates, seen = [], set()
-        for _ in range(self.num_candidates * 5):
-            child = self.random_architecture(rng)
+        for child in children:
             key = Architecture(child).hash
             if key not in seen and self.is_new(child):
                 seen.add(key)
