@@ -2,6 +2,7 @@
 by the compiled metric of the objective, search over them with a
 multi-trial strategy."""
 
+import contextlib
 import tempfile
 
 import keras
@@ -28,16 +29,30 @@ def calibration_batch(train):
     return next(iter(train.unbatch().batch(CALIBRATION_EXAMPLES)))[0]
 
 
-def recalibrate(model, inputs):
-    """Batch-norm statistics of the current path, from one large batch."""
-    layers = [layer for layer in model._flatten_layers()
-              if isinstance(layer, keras.layers.BatchNormalization)]
+def batch_normalizations(model):
+    """The `BatchNormalization` layers of `model`, nested ones included."""
+    return [layer for layer in model._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+@contextlib.contextmanager
+def exact_statistics(layers):
+    """Within it, a training-mode call sets `layers`' batch-norm statistics
+    to its batch's own (momentum 0); their momenta are restored after."""
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
         layer.momentum = 0.0
-    model(inputs, training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
+    try:
+        yield
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+
+
+def recalibrate(model, inputs):
+    """Batch-norm statistics of the current path, from one large batch."""
+    with exact_statistics(batch_normalizations(model)):
+        model(inputs, training=True)
 
 
 class PathAccuracy:
@@ -63,8 +78,7 @@ class PathAccuracy:
         self.calibration = calibration
         inputs, labels = zip(*validation)
         self.inputs, self.labels = tf.concat(inputs, 0), tf.concat(labels, 0)
-        self.normalizations = [layer for layer in model.supernet._flatten_layers()
-                               if isinstance(layer, keras.layers.BatchNormalization)]
+        self.normalizations = batch_normalizations(model.supernet)
         self.traces = 0
         self._accuracy = tf.function(self._recalibrated_accuracy, autograph=False)
 
@@ -81,18 +95,12 @@ class PathAccuracy:
 
     def __call__(self, architectures):
         """The accuracy of each architecture (decision values) in turn."""
-        momenta = [layer.momentum for layer in self.normalizations]
-        for layer in self.normalizations:  # read when traced
-            layer.momentum = 0.0
-        try:
+        with exact_statistics(self.normalizations):  # momentum read when traced
             accuracies = []
             for values in architectures:
                 set_path(self.model, values)
                 accuracies.append(float(self._accuracy()))
-            return accuracies
-        finally:
-            for layer, momentum in zip(self.normalizations, momenta):
-                layer.momentum = momentum
+        return accuracies
 
 
 def objective_metric(objective):
