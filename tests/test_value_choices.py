@@ -23,15 +23,21 @@ BLOCK_TYPES = {"conv": ("conv", 1), "dwconv": ("separable", 1),
 
 
 class ConvValues(kt.HyperModel):
-    """One convolution of chosen filters, kernel size and activation."""
+    """One convolution of chosen filters, kernel size and activation, on
+    images or (`rank=1`) sequences."""
+
+    def __init__(self, rank=2):
+        super().__init__()
+        self.rank = rank
 
     def build(self, hp):
-        inputs = keras.Input((8, 8, 2))
+        inputs = keras.Input((8,) * self.rank + (2,))
         filters = tfnas.choose_value(hp, "filters", [4, 8])
         kernel = tfnas.choose_value(hp, "kernel", [3, 5])
         activation = tfnas.choose_value(hp, "activation", ["relu", "tanh"])
         x = elastic.conv_bn(filters, kernel, activation=activation)(inputs)
-        x = keras.layers.GlobalAveragePooling2D()(x)
+        x = keras.layers.GlobalAveragePooling2D()(x) if self.rank == 2 else \
+            keras.layers.GlobalAveragePooling1D()(x)
         return keras.Model(inputs, keras.layers.Dense(3)(x))
 
 
@@ -97,14 +103,15 @@ def test_width_and_activation_are_slices_of_the_widest_layer():
 
 def _copy_conv(shared, conv_bn, kernel_size, filters):
     start = (shared.kernel.shape[0] - kernel_size) // 2
-    conv_bn.conv.kernel.assign(shared.kernel.numpy()[start:start + kernel_size,
-                                                     start:start + kernel_size, :, :filters])
+    window = (slice(start, start + kernel_size),) * (len(shared.kernel.shape) - 2)
+    conv_bn.conv.kernel.assign(shared.kernel.numpy()[window + (slice(None), slice(filters))])
     conv_bn.norm.set_weights([w.numpy()[:filters] for w in shared.norm.weights])
 
 
-def test_kernel_size_is_a_centred_slice_and_darts_mixes_it():
-    space = ConvValues()
-    x = np.random.default_rng(2).normal(size=(4, 8, 8, 2)).astype("float32")
+@pytest.mark.parametrize("rank", [1, 2])
+def test_kernel_size_is_a_centred_slice_and_darts_mixes_it(rank):
+    space = ConvValues(rank)
+    x = np.random.default_rng(2).normal(size=(4,) + (8,) * rank + (2,)).astype("float32")
     supernet, builder = build_supernet(space, "single_path")
     shared = [layer for layer in supernet.layers if isinstance(layer, elastic.ElasticConvBN)][0]
     randomize([shared.norm])
@@ -207,6 +214,23 @@ def test_every_space_builds_and_trains_as_a_supernet_in_every_mode(name, mode, d
     assert searched <= set(builder.mixed)
     x, _ = next(iter(digits.train))
     output = supernet(x[:8], training=True).numpy()
+    assert output.shape == (8, 10) and np.isfinite(output).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_one_dimensional_chain_space_builds_as_a_supernet(mode):
+    """Widths, pooling projections and skips of a chain space over sequences
+    (MNIST-1D's shape) are shared as the image ones are (the 1-D kernel
+    slices: `test_kernel_size_is_a_centred_slice_and_darts_mixes_it[1]`)."""
+    space = spaces.ChainSpace((40, 1), 10, max_layers=3, filters=(4, 8),
+                              operations=("conv3x3", "conv5x5", "maxpool3x3"))
+    supernet, builder = build_supernet(space, mode, seed=0)
+    hp = kt.HyperParameters()
+    space.build(hp)
+    assert {p.name for p in hp.space if len(getattr(p, "values", [0, 1])) > 1} <= set(
+        builder.mixed)
+    x = np.random.default_rng(0).normal(size=(8, 40, 1)).astype("float32")
+    output = supernet(x, training=True).numpy()
     assert output.shape == (8, 10) and np.isfinite(output).all()
 
 

@@ -61,25 +61,26 @@ def prefix_mask(width, selectors, total, dtype, normalize=False):
     return tf.cast(mask, dtype)
 
 
-def centre_mask(kernel_size, selectors, largest, dtype):
-    """The (largest, largest, 1, 1) mask of the centred k x k kernel slice,
-    weighted over the values of `kernel_size`, or None for the largest."""
+def centre_mask(kernel_size, selectors, largest, dtype, rank=2):
+    """The `(largest,) * rank + (1, 1)` mask of the centred k-wide kernel
+    slice, weighted over the values of `kernel_size`, or None for the
+    largest."""
     kernel_size = as_expr(kernel_size)
     if not kernel_size.parts and kernel_size.table[0] == largest:
         return None
 
     def centre(k):
         start = (largest - k) // 2
-        return [[1.0 if start <= i < start + k and start <= j < start + k else 0.0
-                 for j in range(largest)] for i in range(largest)]
+        line = tf.constant([1.0 if start <= i < start + k else 0.0 for i in range(largest)])
+        return line if rank == 1 else line[:, None] * line[None, :]
 
-    rows = tf.constant([centre(k) for k in kernel_size.table])
+    rows = tf.stack([centre(k) for k in kernel_size.table])
     if kernel_size.parts:
         weights = tf.stack(kernel_size.weights(selectors))
         mask = tf.tensordot(weights, rows, axes=1)
     else:
         mask = rows[0]
-    return tf.cast(mask[:, :, None, None], dtype)
+    return tf.cast(tf.reshape(mask, (largest,) * rank + (1, 1)), dtype)
 
 
 def mix(weights, branches, mode, training, switch=True):
@@ -175,23 +176,26 @@ class ElasticConvBN(ElasticLayer):
 
     def build(self, input_shape):
         channels = input_shape["x"][-1]
-        size = self.kernel_size.maximum
+        self.rank = ops.spatial_rank(input_shape["x"])
+        window = (self.kernel_size.maximum,) * self.rank
         self.channels = channels if self.kind == "depthwise" else self.filters.maximum
         if self.kind == "conv":
-            self.kernel = self.add_weight(name="kernel", shape=(size, size, channels,
-                                                                self.channels))
+            self.kernel = self.add_weight(name="kernel",
+                                          shape=window + (channels, self.channels))
         else:
             self.depthwise_kernel = self.add_weight(
-                name="depthwise_kernel", shape=(size, size, channels, 1))
+                name="depthwise_kernel", shape=window + (channels, 1))
             if self.kind == "separable":
                 self.pointwise_kernel = self.add_weight(
-                    name="pointwise_kernel", shape=(1, 1, channels, self.channels))
+                    name="pointwise_kernel",
+                    shape=(1,) * self.rank + (channels, self.channels))
         self.norm = ops._batch_norm()
         self.norm.build(tuple(input_shape["x"][:-1]) + (self.channels,))
 
     def call(self, inputs, training=None):
         x = inputs["x"]
-        mask = centre_mask(self.kernel_size, inputs, self.kernel_size.maximum, x.dtype)
+        mask = centre_mask(self.kernel_size, inputs, self.kernel_size.maximum, x.dtype,
+                           self.rank)
         common = dict(strides=self.strides, padding="same", dilation_rate=self.dilation_rate)
         if self.kind == "conv":
             kernel = tf.cast(self.kernel, x.dtype)
@@ -240,7 +244,7 @@ class ElasticPool(ElasticLayer):
         self.filters = filters
 
     def build(self, input_shape):
-        layer = keras.layers.MaxPooling2D if self.kind == "max" else keras.layers.AveragePooling2D
+        layer = ops.spatial_layer(self.kind, input_shape["x"])
         self.pool = layer(self.pool_size, strides=self.strides, padding="same")
         self.project = ElasticConvBN(self.filters, 1, activation=None)
         shape = self.pool.compute_output_shape(input_shape["x"])
@@ -262,7 +266,7 @@ class ElasticShortcut(ElasticLayer):
 
     def build(self, input_shape):
         shape = tuple(input_shape["x"])
-        self.pools = [keras.layers.AveragePooling2D(2, padding="same")
+        self.pools = [ops.spatial_layer("avg", shape)(2, padding="same")
                       for _ in range(self.reductions)]
         for pool in self.pools:
             shape = pool.compute_output_shape(shape)
@@ -318,9 +322,10 @@ class ElasticSqueezeExcite(ElasticLayer):
             if pair is None:
                 return x
             reduce, expand = pair
-            scale = keras.ops.mean(x, axis=(1, 2))
+            spatial_axes = tuple(range(1, len(x.shape) - 1))
+            scale = keras.ops.mean(x, axis=spatial_axes)
             scale = expand({**inputs, "x": reduce({**inputs, "x": scale})})
-            return x * scale[:, None, None, :]
+            return x * keras.ops.expand_dims(scale, spatial_axes)
 
         # Both computed (cheap; see `activate` on nested switches).
         return mix(self.se_ratio.weights(inputs),
