@@ -23,7 +23,7 @@ SMALL = {
     "cell": {"num_cells": 3, "num_blocks": 3, "filters": 8},
     "nb201": {"cells_per_stage": 1, "filters": 8},
     "macro": {"init_filters": 8, "head_filters": 64},
-    "mobile": {"width_multiplier": 0.25},
+    "mobile": {"width_multiplier": 0.25, "num_blocks": 2},  # every decision kind
     "sequence": {"max_blocks": 3, "widths": (8,)},
     "transformer": {"max_layers": 2, "model_dims": (8,), "ff_units": (8, 16)},
 }
