@@ -375,7 +375,7 @@ def test_transformer_child_inherits_its_unchanged_layers():
 def test_mobile_child_with_a_deeper_block_inherits_the_later_blocks():
     from tfnas.spaces.ops import MobileBlock
 
-    space = MobileSpace((32, 32, 3), 10, width_multiplier=0.25)
+    space = MobileSpace((32, 32, 3), 10, width_multiplier=0.25, num_blocks=3)
     hp = kt.HyperParameters()
     keras.backend.clear_session()
     parent = space.build(hp)  # MobileNetV2's defaults: block 1 has 2 layers

@@ -41,7 +41,7 @@ def test_depth_decisions_are_the_repeats_of_each_space():
     # The mobile space's layer counts add no decisions of their own (a block's
     # layers share its decisions), so they do not grow a searched structure.
     assert progressive.depth_decisions(_hyperparameters(
-        spaces.MobileSpace((32, 32, 3), 10)).space) == {}
+        spaces.MobileSpace((32, 32, 3), 10, num_blocks=2)).space) == {}
     assert progressive.depth_decisions(_hyperparameters(
         spaces.ChainSpace((4, 4, 1), 2, min_layers=2, max_layers=2)).space) == {}
 

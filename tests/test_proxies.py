@@ -24,7 +24,7 @@ TINY = {
     "cell": {"num_cells": 3, "num_blocks": 2, "filters": 8},
     "nb201": {"cells_per_stage": 1, "filters": 8},
     "macro": {"init_filters": 8, "head_filters": 32},
-    "mobile": {"width_multiplier": 0.25},
+    "mobile": {"width_multiplier": 0.25, "num_blocks": 2},
     "sequence": {"max_blocks": 2, "widths": (8,)},
     "transformer": {"max_layers": 1, "model_dims": (16,), "ff_units": (32,)},
 }

@@ -23,7 +23,7 @@ SMALL = {
     "cell": {"num_cells": 3, "num_blocks": 3, "filters": 8},
     "nb201": {"cells_per_stage": 1, "filters": 8},
     "macro": {"init_filters": 8, "head_filters": 64},
-    "mobile": {"width_multiplier": 0.25},
+    "mobile": {"width_multiplier": 0.25, "num_blocks": 2},  # every decision kind
     "sequence": {"max_blocks": 3, "widths": (8,)},
     "transformer": {"max_layers": 2, "model_dims": (8,), "ff_units": (8, 16)},
 }
@@ -247,6 +247,17 @@ def test_mobile_space_depth_and_skeleton():
     assert len(blocks) == 17
     assert [b.filters for b in blocks][:3] == [16, 24, 24]
     assert model.get_layer(index=-1).units == 10
+    # The first `num_blocks` of the seven, with the same decisions.
+    small = spaces.MobileSpace((32, 32, 3), 10, num_blocks=2)
+    assert small.size() == (120 * 2) * (120 * 3)
+    assert spaces.MobileSpace(**small.get_config()).num_blocks == 2
+    hp = Architecture({}).to_hyperparameters()
+    model = small.build(hp)
+    assert [b.filters for b in model.layers if isinstance(b, tfnas.spaces.ops.MobileBlock)] == [
+        16, 24, 24]
+    assert {name.split("/")[1] for name in hp.values} == {
+        "conv", "kernel", "se_ratio", "skip", "filters", "layers"}
+    assert {name.split("/")[0] for name in hp.values} == {"block_0", "block_1"}
 
 
 @pytest.mark.parametrize("layer", [
@@ -301,6 +312,7 @@ def test_ops_validate_their_arguments(make, match):
     (lambda: spaces.CellSpace(DIGITS, 10, min_blocks=3, max_blocks=2), "`min_blocks`"),
     (lambda: spaces.NASBench201Space(DIGITS, 10, cells_per_stage=0), "`cells_per_stage`"),
     (lambda: spaces.MobileSpace(DIGITS, 10, width_multiplier=0), "`width_multiplier`"),
+    (lambda: spaces.MobileSpace(DIGITS, 10, num_blocks=8), "`num_blocks`"),
 ])
 def test_spaces_validate_their_arguments(make, match):
     with pytest.raises(ValueError, match=match):

@@ -20,9 +20,14 @@ SMALL_SPACES = {
     "cell": dict(num_cells=3, num_blocks=2, filters=4),
     "nb201": dict(cells_per_stage=1, filters=4),
     "macro": dict(init_filters=4, head_filters=16),
-    "mobile": dict(width_multiplier=0.25),
+    # Two blocks: every kind of mobile decision, a stride-2 block whose input
+    # width is the first block's searched width.
+    "mobile": dict(width_multiplier=0.25, num_blocks=2),
     "chain": dict(max_layers=3, filters=(8,), operations=("conv3x3", "sepconv3x3")),
 }
+
+
+MOBILE_DECISIONS = {"conv", "kernel", "se_ratio", "skip", "filters", "layers"}
 
 
 def tiny_chain():
@@ -36,6 +41,8 @@ def test_supernet_of_each_space_trains(name, digits):
     model, builder = build_supernet(spaces.get(name, (8, 8, 1), 10, **SMALL_SPACES[name]))
     # Every op choice, input choice and depth of the space is a mixed layer.
     assert builder.mixed and all(len(layer.labels) >= 1 for layer in builder.mixed.values())
+    if name == "mobile":
+        assert {key.split("/")[-1] for key in builder.mixed} == MOBILE_DECISIONS
     x, y = next(iter(digits.train))
     # Training-mode losses on one batch (inference would use batch-norm
     # statistics that a few steps barely move).
@@ -141,9 +148,10 @@ def test_every_one_shot_strategy_runs_end_to_end(strategy, tmp_path, digits):
 
 def grown_cells():
     """A cell space whose blocks per cell are searched (1 or 2): its depths'
-    outputs concatenate 1 or 2 blocks, so they differ in channels."""
+    outputs concatenate 1 or 2 blocks, so they differ in channels. (Its
+    convolution, of one separable layer, is the cheapest to trace.)"""
     return spaces.CellSpace((8, 8, 1), 10, num_cells=3, min_blocks=1, max_blocks=2,
-                            filters=4, operations=("sep_conv_3x3", "identity"))
+                            filters=4, operations=("dil_conv_3x3", "identity"))
 
 
 def test_a_depth_whose_outputs_differ_in_channels_is_zero_padded_in_the_supernet(digits):

@@ -193,7 +193,7 @@ def test_mlp_gradients_reach_exactly_the_standalone_parameters():
 SMALL = {
     "chain": dict(max_layers=2, filters=(4, 8)),
     "mlp": dict(max_layers=2, units=(4, 8)),
-    "mobile": dict(width_multiplier=0.25),
+    "mobile": dict(width_multiplier=0.25, num_blocks=2),  # every decision kind
     "cell": dict(num_cells=3, num_blocks=2, filters=4),
     "nb201": dict(cells_per_stage=1, filters=4),
     "macro": dict(init_filters=4, head_filters=16),
@@ -237,7 +237,7 @@ def test_a_one_dimensional_chain_space_builds_as_a_supernet(mode):
 def test_multi_trial_decisions_are_unchanged():
     """The spaces declare the same KerasTuner hyperparameters as before."""
     hp = kt.HyperParameters()
-    spaces.MobileSpace((32, 32, 3), 10).build(hp)
+    spaces.MobileSpace((32, 32, 3), 10, num_blocks=1).build(hp)
     block = [(p.name, p.values, p.default, p.conditions) for p in hp.space
              if p.name.startswith("block_0/")]
     assert block == [

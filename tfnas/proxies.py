@@ -44,7 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas import estimation
+from tfnas import estimation, gc_scope
 from tfnas.validation import check_positive_int
 
 PROXIES = ("synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flops")
@@ -407,10 +407,13 @@ def score_architectures(space, architectures, proxies, batch=None, seed=0, progr
     """
     results = []
     architectures = list(architectures)
-    for index, values in enumerate(architectures):
-        results.append(score_architecture(space, values, proxies, batch, seed))
-        if progress is not None:
-            progress(index + 1, len(architectures))
+    # Each architecture's `clear_session` collects garbage: over only what
+    # the loop made, not all of TensorFlow (as between a search's trials).
+    with gc_scope.SearchCollections():
+        for index, values in enumerate(architectures):
+            results.append(score_architecture(space, values, proxies, batch, seed))
+            if progress is not None:
+                progress(index + 1, len(architectures))
     return results
 
 

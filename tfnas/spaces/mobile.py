@@ -4,7 +4,7 @@ import math
 
 from tfnas import decisions
 from tfnas.spaces import ops
-from tfnas.spaces.base import SearchSpace, chain_graph
+from tfnas.spaces.base import SearchSpace, chain_graph, check_int_range
 from tfnas.supernet import elastic
 
 #: MobileNetV2's seven blocks: (output filters, layers, first stride).
@@ -52,23 +52,28 @@ class MobileSpace(SearchSpace):
     Args:
         input_shape, num_classes, task, learning_rate: see `SearchSpace`.
         width_multiplier: Scales every filter count (stem, blocks, head).
+        num_blocks: How many of MobileNetV2's seven blocks the skeleton
+            keeps, from the first (1 to 7; fewer make a small space whose
+            blocks have the same decisions).
     """
 
     space_name = "mobile"
 
     def __init__(self, input_shape, num_classes, task="classification",
-                 learning_rate=1e-3, width_multiplier=1.0):
+                 learning_rate=1e-3, width_multiplier=1.0, num_blocks=7):
         super().__init__(input_shape, num_classes, task, learning_rate)
+        check_int_range(num_blocks, "num_blocks", 1, len(MOBILENET_V2_BLOCKS))
         if not width_multiplier > 0:
             raise ValueError(
                 "Received an invalid value for `width_multiplier`, expected a "
                 f"positive number. Received: width_multiplier={width_multiplier!r}"
             )
         self.width_multiplier = float(width_multiplier)
+        self.num_blocks = int(num_blocks)
+        self.blocks = MOBILENET_V2_BLOCKS[:self.num_blocks]
 
-    @staticmethod
-    def layer_choices(block):
-        base = MOBILENET_V2_BLOCKS[block][1]
+    def layer_choices(self, block):
+        base = self.blocks[block][1]
         return sorted({max(1, base + offset) for offset in LAYER_OFFSETS})
 
     def _filters(self, filters):
@@ -80,7 +85,7 @@ class MobileSpace(SearchSpace):
         # weight inheritance (tfnas.inheritance): a block's layers keep their
         # keys when an earlier block gains or loses a layer.
         x = ops.ConvBN(previous, 3, strides=2, name="stem.conv_bn")(inputs)
-        for block, (base_filters, _, first_stride) in enumerate(MOBILENET_V2_BLOCKS):
+        for block, (base_filters, _, first_stride) in enumerate(self.blocks):
             prefix = f"block_{block}"
             conv = decisions.choose_value(hp, f"{prefix}/conv", list(CONV_TYPES),
                                           default="mbconv6")
@@ -103,7 +108,7 @@ class MobileSpace(SearchSpace):
 
             choices = self.layer_choices(block)
             x = decisions.repeat(hp, f"{prefix}/layers", layer, x, depths=choices,
-                                 default=MOBILENET_V2_BLOCKS[block][1])
+                                 default=self.blocks[block][1])
             previous = filters
         return ops.ConvBN(self._filters(1280), 1, name="top.conv_bn")(x)
 
@@ -111,11 +116,11 @@ class MobileSpace(SearchSpace):
         per_block = (len(CONV_TYPES) * len(KERNELS) * len(SE_RATIOS) * len(SKIPS)
                      * len(FILTER_MULTIPLIERS))
         return math.prod(per_block * len(self.layer_choices(block))
-                         for block in range(len(MOBILENET_V2_BLOCKS)))
+                         for block in range(self.num_blocks))
 
     def describe(self, values):
         blocks = []
-        for block in range(len(MOBILENET_V2_BLOCKS)):
+        for block in range(self.num_blocks):
             p = f"block_{block}"
             se = "-se" if values[f"{p}/se_ratio"] else ""
             skip = "" if values[f"{p}/skip"] == "identity" else "-noskip"
@@ -127,4 +132,5 @@ class MobileSpace(SearchSpace):
         return [chain_graph(self.describe(values).split(" "))]
 
     def get_config(self):
-        return {**super().get_config(), "width_multiplier": self.width_multiplier}
+        return {**super().get_config(), "width_multiplier": self.width_multiplier,
+                "num_blocks": self.num_blocks}

@@ -19,6 +19,7 @@ import tempfile
 import keras
 import keras_tuner as kt
 
+from tfnas import gc_scope
 from tfnas.data import digits_arrays
 from tfnas.testing.contract import Killed
 
@@ -66,7 +67,9 @@ class TinyModel(kt.HyperModel):
             keras.Input((8, 8, 1)), keras.layers.Flatten(),
             keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(rate),
             keras.layers.Dense(10, activation="softmax")])
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        # Eager: tracing a graph would cost more than the few steps it runs.
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"],
+                      run_eagerly=True)
         return model
 
     def fit(self, hp, model, *args, **kwargs):
@@ -272,7 +275,10 @@ def check_tuner_contract(tuner_class, checks=None, display_on=None, **tuner_args
 
     make_tuner.tuner_class = tuner_class
     for name in checks or TUNER_CHECKS:
-        with tempfile.TemporaryDirectory() as directory:
+        # The full collections before each trial (KerasTuner's, any tuner's)
+        # walk only what the check made: NASTuner's own cheaper collections
+        # for every tuner class, and for the several searches of a check.
+        with tempfile.TemporaryDirectory() as directory, gc_scope.SearchCollections():
             try:
                 TUNER_CHECKS[name](make_tuner, directory, display_on or {})
             except AssertionError as error:
