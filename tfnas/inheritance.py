@@ -6,9 +6,11 @@ child's values (`tuner/inherit_from`, with the child's epochs in
 `tuner/inherit_epochs`): values are saved in the trial's `trial.json` and
 travel to workers over KerasTuner's gRPC channel, so they survive restarts
 and distributed searches, as Hyperband's `tuner/trial_id` does. The tuner
-then builds the parent, loads its best-epoch checkpoint from the project
-directory (`trial_<id>/checkpoint.weights.h5`), and copies weights into the
-child layer by layer before training it for the fewer epochs.
+then reads the parent's best-epoch weights (from memory when the parent
+trained in the same process, `DonorCache`; else it builds the parent and
+loads its checkpoint from the project directory,
+`trial_<id>/checkpoint.weights.h5`), and copies weights into the child
+layer by layer before training it for the fewer epochs.
 
 Matching layers between two builds of a space. A layer's key is its name.
 The built-in spaces name every searched layer `"{role}.{variant}"` after the
