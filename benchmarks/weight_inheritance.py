@@ -13,8 +13,11 @@ bookkeeping included).
 Targets (time to first reach them):
 
 - "common": per seed, the highest best accuracy both runs reach, i.e. the
-  lower of the two final bests. The ratio plain / inherit is taken per seed
-  and its median reported;
+  lower of the two final bests, when both reach it after their random
+  phase (higher than either run's best random trial): a target the random
+  trials reach measures the machine's noise, not inheritance, so such a
+  seed has no common target (n/a). The ratio plain / inherit is taken per
+  seed and its median reported;
 - "table top 10%": with `--table`, the 90th percentile of the table's
   stand-alone validation accuracies (`val_acc_mean`): the accuracy of the
   table's top tenth of architectures;
@@ -26,7 +29,13 @@ table's. Without, a chain space on `--dataset`.
 
 Usage: python benchmarks/weight_inheritance.py [--table tfnas/bench/data/mnist1d.csv]
     [--dataset digits] [--seeds 3] [--max-trials 20] [--population 5]
-    [--sample-size 2] [--epochs 3] [--inherit-epochs 1]
+    [--sample-size 2] [--epochs 3] [--inherit-epochs 1] [--first-seed 0]
+    [--configs plain inherit]
+
+Costs: training seconds (`train_time_s`, `model.fit`), wall seconds and
+the process's CPU seconds since the search began (building, reading the
+parent's weights, bookkeeping included). The load average is recorded after
+each run.
 """
 
 import argparse
@@ -46,6 +55,7 @@ import numpy as np  # noqa: E402
 import tfnas  # noqa: E402
 from tfnas import oracles, spaces  # noqa: E402
 from tfnas.bench import tables  # noqa: E402
+from tfnas.inheritance import INHERIT_FROM  # noqa: E402
 
 import report  # noqa: E402
 
@@ -58,10 +68,12 @@ class TimedTuner(tfnas.NASTuner):
     def on_search_begin(self):
         super().on_search_begin()
         self.began = time.perf_counter()
-        self.ended_at = {}
+        self.cpu_began = time.process_time()
+        self.ended_at, self.cpu_at = {}, {}
 
     def on_trial_end(self, trial):
         self.ended_at[trial.trial_id] = time.perf_counter() - self.began
+        self.cpu_at[trial.trial_id] = time.process_time() - self.cpu_began
         super().on_trial_end(trial)
 
 
@@ -99,22 +111,28 @@ def run(seed, config, args, directory):
             train_time += seconds
             trained_epochs += trial.metrics.get_last_value("epochs")
             if trial.metrics.exists("inherited_params"):
-                children.append({name: trial.metrics.get_last_value(name) for name in (
+                child = {name: trial.metrics.get_last_value(name) for name in (
                     "inherited_params", "morphed_layers", "fresh_layers", "inherit_load_s",
-                    "train_time_s")})
+                    "train_time_s")}
+                parent = tuner.oracle.trials[trial.hyperparameters.values[INHERIT_FROM]]
+                child["gain"] = trial.score - parent.score
+                children.append(child)
         if number < args.population:
             random_best = best
-        curve.append((best, train_time, wall, trained_epochs))
+        curve.append((best, train_time, wall, trained_epochs, tuner.cpu_at[trial_id]))
     full = [tuner.oracle.trials[t].metrics.get_last_value("train_time_s")
             for t, _ in ended if tuner.oracle.trials[t].status == "COMPLETED"
             and not tuner.oracle.trials[t].metrics.exists("inherited_params")]
     return {"curve": curve, "final": best, "children": children, "random_best": random_best,
-            "full_trial_s": statistics.median(full) if full else math.nan}
+            "full_trial_s": statistics.median(full) if full else math.nan,
+            "load": os.getloadavg()[0]}
 
 
 def time_to(curve, target, column):
-    """The cost (column 1 training s, 2 wall s, 3 epochs trained) at which
-    `curve` first reaches `target`."""
+    """The cost (column 1 training s, 2 wall s, 3 epochs trained, 4 CPU s) at which
+    `curve` first reaches `target` (nan for no target)."""
+    if math.isnan(target):
+        return math.nan
     for point in curve:
         if point[0] >= target - 1e-9:
             return point[column]
@@ -122,13 +140,29 @@ def time_to(curve, target, column):
 
 
 def show(seconds):
+    if math.isnan(seconds):
+        return "n/a"
     return "never" if math.isinf(seconds) else f"{seconds:.1f}"
+
+
+def show_accuracy(value):
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
+def common_target(plain, inherit):
+    """The highest best accuracy both runs reach, when both reach it after
+    their random phase; else nan (no target: the random trials, which both
+    runs train alike, reach it)."""
+    target = min(plain["final"], inherit["final"])
+    if target <= max(plain["random_best"], inherit["random_best"]) + 1e-9:
+        return math.nan
+    return target
 
 
 def ratio(plain, inherit):
     """plain / inherit; 0 when only inherit never reaches the target, inf
     when only plain never does, nan (left out of medians) when neither does."""
-    if math.isinf(plain) and math.isinf(inherit):
+    if math.isnan(plain) or math.isinf(plain) and math.isinf(inherit):
         return math.nan
     if math.isinf(inherit):
         return 0.0
@@ -171,6 +205,8 @@ def main():
     parser.add_argument("--inherit-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--targets", type=float, nargs="*", default=[])
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "weight_inheritance.md"))
     args = parser.parse_args()
@@ -178,68 +214,75 @@ def main():
 
     results = {config: [] for config in CONFIGS}
     with tempfile.TemporaryDirectory(prefix="tfnas-inheritance-") as directory:
-        for seed in range(args.seeds):
-            for config in CONFIGS:  # side by side, alternating
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for config in args.configs:  # side by side, alternating
                 result = run(seed, config, args, directory)
                 results[config].append(result)
                 print(f"seed {seed} {config}: final best {result['final']:.4f} (random "
                       f"phase {result['random_best']:.4f}), training "
                       f"{result['curve'][-1][1]:.1f} s, wall {result['curve'][-1][2]:.1f} s, "
+                      f"CPU {result['curve'][-1][4]:.1f} s, load {result['load']:.1f}, "
                       f"{len(result['children'])} children", flush=True)
+                if result["children"]:
+                    print("  children: gain over parent median "
+                          f"{median([c['gain'] for c in result['children']]):+.4f}, "
+                          "morphed ", [c["morphed_layers"] for c in result["children"]],
+                          flush=True)
+    if len(args.configs) < len(CONFIGS):
+        return
 
     rows = ["| target | val. accuracy (median) | plain: training s to target | inherit: "
-            "training s | plain: wall s | inherit: wall s | plain: epochs | inherit: epochs | "
-            "reached plain / inherit | training-time ratio | wall-time ratio | epochs ratio |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    targets = [("common (per seed)", [min(p["final"], i["final"]) for p, i in zip(
+            "training s | plain: CPU s | inherit: CPU s | plain: wall s | inherit: wall s | "
+            "plain: epochs | inherit: epochs | reached plain / inherit | training-time ratio | "
+            "CPU-time ratio | wall-time ratio | epochs ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    targets = [("common (per seed)", [common_target(p, i) for p, i in zip(
         results["plain"], results["inherit"])])]
     if args.table:
         target, size = table_target(args.table)
         targets.append((f"table top 10% ({size} rows)", [target] * args.seeds))
     targets += [(f"fixed {t}", [t] * args.seeds) for t in args.targets]
+    columns = (1, 4, 2, 3)  # training, CPU, wall seconds, epochs
     for name, per_seed in targets:
         times = {config: [[time_to(r["curve"], target, column) for r, target in zip(
-            results[config], per_seed)] for column in (1, 2, 3)] for config in CONFIGS}
+            results[config], per_seed)] for column in columns] for config in CONFIGS}
         ratios = [median([ratio(p, i) for p, i in zip(times["plain"][c], times["inherit"][c])])
-                  for c in (0, 1, 2)]
+                  for c in range(len(columns))]
         reached = [sum(1 for r, target in zip(results[config], per_seed)
                        if r["final"] >= target - 1e-9) for config in CONFIGS]
         rows.append(
-            f"| {name} | {statistics.median(per_seed):.4f} | "
-            f"{show(statistics.median(times['plain'][0]))} | "
-            f"{show(statistics.median(times['inherit'][0]))} | "
-            f"{show(statistics.median(times['plain'][1]))} | "
-            f"{show(statistics.median(times['inherit'][1]))} | "
-            f"{show(statistics.median(times['plain'][2]))} | "
-            f"{show(statistics.median(times['inherit'][2]))} | "
-            f"{reached[0]}/{args.seeds} / {reached[1]}/{args.seeds} | "
-            f"{show_ratio(ratios[0])} | {show_ratio(ratios[1])} | {show_ratio(ratios[2])} |")
-    per_seed_rows = ["| seed | plain final | inherit final | best after the random phase "
-                     "(plain / inherit) | common target | training-time ratio | epochs ratio |",
-                     "|---|---|---|---|---|---|---|"]
-    for seed, (p, i) in enumerate(zip(results["plain"], results["inherit"])):
-        target = min(p["final"], i["final"])
-        # Reached by the random trials, which both runs train alike: the
-        # ratio there is the machine's noise, not inheritance.
-        note = " (random phase)" if min(p["random_best"], i["random_best"]) >= target else ""
+            f"| {name} | {show_accuracy(median(per_seed))} | " + " | ".join(
+                f"{show(median(times['plain'][c]))} | {show(median(times['inherit'][c]))}"
+                for c in range(len(columns)))
+            + f" | {reached[0]}/{args.seeds} / {reached[1]}/{args.seeds} | "
+            + " | ".join(show_ratio(r) for r in ratios) + " |")
+    per_seed_rows = ["| seed | plain final | inherit final | best random trial "
+                     "(plain / inherit) | common target | training-time ratio | CPU-time ratio "
+                     "| epochs ratio | load average after the runs |",
+                     "|---|---|---|---|---|---|---|---|---|"]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for seed, p, i in zip(seeds, results["plain"], results["inherit"]):
+        target = common_target(p, i)
         per_seed_rows.append(
             f"| {seed} | {p['final']:.4f} | {i['final']:.4f} | {p['random_best']:.4f} / "
-            f"{i['random_best']:.4f} | {target:.4f}{note} | " + " | ".join(
+            f"{i['random_best']:.4f} | {show_accuracy(target)} | " + " | ".join(
                 show_ratio(ratio(time_to(p["curve"], target, column),
-                                 time_to(i["curve"], target, column))) for column in (1, 3))
-            + " |")
+                                 time_to(i["curve"], target, column))) for column in (1, 4, 3))
+            + f" | {p['load']:.1f} / {i['load']:.1f} |")
     children = [c for r in results["inherit"] for c in r["children"]]
 
     def child_median(name):
         return median([c[name] for c in children])
 
-    whole = ["| config | final best val. accuracy | training time (s) | wall time (s) | "
-             "training s of a full trial | children |", "|---|---|---|---|---|---|"]
+    whole = ["| config | final best val. accuracy | training time (s) | CPU time (s) | "
+             "wall time (s) | training s of a full trial | children |",
+             "|---|---|---|---|---|---|---|"]
     for config in CONFIGS:
         runs = results[config]
         whole.append(
             f"| {config} | {statistics.median(r['final'] for r in runs):.4f} | "
             f"{statistics.median(r['curve'][-1][1] for r in runs):.1f} | "
+            f"{statistics.median(r['curve'][-1][4] for r in runs):.1f} | "
             f"{statistics.median(r['curve'][-1][2] for r in runs):.1f} | "
             f"{median([r['full_trial_s'] for r in runs]):.2f} | "
             f"{statistics.median(len(r['children']) for r in runs)} |")
@@ -249,8 +292,12 @@ def main():
         f"{child_median('inherited_params'):.2f}, morphed layers "
         f"{child_median('morphed_layers'):.0f}, fresh layers "
         f"{child_median('fresh_layers'):.0f}, training s {child_median('train_time_s'):.2f}, "
-        f"loading the parent s {child_median('inherit_load_s'):.2f}; children with no fresh "
-        f"layer: {sum(1 for c in children if c['fresh_layers'] == 0)}."]
+        f"reading the parent's weights s {child_median('inherit_load_s'):.3f}; children "
+        f"with a morphed layer: {sum(1 for c in children if c['morphed_layers'] > 0)}, "
+        f"with no fresh layer: {sum(1 for c in children if c['fresh_layers'] == 0)}; "
+        "child's score minus its parent's: median "
+        f"{child_median('gain'):+.4f}, children better than their parent: "
+        f"{sum(1 for c in children if c['gain'] > 0)}."]
     command = " ".join(["`python benchmarks/weight_inheritance.py", *sys.argv[1:]]) + "`"
     report.write_table(
         args.output, "Regularized evolution with and without weight inheritance",
@@ -259,9 +306,10 @@ def main():
         f"tournaments of {args.sample_size}); plain trains every candidate {epochs} "
         f"epochs, inherit trains a mutated child {args.inherit_epochs} epoch(s) from its "
         f"parent's checkpoint (the {args.population} random ones the full epochs). Times to "
-        "reach each target best validation accuracy are medians over seeds 0.."
-        f"{args.seeds - 1}; ratios are per seed (0 when only inherit never reaches the "
-        "target), then the median; the two runs of a seed "
+        "reach each target best validation accuracy are medians over seeds "
+        f"{args.first_seed}..{args.first_seed + args.seeds - 1}; ratios are per seed (0 when "
+        "only inherit never reaches the target, n/a when the seed has no target), then "
+        "the median; the two runs of a seed "
         "ran one after the other on a shared, noisy machine. Ratio = plain / inherit "
         "(> 1: inheritance is faster).", rows)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tfnas
-from tfnas import inheritance, oracles
+from tfnas import inheritance, net2net, oracles
 from tfnas.spaces import (ChainSpace, MLPSpace, MobileSpace, SequenceSpace,
                           TransformerSpace)
 
@@ -72,18 +72,17 @@ def test_unchanged_layers_inherit_and_changed_ones_start_fresh(trained_parent):
     assert report["fresh_layers"] == 1 and report["morphed_layers"] == 0
     assert 0 < report["inherited_params"] < 1
 
-    # A width that changes: that layer and the next one (its input changed)
-    # start fresh; the head, whose shape is unchanged, inherits.
-    wider = build(chain_space(), {**PARENT, "layer_0/filters": 16})
-    names = ("layer_0.conv3x3", "layer_1.conv3x3")
-    before = {name: layer_weights(wider, name) for name in names}
-    report = inheritance.inherit(wider, donor)
+    # A narrower layer cannot keep its parent's function: it and the next
+    # one (its input changed) start fresh; the head, whose shape is
+    # unchanged, inherits.
+    narrower = build(chain_space(), {**PARENT, "layer_1/filters": 8})
+    names = ("layer_1.conv3x3", "head.dense")
+    before = {name: layer_weights(narrower, name) for name in names}
+    report = inheritance.inherit(narrower, donor)
     for name, weights in before.items():
-        assert same(layer_weights(wider, name), weights)
-        assert not any(w.shape == p.shape for w, p in zip(weights, donor.weights[name])
-                       if w.ndim == 4)
-    assert same(layer_weights(wider, "head.dense"), donor.weights["head.dense"])
-    assert report["fresh_layers"] == 2
+        assert same(layer_weights(narrower, name), weights)
+    assert same(layer_weights(narrower, "layer_0.conv3x3"), donor.weights["layer_0.conv3x3"])
+    assert report["fresh_layers"] == 2 and report["morphed_layers"] == 0
 
 
 def test_inherit_sets_the_childs_fewer_epochs(trained_parent):
@@ -94,6 +93,67 @@ def test_inherit_sets_the_childs_fewer_epochs(trained_parent):
     untouched = {"epochs": 6}
     assert inheritance.inherit(build(chain_space(), PARENT), None, untouched) == {}
     assert untouched == {"epochs": 6}
+
+
+@pytest.fixture(scope="module", params=OPERATIONS)
+def narrow_parent(request, digits, inputs):
+    """A trained parent whose first layer (8 filters) feeds a layer of each
+    kind: a convolution, a separable convolution, a pooling's projection."""
+    values = {**PARENT, "layer_0/filters": 8, "layer_1/op": request.param,
+              "layer_1/filters": 8}
+    if request.param not in ("conv3x3", "sepconv3x3"):
+        del values["layer_1/activation"]
+    model = build(chain_space(), values)
+    model.fit(digits.train, epochs=1, verbose=0)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(model), 1,
+                              convolutions=inheritance.conv_configs(model))
+    return values, donor, model.predict(inputs, verbose=0)
+
+
+@pytest.mark.parametrize("widened", ["layer_0", "layer_1"])
+def test_a_wider_layer_preserves_the_parents_outputs(narrow_parent, inputs, widened):
+    """Net2WiderNet: filters 8 -> 16 in layer 0 (its consumer is layer 1, of
+    each kind) or layer 1 (its consumer is the head, after global pooling)."""
+    values, donor, parent_outputs = narrow_parent
+    child = build(chain_space(), {**values, f"{widened}/filters": 16})
+    assert not np.allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-3)
+    report = inheritance.inherit(child, donor, seed="7")
+    assert report["morphed_layers"] == 2 and report["fresh_layers"] == 0
+    np.testing.assert_allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-5)
+
+    # The copies' shares of a parent channel's outgoing weights differ (so
+    # their gradients differ): no two copies' incoming rows in the consumer match.
+    names = [layer.name for layer in child.layers]
+    consumer = next(child.layers[i] for i in range(names.index(
+        next(n for n in names if n.startswith(widened + "."))) + 1, len(names))
+        if child.layers[i].weights)
+    summing = net2net.primitives(consumer)[0]
+    kernel = np.asarray(summing.pointwise_kernel if hasattr(summing, "pointwise_kernel")
+                        else summing.kernel)
+    rows = kernel.reshape(-1, *kernel.shape[-2:]).sum(axis=0)[8:]  # the 8 extra channels
+    assert not any(np.allclose(rows[i], rows[j]) for i in range(8) for j in range(i))
+
+
+def test_a_narrower_inserted_layer_starts_fresh_and_a_wider_one_is_widened(
+        narrow_parent, inputs):
+    values, donor, parent_outputs = narrow_parent
+    deeper = {**values, "num_layers": 3, "layer_2/stride": 1, "layer_2/op": "conv3x3",
+              "layer_2/activation": "relu", "layer_2/skip/0": False,
+              "layer_2/skip/1": False}
+    child = build(chain_space(), {**deeper, "layer_2/filters": 16})  # 8 -> 16 channels
+    report = inheritance.inherit(child, donor)
+    assert report["morphed_layers"] == 2 and report["fresh_layers"] == 0  # it and the head
+    if values["layer_1/op"] != "maxpool3x3":  # a projection's output can be negative
+        np.testing.assert_allclose(child.predict(inputs, verbose=0), parent_outputs,
+                                   atol=1e-5)
+    wider_parent = {**values, "layer_1/filters": 16}
+    narrowing = {**deeper, **{k: v for k, v in wider_parent.items() if k.startswith("layer_1")},
+                 "layer_2/filters": 8}
+    keras.backend.clear_session()
+    parent = build(chain_space(), wider_parent)
+    wide_donor = inheritance.Donor("1", inheritance.weights_by_key(parent), 1)
+    report = inheritance.inherit(build(chain_space(), narrowing), wide_donor)
+    assert report["fresh_layers"] == 2  # the narrowing layer and the head
 
 
 def test_deeper_chain_preserves_the_parents_outputs(trained_parent, inputs):
@@ -220,6 +280,14 @@ def test_search_inherits_from_checkpoints_and_resumes(tmp_path, digits):
     for trial in tuner.oracle.trials.values():
         if inheritance.parent_of(trial) is None:
             assert trial.metrics.get_last_value("epochs") == 2  # the full training
+    # A parent that trained in this process is read from memory: the same
+    # best-epoch weights as its checkpoint's, without building it again.
+    remembered = inheritance.load_parent(tuner, children[0])
+    tuner._inheritance_donors = None  # as in a new process
+    loaded = inheritance.load_parent(tuner, children[0])
+    assert remembered.weights.keys() == loaded.weights.keys()
+    assert all(same(remembered.weights[k], loaded.weights[k]) for k in loaded.weights)
+    assert remembered.convolutions == loaded.convolutions
 
     resumed = _search(tmp_path / "search", 7, digits)  # a new tuner on the same project
     new_children = [t for t in _children(resumed) if t.trial_id not in first]
@@ -249,6 +317,7 @@ def test_missing_parent_checkpoint_trains_the_child_fully(tmp_path, digits):
     child = _children(tuner)[0]
     parent_id = inheritance.parent_of(child)
     os.remove(kt.Tuner._get_checkpoint_fname(tuner, parent_id))
+    tuner._inheritance_donors = None  # a new process: nothing in memory
     with pytest.warns(UserWarning, match=f"cannot inherit the weights of trial {parent_id}"):
         assert inheritance.load_parent(tuner, child) is None
 

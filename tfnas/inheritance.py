@@ -6,9 +6,11 @@ child's values (`tuner/inherit_from`, with the child's epochs in
 `tuner/inherit_epochs`): values are saved in the trial's `trial.json` and
 travel to workers over KerasTuner's gRPC channel, so they survive restarts
 and distributed searches, as Hyperband's `tuner/trial_id` does. The tuner
-then builds the parent, loads its best-epoch checkpoint from the project
-directory (`trial_<id>/checkpoint.weights.h5`), and copies weights into the
-child layer by layer before training it for the fewer epochs.
+then reads the parent's best-epoch weights (from memory when the parent
+trained in the same process, `DonorCache`; else it builds the parent and
+loads its checkpoint from the project directory,
+`trial_<id>/checkpoint.weights.h5`), and copies weights into the child
+layer by layer before training it for the fewer epochs.
 
 Matching layers between two builds of a space. A layer's key is its name.
 The built-in spaces name every searched layer `"{role}.{variant}"` after the
@@ -40,22 +42,34 @@ is built in a fresh session too). A child's layer then:
   the same kind, channels, stride, dilation and activation) is morphed
   too: it starts from the parent's kernel zero-padded around it, which
   computes the same (kernel-size morphing, Wei et al. 2016);
-- starts fresh (Keras's initialisers) otherwise: a changed operation or
-  width, a new layer that changes the channels, strides or uses another
-  activation, a pooling, and a skip without a projection (the same shape,
-  nothing to zero: it adds its source, so the child's function changes).
+- is widened (Net2WiderNet, Chen et al. 2016; `tfnas.net2net`) when it has
+  more output channels than the parent's layer of the same key (filters
+  16 -> 32): its extra channels copy the parent's, and the layers that
+  consume them (the next convolution, a pooling's projection, the head)
+  split the copied channels' incoming weights among the copies, so the
+  child computes the parent's function. An inserted convolution or
+  `Dense` wider than its input starts as the identity widened the same
+  way. Widened layers and their consumers count as morphed;
+- starts fresh (Keras's initialisers) otherwise: a changed operation, a
+  narrower layer and its consumer, a new layer that narrows the channels,
+  changes the strides or uses another activation, a pooling, and a skip
+  without a projection (the same shape, nothing to zero: it adds its
+  source, so the child's function changes).
 """
 
+import collections
 import dataclasses
 import inspect
 import os
 import time
 import warnings
+import zlib
 
 import keras
 import keras_tuner as kt
 import numpy as np
 
+from tfnas import net2net
 from tfnas.validation import check_int
 
 INHERIT_FROM = "tuner/inherit_from"
@@ -108,27 +122,90 @@ class Donor:
     parent_trial_id: str
     weights: dict
     epochs: int
-    #: Seconds spent building the parent and loading its checkpoint.
+    #: Seconds spent reading the parent's weights (from memory, or building
+    #: the parent and loading its checkpoint).
     load_s: float = 0.0
     #: `{layer key: config}` of the parent's `ConvBN` layers (`conv_configs`),
     #: for kernel widening.
     convolutions: dict = dataclasses.field(default_factory=dict)
 
 
+#: Trials whose trained weights a tuner keeps in memory (the latest ones:
+#: evolution's parents come from its population, local search's from the
+#: incumbent).
+REMEMBERED_TRIALS = 64
+
+
+class DonorCache:
+    """The best-epoch weights of a tuner's latest trials, in memory.
+
+    A child whose parent trained in the same process reads them here instead
+    of building the parent's model (a second build and compilation) and
+    loading its checkpoint. The checkpoint stays the source of truth: a
+    restarted search, or a worker whose parent trained elsewhere, reads it.
+    """
+
+    def __init__(self, size=REMEMBERED_TRIALS):
+        self.size = size
+        self._donors = collections.OrderedDict()
+
+    def remember(self, trial_id, weights, convolutions):
+        self._donors[str(trial_id)] = (weights, convolutions)
+        self._donors.move_to_end(str(trial_id))
+        while len(self._donors) > self.size:
+            self._donors.popitem(last=False)
+
+    def get(self, trial_id):
+        """`(weights, convolutions)` of trial `trial_id`, or None."""
+        return self._donors.get(str(trial_id))
+
+
+def remember(tuner, trial, model):
+    """Keeps `trial`'s best-epoch weights in `tuner`'s memory for its
+    children, when its oracle lets children inherit (an oracle in this
+    process: a worker's oracle client does not say, so workers read
+    checkpoints). Call it after `model.fit`: it loads the best epoch's
+    checkpoint into `model`. Returns the seconds it took."""
+    if not getattr(tuner.oracle, "inherit_weights", False):
+        return 0.0
+    start = time.perf_counter()
+    checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
+    if not os.path.exists(checkpoint):
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading")
+        model.load_weights(checkpoint)
+    _cache(tuner).remember(trial.trial_id, weights_by_key(model), conv_configs(model))
+    return time.perf_counter() - start
+
+
+def _cache(tuner):
+    cache = getattr(tuner, "_inheritance_donors", None)
+    if cache is None:
+        cache = tuner._inheritance_donors = DonorCache()
+    return cache
+
+
 def load_parent(tuner, trial):
     """The trained weights of `trial`'s parent, or None.
 
-    Builds the parent's architecture in a fresh Keras session and loads its
-    checkpoint from the project directory. Call it before building the
-    child (KerasTuner's build clears the session again). When the parent's
-    checkpoint is missing or does not load (e.g. it trained on a worker that
-    did not share the project directory), warns and returns None: the child
-    then trains its full epochs from scratch.
+    From the tuner's memory when the parent trained in this process
+    (`remember`); else builds the parent's architecture in a fresh Keras
+    session and loads its checkpoint from the project directory. Call it
+    before building the child (KerasTuner's build clears the session
+    again). When the parent's checkpoint is missing or does not load (e.g.
+    it trained on a worker that did not share the project directory), warns
+    and returns None: the child then trains its full epochs from scratch.
     """
     parent_id = parent_of(trial)
     if parent_id is None:
         return None
     start = time.perf_counter()
+    epochs = trial.hyperparameters.values[INHERIT_EPOCHS]
+    remembered = _cache(tuner).get(parent_id)
+    if remembered is not None:
+        return Donor(str(parent_id), remembered[0], epochs,
+                     load_s=time.perf_counter() - start, convolutions=remembered[1])
     checkpoint = kt.Tuner._get_checkpoint_fname(tuner, parent_id)  # the reporter's
     problem = None
     if not os.path.exists(checkpoint):
@@ -147,8 +224,7 @@ def load_parent(tuner, trial):
         warnings.warn(f"Trial {trial.trial_id}: cannot inherit the weights of trial "
                       f"{parent_id}: {problem}; training from scratch.")
         return None
-    return Donor(str(parent_id), weights_by_key(model),
-                 trial.hyperparameters.values[INHERIT_EPOCHS],
+    return Donor(str(parent_id), weights_by_key(model), epochs,
                  load_s=time.perf_counter() - start, convolutions=conv_configs(model))
 
 
@@ -179,91 +255,114 @@ def role(key):
     return key.rsplit(".", 1)[0]
 
 
-def inherit(model, donor, fit_kwargs=None):
-    """Copies `donor`'s weights into `model`'s matching layers and morphs
-    its inserted layers (see the module's docstring).
+def inherit(model, donor, fit_kwargs=None, seed=0):
+    """Copies `donor`'s weights into `model`'s matching layers, widens the
+    layers that grew (Net2WiderNet) and morphs its inserted layers (see the
+    module's docstring).
 
     Args:
         model: The child, built.
         donor: A `Donor` from `load_parent`, or None (nothing happens).
         fit_kwargs: `model.fit` arguments; the child's epochs are set there.
+        seed: Seeds the channels a widened layer copies (e.g. the trial's id).
 
     Returns:
         Metrics of the child's trial: `inherited_params` (the fraction of its
-        parameters copied from the parent), `morphed_layers` (layers that
-        start as an identity or a zero skip), `fresh_layers` (layers with
-        weights that start from Keras's initialisers) and `inherit_load_s`
-        (seconds spent building the parent and loading its checkpoint, not
-        part of `train_time_s`); empty without a donor.
+        parameters copied from the parent as they are), `morphed_layers`
+        (layers that start from a function-preserving transformation: an
+        identity, a zero skip, a zero-padded kernel, copied channels of a
+        wider layer, or the split incoming weights of its consumer),
+        `fresh_layers` (layers with weights that start from Keras's
+        initialisers) and `inherit_load_s` (seconds spent reading the
+        parent's weights, not part of `train_time_s`); empty without a donor.
     """
     if donor is None:
         return {}
+    rng = np.random.default_rng(zlib.crc32(str(seed).encode()))
     parent_roles = {role(key) for key in donor.weights}
-    inherited = total = morphed = fresh = 0
+    channel_maps = {}  # layer name: the ChannelMap of its output, or None
+    counts = {"inherited": 0, "morphed": 0, "fresh": 0}
+    inherited = total = 0
     for layer in model.layers:
         weights = layer.weights
         if not weights:
+            channel_maps[layer.name] = net2net.propagated(layer, channel_maps)
             continue
         size = sum(int(np.prod(w.shape)) for w in weights)
         total += size
-        source = donor.weights.get(layer.name)
-        if source is not None and len(source) == len(weights) and all(
-                tuple(s.shape) == tuple(w.shape) for s, w in zip(source, weights)):
-            for variable, value in zip(weights, source):
+        outcome, values, channel_maps[layer.name] = _initial_values(
+            layer, donor, net2net.input_map(layer, channel_maps), parent_roles, rng)
+        counts[outcome] += 1
+        if values is not None:
+            for variable, value in zip(weights, values):
                 variable.assign(value)
-            inherited += size
-        elif role(layer.name) not in parent_roles and morph(layer):
-            morphed += 1
-        elif widen_kernel(layer, donor):
-            morphed += 1
-        else:
-            fresh += 1
+        inherited += size if outcome == "inherited" else 0
     if fit_kwargs is not None:
         fit_kwargs["epochs"] = donor.epochs
         fit_kwargs["initial_epoch"] = 0
     return {"inherited_params": inherited / total if total else 0.0,
-            "morphed_layers": float(morphed), "fresh_layers": float(fresh),
+            "morphed_layers": float(counts["morphed"]),
+            "fresh_layers": float(counts["fresh"]),
             "inherit_load_s": float(donor.load_s)}
+
+
+def _initial_values(layer, donor, in_map, parent_roles, rng):
+    """`(outcome, values or None, output channel map)` of a child's layer."""
+    source = donor.weights.get(layer.name)
+    weights = layer.weights
+    if source is not None:
+        if in_map is None and len(source) == len(weights) and all(
+                tuple(s.shape) == tuple(w.shape) for s, w in zip(source, weights)):
+            return "inherited", source, None
+        transferred = net2net.transfer(layer, source, in_map, rng)  # wider, or after one
+        if transferred is not None:
+            return ("morphed",) + transferred
+        return "fresh", None, None
+    if role(layer.name) not in parent_roles:
+        if morph(layer):  # a zero skip or an identity of the same width
+            return "morphed", None, in_map
+        widened = _wider_identity(layer, in_map, rng)
+        if widened is not None:
+            return ("morphed",) + widened
+        return "fresh", None, None
+    grown = _grown_kernel(layer, donor, in_map, rng)
+    if grown is not None:
+        return ("morphed",) + grown
+    return "fresh", None, None
+
+
+def _wider_identity(layer, in_map, rng):
+    """An inserted `ConvBN` or `Dense` wider than its input: the identity on
+    its input's channels, widened (Net2DeeperNet then Net2WiderNet)."""
+    if in_map is not None or not _may_be_identity(layer):
+        return None
+    values = net2net.identity_values(layer)
+    return None if values is None else net2net.transfer(layer, values, None, rng)
 
 
 # Function-preserving morphisms.
 
-def widen_kernel(layer, donor):
-    """Starts a `ConvBN` whose kernel grew (e.g. conv3x3 -> conv5x5 in the
-    same role, the same kind, channels and stride) from the parent's smaller
-    kernel, zero-padded around it: with "same" padding it computes exactly
-    what the parent's layer did (kernel-size morphing, Wei et al. 2016).
-    Returns whether it did; the layer is left untouched when not."""
+def _grown_kernel(layer, donor, in_map, rng):
+    """A `ConvBN` whose kernel grew (e.g. conv3x3 -> conv5x5 in the same
+    role, the same kind, channels and stride) starts from the parent's
+    smaller kernel, zero-padded around it: with "same" padding it computes
+    exactly what the parent's layer did (kernel-size morphing, Wei et al.
+    2016). Returns `(values, output channel map)`, or None."""
     from tfnas.spaces import ops  # the spaces' layers; imported late (no cycle)
 
     if not isinstance(layer, ops.ConvBN):
-        return False
+        return None
     config = _conv_config(layer)
     for key, parent in donor.convolutions.items():
         if (role(key) != role(layer.name) or parent["kernel_size"] >= config["kernel_size"]
                 or any(parent[name] != config[name] for name in config
                        if name != "kernel_size")):
             continue
-        values = [_centred(value, tuple(w.shape))
-                  for value, w in zip(donor.weights[key], layer.weights)]
-        if len(values) == len(layer.weights) and all(v is not None for v in values):
-            for variable, value in zip(layer.weights, values):
-                variable.assign(value)
-            return True
-    return False
-
-
-def _centred(value, shape):
-    """`value` zero-padded to `shape` around its centre, or None when it
-    cannot be (another rank, channels, or an odd difference)."""
-    if value.shape == shape:
-        return value
-    if value.ndim != len(shape) or value.shape[-2:] != shape[-2:]:
-        return None
-    padding = [target - size for size, target in zip(value.shape, shape)]
-    if any(p < 0 or p % 2 for p in padding):
-        return None
-    return np.pad(value, [(p // 2, p // 2) for p in padding])
+        transferred = net2net.transfer(layer, donor.weights[key], in_map, rng,
+                                       pad_kernel=True)
+        if transferred is not None:
+            return transferred
+    return None
 
 
 def morph(layer):
@@ -284,6 +383,22 @@ def morph(layer):
     return False
 
 
+def _may_be_identity(layer):
+    """Whether a `ConvBN` or `Dense` can start as the identity on a
+    non-negative input, its width aside."""
+    from tfnas.spaces import ops  # the spaces' layers; imported late (no cycle)
+
+    if isinstance(layer, ops.ConvBN):
+        return (not layer.preactivation and layer.strides == 1
+                and identity_activation(layer.activation))
+    return isinstance(layer, keras.layers.Dense) and identity_activation(layer.activation)
+
+
+def identity_activation(activation):
+    """Whether `activation` keeps a non-negative input as it is."""
+    return _activation_name(activation) in _IDENTITY_ACTIVATIONS
+
+
 def _activation_name(activation):
     if activation is None or isinstance(activation, str):
         return activation
@@ -299,14 +414,14 @@ def _identity_conv_bn(layer):
     if channels != layer.filters:
         return False
     if _separable(conv):
-        conv.depthwise_kernel.assign(_dirac(conv.depthwise_kernel.shape, depthwise=True))
+        conv.depthwise_kernel.assign(net2net.dirac(conv.depthwise_kernel.shape, depthwise=True))
         pointwise = conv.pointwise_kernel
         conv.pointwise_kernel.assign(
             np.eye(channels, dtype="float32").reshape(pointwise.shape))
     elif _depthwise(conv):
-        conv.kernel.assign(_dirac(conv.kernel.shape, depthwise=True))
+        conv.kernel.assign(net2net.dirac(conv.kernel.shape, depthwise=True))
     else:
-        conv.kernel.assign(_dirac(conv.kernel.shape, depthwise=False))
+        conv.kernel.assign(net2net.dirac(conv.kernel.shape, depthwise=False))
     _identity_batch_norm(layer.norm)
     return True
 
@@ -324,16 +439,6 @@ def _separable(conv):
 
 def _depthwise(conv):
     return isinstance(conv, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
-
-
-def _dirac(shape, depthwise):
-    """A 1-D or 2-D kernel that copies each input channel to itself: 1 at
-    the centre of its spatial dimensions."""
-    kernel = np.zeros(shape, dtype="float32")
-    centre = tuple(size // 2 for size in shape[:-2])
-    for channel in range(shape[-2]):
-        kernel[centre + (channel, 0 if depthwise else channel)] = 1.0
-    return kernel
 
 
 def _identity_batch_norm(norm):

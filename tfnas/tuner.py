@@ -546,7 +546,8 @@ class NASTuner(kt.Tuner):
                 + errors.root_cause(f"{type(error).__name__}: {error}")) from error
 
         self._apply_budget(trial, model, kwargs)
-        inherited = inheritance.inherit(model, donor, kwargs)  # and its fewer epochs
+        inherited = inheritance.inherit(model, donor, kwargs,  # and its fewer epochs
+                                        seed=trial.trial_id)
         if type(self.hypermodel).fit is kt.HyperModel.fit:  # a user's fit logs its own
             validation = kwargs.get("validation_data") is not None or bool(
                 kwargs.get("validation_split"))
@@ -560,10 +561,13 @@ class NASTuner(kt.Tuner):
             raise CandidateFailed(_out_of_memory("training", error)) from error
         train_time = time.perf_counter() - start
 
+        remember_s = inheritance.remember(self, trial, model)  # the parent of children to come
         metrics = self._results_to_metrics(results)
         metrics.update(self._costs(model, hp))
         metrics["train_time_s"] = train_time
         metrics.update(inherited)
+        if remember_s:
+            metrics["inherit_remember_s"] = remember_s
         objectives.add_derived_metrics(self.oracle.objective, metrics)
         if isinstance(results, keras.callbacks.History):
             metrics["epochs"] = float(len(results.history.get("loss", [])))
