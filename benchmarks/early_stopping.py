@@ -30,10 +30,11 @@ best trial's architecture is then also judged by the table's mean test
 accuracy over its seeds (`test_acc_mean`), beside its own model's.
 
 Usage: python benchmarks/early_stopping.py [--datasets digits mnist1d]
-       [--trials 10] [--epochs 20] [--seeds 3] [--table PATH]
+       [--trials 30] [--epochs 20] [--seeds 3] [--table PATH]
 """
 
 import argparse
+import collections
 import csv
 import json
 import os
@@ -60,14 +61,29 @@ MODES = {
     "replay": ("Mode replay: every architecture trained once for all its epochs (weights "
                "from seed 0; this run trained {trained} of them, the rest came from the "
                "cache), the searches replaying the recorded curves through the real oracle "
-               "and rule; a trial's training time is the recorded `fit` time of the epochs "
-               "it trained, the best trial's test accuracy that of its best epoch."),
+               "and rule; a trial's training time is the recorded `fit` time up to the end "
+               "of the epochs it trained (its set-up before the first epoch included: the "
+               "training state built as `NASTuner` builds it), the best trial's test accuracy "
+               "that of its best epoch."),
 }
 
 
 def mlp_space(data):
     return spaces.MLPSpace(data.input_shape, data.num_classes, max_layers=3,
                            units=(8, 16, 32, 64, 128), activations=("relu", "tanh", "elu"))
+
+
+def evolution_sizes(trials, population, sample_size):
+    """Evolution's population and tournament: the library's defaults for
+    `trials` (`tfnas.oracles.budget_defaults`) unless given."""
+    from tfnas import oracles
+
+    sizes = oracles.budget_defaults("evolution", trials)
+    if population is not None:
+        sizes["population_size"] = population
+    if sample_size is not None:
+        sizes["sample_size"] = sample_size
+    return sizes
 
 
 def read_ground_truth(path):
@@ -90,8 +106,8 @@ def run_search(data, space, rule, seed, trials, epochs, population, sample_size,
 
     keras.utils.set_random_seed(seed)
     oracle = oracles.get("evolution", objective=kt.Objective("val_accuracy", "max"),
-                         max_trials=trials, seed=seed, population_size=population,
-                         sample_size=sample_size)
+                         max_trials=trials, seed=seed,
+                         **evolution_sizes(trials, population, sample_size))
     tuner = tfnas.NASTuner(space, oracle=oracle,
                            early_stopping=None if rule == "none" else rule,
                            directory=directory, project_name=f"{rule}-{seed}",
@@ -110,7 +126,7 @@ def run_search(data, space, rule, seed, trials, epochs, population, sample_size,
     test = model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
     curves = {t.trial_id: [round(float(v), 4) for v in early_stopping.learning_curve(
         t, "val_accuracy")[1]] for t in ended}
-    return {"train_time": train_time, "wall": wall, "epochs": epochs_trained,
+    return {"train_time": train_time, "cpu": float("nan"), "wall": wall, "epochs": epochs_trained,
             "stopped": len(stopped), "stopped_at": sorted(stopped_at), "test": test,
             "best_stopped": trials_module.is_stopped_early(best),
             "best": Architecture.from_trial(best).to_json(), "curves": curves}
@@ -123,10 +139,10 @@ class CurveStore:
         self.path, self.data, self.space, self.epochs = path, data, space, epochs
         self.curves = {}
         self.trained = 0
-        if os.path.exists(path):
+        if os.path.exists(path):  # curves recorded with the setup time (fit's start)
             with open(path) as file:
                 self.curves = {k: v for k, v in json.load(file).items()
-                               if len(v["val"]) >= epochs}
+                               if len(v["val"]) >= epochs and "setup" in v}
 
     def get(self, values):
         key = Architecture(values).to_json()
@@ -138,19 +154,28 @@ class CurveStore:
         return self.curves[key]
 
     def _train(self, values):
-        from tfnas import proxies
+        from tfnas import prebuild, proxies
 
         keras.backend.clear_session()
         model = proxies.build(self.space, values, seed=0)
-        record = {"val": [], "test": [], "seconds": []}
+        # setup: from the start of fit (as NASTuner times it, its state built
+        # first) to the first epoch; seconds and cpu: each epoch's wall and CPU time.
+        record = {"setup": 0.0, "setup_cpu": 0.0, "val": [], "test": [], "seconds": [],
+                  "cpu": []}
         test = self.data.test
+        start, start_cpu = time.perf_counter(), time.process_time()
+        prebuild.build_training_state(model, prebuild.data_spec(self.data.train))
 
         class Record(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
+                self.start, self.start_cpu = time.perf_counter(), time.process_time()
+                if epoch == 0:
+                    record["setup"] = round(self.start - start, 4)
+                    record["setup_cpu"] = round(self.start_cpu - start_cpu, 4)
 
             def on_epoch_end(self, epoch, logs=None):
                 record["seconds"].append(round(time.perf_counter() - self.start, 4))
+                record["cpu"].append(round(time.process_time() - self.start_cpu, 4))
                 record["val"].append(round(float(logs["val_accuracy"]), 6))
                 accuracy = self.model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
                 record["test"].append(round(float(accuracy), 6))
@@ -169,8 +194,8 @@ def replay_search(store, space, rule, seed, trials, epochs, population, sample_s
     from tfnas.lookup import LookupTuner
 
     oracle = oracles.get("evolution", objective=kt.Objective("val_accuracy", "max"),
-                         max_trials=trials, seed=seed, population_size=population,
-                         sample_size=sample_size)
+                         max_trials=trials, seed=seed,
+                         **evolution_sizes(trials, population, sample_size))
     if rule != "none":
         early_stopping.attach(oracle, early_stopping.get(rule))
     outcome = {}
@@ -185,8 +210,10 @@ def replay_search(store, space, rule, seed, trials, epochs, population, sample_s
                     trained = epoch + 1
                     break
             best_epoch = max(range(trained), key=lambda e: (curve["val"][e], -e))
-            outcome[trial.trial_id] = (curve["test"][best_epoch], trained,
-                                       sum(curve["seconds"][:trained]))
+            outcome[trial.trial_id] = (
+                curve["test"][best_epoch], trained,
+                curve["setup"] + sum(curve["seconds"][:trained]),
+                curve["setup_cpu"] + sum(curve["cpu"][:trained]))
             return {"val_accuracy": curve["val"][best_epoch], "epochs": float(trained)}
 
     tuner = ReplayTuner(oracle, space, None, directory=directory,
@@ -198,7 +225,8 @@ def replay_search(store, space, rule, seed, trials, epochs, population, sample_s
     curves = {t.trial_id: [round(float(v), 4) for v in early_stopping.learning_curve(
         t, "val_accuracy")[1]] for t in ended}
     return {"train_time": sum(outcome[t.trial_id][2] for t in ended),
-            "wall": 0.0, "epochs": sum(outcome[t.trial_id][1] for t in ended),
+            "cpu": sum(outcome[t.trial_id][3] for t in ended), "wall": 0.0,
+            "epochs": sum(outcome[t.trial_id][1] for t in ended),
             "stopped": len(stopped),
             "stopped_at": sorted(outcome[t.trial_id][1] for t in stopped),
             "test": outcome[best.trial_id][0],
@@ -212,16 +240,18 @@ def main():
     parser.add_argument("--table", default=None,
                         help="a `tfnas table` CSV: search its space on its dataset and "
                              "judge the best architecture by its mean test accuracy")
-    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mode", choices=["replay", "train"], default="replay")
-    parser.add_argument("--population", type=int, default=5, help="evolution's population")
-    parser.add_argument("--sample-size", type=int, default=2,
-                        help="evolution's tournament size")
+    parser.add_argument("--population", type=int, default=None,
+                        help="evolution's population (default: the library's for --trials)")
+    parser.add_argument("--sample-size", type=int, default=None,
+                        help="evolution's tournament size (default: the library's)")
     parser.add_argument("--output", default=os.path.join(report.RESULTS, "early_stopping.md"))
     args = parser.parse_args()
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
 
     truth, meta = None, None
     if args.table is not None:
@@ -257,7 +287,7 @@ def main():
                     print(f"{dataset} seed {seed} {rule}: {brief}", flush=True)
             trained += store.trained
             shares[dataset] = statistics.median(
-                c["seconds"][0] / sum(c["seconds"][:args.epochs])
+                (c["setup"] + c["seconds"][0]) / (c["setup"] + sum(c["seconds"][:args.epochs]))
                 for c in store.curves.values()) if store.curves else None
     if truth is not None:  # read again: a table being built has grown meanwhile
         meta, truth = read_ground_truth(args.table)
@@ -269,11 +299,13 @@ def main():
                    for (d, r), runs in results.items()}, file)
 
     judged = "table" if truth is not None else "test"
-    rows = ["| dataset | rule | training time (s) | saving vs none | epochs trained | "
-            "epoch saving | trials stopped | stopped at epochs | best test accuracy"
+    rows = ["| dataset | rule | training time (s) | saving vs none | training CPU (s) | "
+            "CPU saving | epochs trained | epoch saving | trials stopped | stopped at epoch: "
+            "trials | best test accuracy"
             + (" (model) | best by the table's mean test accuracy" if truth else "")
             + " | spread of none (max-min) |",
-            "|---|---|---:|---:|---:|---:|---:|---|---:|" + ("---:|" if truth else "") + "---:|"]
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+            + ("---:|" if truth else "") + "---:|"]
     for dataset in args.datasets:
         baseline = results[(dataset, "none")]
         finals = [r[judged] for r in baseline]
@@ -281,15 +313,18 @@ def main():
         for rule in RULES:
             runs = results[(dataset, rule)]
             savings = [1 - r["train_time"] / b["train_time"] for r, b in zip(runs, baseline)]
+            cpu_savings = [1 - r["cpu"] / b["cpu"] for r, b in zip(runs, baseline)]
             epoch_savings = [1 - r["epochs"] / b["epochs"] for r, b in zip(runs, baseline)]
-            stopped_at = sorted(e for r in runs for e in r["stopped_at"])
+            stopped_at = collections.Counter(e for r in runs for e in r["stopped_at"])
             rows.append(
                 f"| {dataset} | {rule} | {statistics.median(r['train_time'] for r in runs):.1f} | "
                 f"{'' if rule == 'none' else f'{statistics.median(savings):.0%}'} | "
+                f"{statistics.median(r['cpu'] for r in runs):.1f} | "
+                f"{'' if rule == 'none' else f'{statistics.median(cpu_savings):.0%}'} | "
                 f"{statistics.median(r['epochs'] for r in runs):.0f} | "
                 f"{'' if rule == 'none' else f'{statistics.median(epoch_savings):.0%}'} | "
                 f"{statistics.median(r['stopped'] for r in runs):.0f} / {args.trials} | "
-                f"{', '.join(map(str, stopped_at)) if stopped_at else '-'} | "
+                f"{', '.join(f'{e}: {n}' for e, n in sorted(stopped_at.items())) or '-'} | "
                 f"{statistics.median(r['test'] for r in runs):.4f} | "
                 + (f"{statistics.median(r['table'] for r in runs):.4f} | " if truth else "")
                 + f"{f'{spread:.4f}' if rule == 'none' else ''} |")
@@ -303,6 +338,8 @@ def main():
                                                   for rule in RULES)]
             rows.append(f"| {dataset} | {seed} | " + " | ".join(cells) + " |")
     median_rule, curve_rule = early_stopping.get("median"), early_stopping.get("curve")
+    sizes = evolution_sizes(args.trials, args.population, args.sample_size)
+    load = os.getloadavg()
     ceiling = {rule.name: (args.trials - rule.min_completed) / args.trials
                * (1 - rule.min_epochs / args.epochs) for rule in (median_rule, curve_rule)}
     space_text = (f"the space of `{args.table}` ({meta['space']} with its table's space "
@@ -311,12 +348,15 @@ def main():
     command = "`python benchmarks/early_stopping.py " + " ".join(sys.argv[1:]) + "`"
     report.write_table(
         args.output, "Early stopping rules in regularized evolution",
-        f"{command}: {space_text}, regularized evolution (population {args.population}, "
-        f"tournament {args.sample_size}), {args.trials} trials of {args.epochs} epochs (batch "
+        f"{command}: {space_text}, regularized evolution (population "
+        f"{sizes['population_size']}, tournament {sizes['sample_size']}"
+        f"{'' if args.population or args.sample_size else ': the library defaults'}), "
+        f"{args.trials} trials of {args.epochs} epochs (batch "
         f"{args.batch_size}) per search, seeds 0-{args.seeds - 1}, the three runs of a seed "
         "interleaved in a rotated order. " + MODES[args.mode].format(trained=trained)
         + f" Rules at their defaults: {median_rule!r}, {curve_rule!r}. "
-        "Training time: the sum of the trials' `model.fit` times; medians "
+        "Training time (wall) and training CPU (this process's CPU time, all threads): "
+        "the sums over the trials' `model.fit`; medians "
         "over seeds; saving: median of the per-seed savings against no rule; best test "
         "accuracy: the best trial's model (by validation accuracy) on the test split. "
         "Ceiling of the saving in epochs (every trial after the first `min_completed` "
@@ -326,7 +366,10 @@ def main():
                   f"`fit` time on {dataset} (median over the recorded architectures). "
                   for dataset, share in shares.items() if share is not None and
                   args.mode == "replay")
-        + "Learning curves (validation accuracy per epoch) in "
+        + f"This benchmark took {time.process_time() - cpu_start:.0f} CPU s and "
+        f"{time.perf_counter() - wall_start:.0f} s wall; load average at its end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min). "
+        "Learning curves (validation accuracy per epoch) in "
         f"`{os.path.basename(os.path.splitext(args.output)[0])}.curves.json`.", rows)
 
 

@@ -28,6 +28,7 @@ from tfnas import integrity
 from tfnas import latency
 from tfnas import objectives
 from tfnas import pareto
+from tfnas import prebuild
 from tfnas import oracles as oracles_module
 from tfnas import progress
 from tfnas import atomic
@@ -555,6 +556,8 @@ class NASTuner(kt.Tuner):
         kwargs["callbacks"] = self._callbacks(kwargs.get("callbacks"))
         self._planned_epochs = kwargs.get("epochs", 1)
         start = time.perf_counter()
+        if type(self.hypermodel).fit is kt.HyperModel.fit:  # the data reach model.fit as given
+            prebuild.build_training_state(model, prebuild.fit_data_spec(args, kwargs))
         try:
             results = self.hypermodel.fit(hp, model, *args, **kwargs)
         except _OUT_OF_MEMORY as error:
