@@ -8,7 +8,8 @@ step is traced as Keras's `fit` traces it (`tf.function` over the paired
 batch spec, one trace).
 
 Usage: python benchmarks/supernet_profile.py [--strategy darts] [--space cell]
-    [--steps 5] [--space-arg num_cells=3]
+    [--steps 5] [--space-arg num_cells=3] [--optimizer fused|keras]
+    [--grappler JSON]
     [--cprofile FILE]
 """
 
@@ -36,7 +37,9 @@ def main():
     parser.add_argument("--space", default="cell")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--space-arg", action="append", default=[])
-    parser.add_argument("--optimizer", default="adam", help="the weights' optimizer")
+    parser.add_argument("--optimizer", default="fused", choices=("fused", "keras"),
+                        help="Adam of the weights and alphas: tfnas's FusedAdam (as shipped) "
+                        "or keras.optimizers.Adam")
     parser.add_argument("--grappler", default=None,
                         help="JSON of tf.config.optimizer.set_experimental_options")
     parser.add_argument("--cprofile", default=None,
@@ -66,6 +69,7 @@ def main():
         tf.config.optimizer.set_experimental_options(json.loads(args.grappler))
 
     import tfnas
+    from tfnas.optimizers import FusedAdam
     from tfnas.supernet import oneshot, strategies
     from tfnas.supernet.builder import build_supernet
     phase("imports")
@@ -78,8 +82,10 @@ def main():
     supernet, builder = build_supernet(space, strategies.resolve(args.strategy).mode, seed=0)
     phase("supernet build", layers=len(supernet.layers), decisions=len(builder.mixed),
           weights=len(supernet.trainable_variables))
-    model = oneshot.OneShotModel(supernet, builder, strategy=args.strategy, seed=0)
-    model.compile(optimizer=keras.optimizers.get(args.optimizer), loss=supernet.loss,
+    adam = FusedAdam if args.optimizer == "fused" else keras.optimizers.Adam
+    model = oneshot.OneShotModel(supernet, builder, strategy=args.strategy, seed=0,
+                                 architecture_optimizer=adam(3e-4, beta_1=0.5))
+    model.compile(optimizer=adam(1e-3), loss=supernet.loss,
                   metrics=["accuracy"])
     paired = oneshot.paired(data.train, data.validation)
     batch = next(iter(paired))

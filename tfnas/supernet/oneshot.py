@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas.optimizers import FusedAdam
+
 
 class OneShotModel(keras.Model):
     """A supernet trained by a one-shot strategy (see the module docstring).
@@ -23,7 +25,7 @@ class OneShotModel(keras.Model):
             "gdas", "proxyless", "spos", "enas", ...) or a
             `tfnas.supernet.strategies.OneShotStrategy`.
         architecture_optimizer: Optimizer of the alphas; defaults to DARTS's
-            Adam(3e-4, beta_1=0.5).
+            Adam(3e-4, beta_1=0.5) (`tfnas.optimizers.FusedAdam`).
         second_order: DARTS's unrolled (second-order) architecture gradient
             (also on when the strategy asks for it, as "darts2" does).
         latency: Optional `{decision name: [ms per candidate]}` for the
@@ -47,8 +49,7 @@ class OneShotModel(keras.Model):
         self.supernet = supernet
         self.builder = builder
         self.second_order = bool(second_order) or self.strategy.second_order
-        self.architecture_optimizer = architecture_optimizer or keras.optimizers.Adam(
-            3e-4, beta_1=0.5)
+        self.architecture_optimizer = architecture_optimizer or FusedAdam(3e-4, beta_1=0.5)
         if self.dtype_policy.name == "mixed_float16" and not isinstance(
                 self.architecture_optimizer, keras.optimizers.LossScaleOptimizer):
             # As `compile` does for the weights' optimizer: float16 gradients
