@@ -14,6 +14,7 @@ Usage: python benchmarks/supernet_profile.py [--strategy darts] [--space cell]
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -42,6 +43,12 @@ def main():
                         "or keras.optimizers.Adam")
     parser.add_argument("--grappler", default=None,
                         help="JSON of tf.config.optimizer.set_experimental_options")
+    parser.add_argument("--rewrite", default=None,
+                        help="JSON of RewriterConfig fields for the functions' grappler "
+                        "(e.g. {\"meta_optimizer_iterations\": \"ONE\"})")
+    parser.add_argument("--lean", type=int, default=1,
+                        help="1: grappler as OneShotModel.fit sets it (graph_options); 0: "
+                        "TensorFlow's defaults (--as-fit only)")
     parser.add_argument("--as-fit", action="store_true",
                         help="run Keras's own train function (nested tf.functions, as "
                         "in fit); its tracing and first run are then one phase")
@@ -71,10 +78,21 @@ def main():
     if args.grappler:
         tf.config.optimizer.set_experimental_options(json.loads(args.grappler))
 
+    if args.rewrite:
+        from google.protobuf import json_format
+        from tensorflow.python.eager import context
+
+        config = context.context().config
+        config.allow_soft_placement = True
+        json_format.ParseDict(json.loads(args.rewrite), config.graph_options.rewrite_options)
+        context.context().function_call_options = context.FunctionCallOptions(
+            config_proto=config)
+
     import tfnas
     from tfnas.optimizers import FusedAdam
     from tfnas.supernet import oneshot, strategies
     from tfnas.supernet.builder import build_supernet
+    from tfnas.supernet.graph_options import lean_graph_optimization
     phase("imports")
     data = tfnas.load_data("digits")
     space = tfnas.spaces.get(args.space, data.input_shape, data.num_classes, **space_args)
@@ -97,15 +115,16 @@ def main():
     phase("compile and build")
 
     if args.as_fit:
-        model.make_train_function()
-        iterator = iter(paired)
-        model.train_function(iterator)
-        phase("trace and first run (as fit)")
-        steps = []
-        for _ in range(args.steps):
-            start = time.perf_counter()
+        with lean_graph_optimization() if args.lean else contextlib.nullcontext():
+            model.make_train_function()
+            iterator = iter(paired)
             model.train_function(iterator)
-            steps.append(time.perf_counter() - start)
+            phase("trace and first run (as fit)")
+            steps = []
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                model.train_function(iterator)
+                steps.append(time.perf_counter() - start)
         phase("later steps", step_s=[round(s, 3) for s in steps])
         print("RESULT " + json.dumps(phases), flush=True)
         return

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.optimizers import FusedAdam
+from tfnas.supernet.graph_options import lean_graph_optimization
 
 
 class OneShotModel(keras.Model):
@@ -77,6 +78,16 @@ class OneShotModel(keras.Model):
 
     def call(self, inputs, training=None):
         return self.supernet(inputs, training=training)
+
+    def fit(self, *args, **kwargs):
+        # Grappler's defaults spend a third of the first step on passes that
+        # change nothing in a supernet's graph (see graph_options).
+        with lean_graph_optimization():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with lean_graph_optimization():
+            return super().evaluate(*args, **kwargs)
 
     def _symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy Keras builds metrics from one batch,
