@@ -148,3 +148,15 @@ def test_fused_adam_under_a_mirrored_strategy(mirrored, batches):
         results.append(trained(optimizer, batches, model=model))
     assert_same_variables(results[1][0], results[0][0])
     assert_same_variables(results[1][1], results[0][1])
+
+
+def test_a_supernet_trains_its_spaces_adam_fused():
+    from tfnas import spaces
+    from tfnas.supernet.builder import build_supernet
+
+    space = spaces.ChainSpace((8, 8, 1), 10, max_layers=2, filters=(4,),
+                              operations=("conv3x3", "sepconv3x3"), learning_rate=0.02)
+    supernet, _ = build_supernet(space)
+    assert type(supernet.optimizer) is FusedAdam
+    assert supernet.optimizer.get_config() == {
+        **keras.optimizers.Adam(0.02).get_config(), "name": supernet.optimizer.name}
