@@ -8,11 +8,13 @@ step is traced as Keras's `fit` traces it (`tf.function` over the paired
 batch spec, one trace).
 
 Usage: python benchmarks/supernet_profile.py [--strategy darts] [--space cell]
-    [--steps 5] [--space-arg num_cells=3]
+    [--steps 5] [--space-arg num_cells=3] [--optimizer fused|keras]
+    [--grappler JSON]
     [--cprofile FILE]
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -36,9 +38,20 @@ def main():
     parser.add_argument("--space", default="cell")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--space-arg", action="append", default=[])
-    parser.add_argument("--optimizer", default="adam", help="the weights' optimizer")
+    parser.add_argument("--optimizer", default="fused", choices=("fused", "keras"),
+                        help="Adam of the weights and alphas: tfnas's FusedAdam (as shipped) "
+                        "or keras.optimizers.Adam")
     parser.add_argument("--grappler", default=None,
                         help="JSON of tf.config.optimizer.set_experimental_options")
+    parser.add_argument("--rewrite", default=None,
+                        help="JSON of RewriterConfig fields for the functions' grappler "
+                        "(e.g. {\"meta_optimizer_iterations\": \"ONE\"})")
+    parser.add_argument("--lean", type=int, default=1,
+                        help="1: grappler as OneShotModel.fit sets it (graph_options); 0: "
+                        "TensorFlow's defaults (--as-fit only)")
+    parser.add_argument("--as-fit", action="store_true",
+                        help="run Keras's own train function (nested tf.functions, as "
+                        "in fit); its tracing and first run are then one phase")
     parser.add_argument("--cprofile", default=None,
                         help="write a cProfile of the tracing phase to this file")
     args = parser.parse_args()
@@ -65,9 +78,21 @@ def main():
     if args.grappler:
         tf.config.optimizer.set_experimental_options(json.loads(args.grappler))
 
+    if args.rewrite:
+        from google.protobuf import json_format
+        from tensorflow.python.eager import context
+
+        config = context.context().config
+        config.allow_soft_placement = True
+        json_format.ParseDict(json.loads(args.rewrite), config.graph_options.rewrite_options)
+        context.context().function_call_options = context.FunctionCallOptions(
+            config_proto=config)
+
     import tfnas
+    from tfnas.optimizers import FusedAdam
     from tfnas.supernet import oneshot, strategies
     from tfnas.supernet.builder import build_supernet
+    from tfnas.supernet.graph_options import lean_graph_optimization
     phase("imports")
     data = tfnas.load_data("digits")
     space = tfnas.spaces.get(args.space, data.input_shape, data.num_classes, **space_args)
@@ -78,14 +103,31 @@ def main():
     supernet, builder = build_supernet(space, strategies.resolve(args.strategy).mode, seed=0)
     phase("supernet build", layers=len(supernet.layers), decisions=len(builder.mixed),
           weights=len(supernet.trainable_variables))
-    model = oneshot.OneShotModel(supernet, builder, strategy=args.strategy, seed=0)
-    model.compile(optimizer=keras.optimizers.get(args.optimizer), loss=supernet.loss,
+    adam = FusedAdam if args.optimizer == "fused" else keras.optimizers.Adam
+    model = oneshot.OneShotModel(supernet, builder, strategy=args.strategy, seed=0,
+                                 architecture_optimizer=adam(3e-4, beta_1=0.5))
+    model.compile(optimizer=adam(1e-3), loss=supernet.loss,
                   metrics=["accuracy"])
     paired = oneshot.paired(data.train, data.validation)
     batch = next(iter(paired))
     model._symbolic_build(data_batch=batch)
     model.optimizer.build(model._weights())
     phase("compile and build")
+
+    if args.as_fit:
+        with lean_graph_optimization() if args.lean else contextlib.nullcontext():
+            model.make_train_function()
+            iterator = iter(paired)
+            model.train_function(iterator)
+            phase("trace and first run (as fit)")
+            steps = []
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                model.train_function(iterator)
+                steps.append(time.perf_counter() - start)
+        phase("later steps", step_s=[round(s, 3) for s in steps])
+        print("RESULT " + json.dumps(phases), flush=True)
+        return
 
     traces = []
 

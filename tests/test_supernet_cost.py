@@ -224,3 +224,60 @@ def test_concat_merges_of_several_inputs_are_mixed():
     hp = kt.HyperParameters()
     hp.values["pick"] = "0+2"
     np.testing.assert_allclose(ConcatTwoOfThree().build(hp)(x).numpy(), concatenations[1])
+
+
+class RewriteOptionsLog(keras.callbacks.Callback):
+    """The grappler settings functions are instantiated with, per batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.append(current_rewrite_options())
+
+
+def current_rewrite_options():
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    serialized = context.context().function_call_options.config_proto_serialized
+    return config_pb2.ConfigProto.FromString(serialized).graph_options.rewrite_options
+
+
+@pytest.mark.slow
+def test_supernet_fit_skips_the_grappler_passes_that_change_nothing(digits):
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    from tfnas.optimizers import FusedAdam
+    from tfnas.supernet.graph_options import LEAN_REWRITES
+
+    before = current_rewrite_options()
+    model = one_shot_model("darts")
+    # The supernet's default architecture optimizer is the fused Adam.
+    assert isinstance(OneShotModel(*build_supernet(small_cell(), "darts")).architecture_optimizer,
+                      FusedAdam)
+    log = RewriteOptionsLog()
+    model.fit(paired(digits.train.take(2), digits.validation), epochs=1, verbose=0,
+              callbacks=[log])
+    assert len(log.seen) == 2
+    for options in log.seen:
+        assert options.meta_optimizer_iterations == rewriter_config_pb2.RewriterConfig.ONE
+        assert options.memory_optimization == rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+        assert options.disable_tfg_optimizer
+        # The passes that simplify the graph are left as they were.
+        assert options.constant_folding == before.constant_folding
+        assert options.disable_meta_optimizer == before.disable_meta_optimizer
+    assert set(LEAN_REWRITES) == {"meta_optimizer_iterations", "memory_optimization",
+                                  "disable_tfg_optimizer"}
+    # Restored after fit, on an error too.
+    assert current_rewrite_options() == before
+    with pytest.raises(ValueError):
+        model.fit(paired(digits.train.take(1), digits.validation), epochs=1, verbose=0,
+                  callbacks=[RaiseAtFirstBatch()])
+    assert current_rewrite_options() == before
+
+
+class RaiseAtFirstBatch(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        raise ValueError("stop")

@@ -44,6 +44,7 @@ _EXPORTS = {
     "estimation": "tfnas.estimation",
     "latency": "tfnas.latency",
     "objectives": "tfnas.objectives",
+    "optimizers": "tfnas.optimizers",
     "proxies": "tfnas.proxies",
     "screening": "tfnas.screening",
     "supernet": "tfnas.supernet",

@@ -22,6 +22,7 @@ import keras
 import keras_tuner as kt
 
 from tfnas import decisions
+from tfnas.optimizers import FusedAdam
 from tfnas.supernet.elastic import ElasticLayer
 from tfnas.supernet.mixed import MixedOp
 from tfnas.supernet.values import SharedValue, roots
@@ -264,13 +265,18 @@ def build_supernet(space, mode="darts", fixed_values=None, seed=None):
         seed: Seed of the mixed layers' sampling.
 
     Returns:
-        `(model, builder)`: the compiled supernet and the `SupernetBuilder`
-        whose `mixed` maps decision names to mixed layers.
+        `(model, builder)`: the compiled supernet (a space's Keras Adam
+        becomes the same `tfnas.optimizers.FusedAdam`) and the
+        `SupernetBuilder` whose `mixed` maps decision names to mixed layers.
     """
     builder = SupernetBuilder(mode, seed=seed, fixed=fixed_values or {})
     hp = SupernetHyperParameters(builder, fixed_values)
     model = space.build(hp)
     check_shareable(hp, builder)
+    if type(getattr(model, "optimizer", None)) is keras.optimizers.Adam:
+        # The same Adam, one op per variable: a supernet has hundreds of
+        # weight variables (see tfnas.optimizers).
+        model.optimizer = FusedAdam.from_config(model.optimizer.get_config())
     return model, builder
 
 

@@ -12,6 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas.optimizers import FusedAdam
+from tfnas.supernet.graph_options import lean_graph_optimization
+
 
 class OneShotModel(keras.Model):
     """A supernet trained by a one-shot strategy (see the module docstring).
@@ -23,7 +26,7 @@ class OneShotModel(keras.Model):
             "gdas", "proxyless", "spos", "enas", ...) or a
             `tfnas.supernet.strategies.OneShotStrategy`.
         architecture_optimizer: Optimizer of the alphas; defaults to DARTS's
-            Adam(3e-4, beta_1=0.5).
+            Adam(3e-4, beta_1=0.5) (`tfnas.optimizers.FusedAdam`).
         second_order: DARTS's unrolled (second-order) architecture gradient
             (also on when the strategy asks for it, as "darts2" does).
         latency: Optional `{decision name: [ms per candidate]}` for the
@@ -47,8 +50,7 @@ class OneShotModel(keras.Model):
         self.supernet = supernet
         self.builder = builder
         self.second_order = bool(second_order) or self.strategy.second_order
-        self.architecture_optimizer = architecture_optimizer or keras.optimizers.Adam(
-            3e-4, beta_1=0.5)
+        self.architecture_optimizer = architecture_optimizer or FusedAdam(3e-4, beta_1=0.5)
         if self.dtype_policy.name == "mixed_float16" and not isinstance(
                 self.architecture_optimizer, keras.optimizers.LossScaleOptimizer):
             # As `compile` does for the weights' optimizer: float16 gradients
@@ -76,6 +78,16 @@ class OneShotModel(keras.Model):
 
     def call(self, inputs, training=None):
         return self.supernet(inputs, training=training)
+
+    def fit(self, *args, **kwargs):
+        # Grappler's defaults spend a third of the first step on passes that
+        # change nothing in a supernet's graph (see graph_options).
+        with lean_graph_optimization():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with lean_graph_optimization():
+            return super().evaluate(*args, **kwargs)
 
     def _symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy Keras builds metrics from one batch,

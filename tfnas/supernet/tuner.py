@@ -12,7 +12,6 @@ search.
 
 import os
 
-import keras
 import keras_tuner as kt
 import tensorflow as tf
 
@@ -20,6 +19,7 @@ from tfnas import project_lock
 from tfnas import tensorboard as search_log
 from tfnas.architecture import Architecture
 from tfnas.atomic import write_atomically
+from tfnas.optimizers import FusedAdam
 from tfnas.oracles.base import RUNNING, STOPPED, NASOracle
 from tfnas.supernet import oneshot, strategies
 from tfnas.supernet.builder import build_supernet
@@ -78,7 +78,7 @@ class OneShotTuner(NASTuner):
             `epochs` given to `search`.
         architecture_learning_rate: Adam learning rate of the alphas.
         weight_optimizer: Optimizer of the supernet's weights (default
-            Adam(1e-3)).
+            `tfnas.optimizers.FusedAdam(1e-3)`: Keras's Adam, fused).
         warmup_epochs: Epochs of weight-only training before the alphas
             learn.
         latency_table: Optional `tfnas.latency.LatencyTable`; adds
@@ -151,11 +151,10 @@ class OneShotTuner(NASTuner):
             steps = int(train.cardinality()) if train.cardinality() > 0 else 0
             model = oneshot.OneShotModel(
                 supernet, builder, strategy=self.strategy,
-                architecture_optimizer=keras.optimizers.Adam(
-                    self.architecture_learning_rate, beta_1=0.5),
+                architecture_optimizer=FusedAdam(self.architecture_learning_rate, beta_1=0.5),
                 latency=latency, latency_weight=self.latency_weight,
                 warmup_steps=self.warmup_epochs * steps, seed=self.seed)
-            model.compile(optimizer=self.weight_optimizer or keras.optimizers.Adam(1e-3),
+            model.compile(optimizer=self.weight_optimizer or FusedAdam(1e-3),
                           loss=supernet.loss, metrics=_compiled_metrics(supernet))
         values = self.strategy.search(self, model, train, validation, epochs)
         return self.derived_architecture(values)
