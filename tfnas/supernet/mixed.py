@@ -105,12 +105,13 @@ class MixedOp(keras.layers.Layer):
                 name="temperature", shape=(),
                 initializer=keras.initializers.Constant(self.initial_temperature),
                 trainable=False)
-            if self.mode == "darts":
-                self._mask = self.add_weight(name="mask", shape=(count,), initializer="ones",
-                                             trainable=False)
-                self._projected = self.add_weight(
-                    name="projected", shape=(), dtype="int32",
-                    initializer=keras.initializers.Constant(-1), trainable=False)
+            # Read in "darts" mode only; created in every mode so that the
+            # supernets of one space have the same weights whatever the mode.
+            self._mask = self.add_weight(name="mask", shape=(count,), initializer="ones",
+                                         trainable=False)
+            self._projected = self.add_weight(
+                name="projected", shape=(), dtype="int32",
+                initializer=keras.initializers.Constant(-1), trainable=False)
             if self.mode == "gdas":
                 # The last Gumbel noise drawn, read by the copies.
                 self._gumbel = self.add_weight(name="gumbel", shape=(count,),
