@@ -135,6 +135,41 @@ def test_kernel_size_is_a_centred_slice_and_darts_mixes_it():
     assert not np.allclose(darts(x, training=False), outputs[8, 3, "tanh"], atol=1e-3)
 
 
+class ConvValues1D(kt.HyperModel):
+    """`ConvValues` on sequences: a 1-D convolution (MNIST-1D's kind)."""
+
+    def build(self, hp):
+        inputs = keras.Input((12, 2))
+        filters = tfnas.choose_value(hp, "filters", [4, 8])
+        kernel = tfnas.choose_value(hp, "kernel", [3, 5])
+        x = elastic.conv_bn(filters, kernel)(inputs)
+        x = keras.layers.GlobalAveragePooling1D()(x)
+        return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def test_a_1d_kernel_size_is_a_centred_slice_of_the_largest_1d_kernel():
+    # 97b15db built every elastic convolution with a 2-D kernel: a sequence
+    # space's supernet failed ("data_format 'NWC'").
+    space = ConvValues1D()
+    x = np.random.default_rng(2).normal(size=(4, 12, 2)).astype("float32")
+    supernet, builder = build_supernet(space, "single_path")
+    shared = [layer for layer in supernet.layers if isinstance(layer, elastic.ElasticConvBN)][0]
+    assert shared.kernel.shape == (5, 2, 8)
+    randomize([shared.norm])
+    head_kernel, head_bias = [w.numpy() for w in supernet.layers[-1].weights]
+    for filters, kernel in [(4, 3), (8, 5), (8, 3)]:
+        set_values(builder, {"filters": filters, "kernel": kernel})
+        model = standalone(space, {"filters": filters, "kernel": kernel})
+        conv = [layer for layer in model.layers if isinstance(layer, ops.ConvBN)][0]
+        start = (5 - kernel) // 2
+        conv.conv.kernel.assign(shared.kernel.numpy()[start:start + kernel, :, :filters])
+        conv.norm.set_weights([w.numpy()[:filters] for w in shared.norm.weights])
+        model.layers[-1].set_weights([head_kernel[:filters], head_bias])
+        np.testing.assert_allclose(supernet(x, training=False), model(x), atol=1e-4)
+    darts, _ = build_supernet(space, "darts")  # mixes the 1-D kernel slices
+    assert darts(x, training=False).shape == (4, 3)
+
+
 def _gradient_support(supernet, builder, x, y):
     alphas = {id(layer.alpha) for layer in builder.mixed.values()}
     weights = [w for w in supernet.trainable_weights if id(w) not in alphas]

@@ -61,17 +61,18 @@ def prefix_mask(width, selectors, total, dtype, normalize=False):
     return tf.cast(mask, dtype)
 
 
-def centre_mask(kernel_size, selectors, largest, dtype):
-    """The (largest, largest, 1, 1) mask of the centred k x k kernel slice,
-    weighted over the values of `kernel_size`, or None for the largest."""
+def centre_mask(kernel_size, selectors, largest, dtype, rank=2):
+    """The (largest, largest, 1, 1) mask of the centred k x k kernel slice
+    ((largest, 1, 1) and k for a 1-D kernel, `rank=1`), weighted over the
+    values of `kernel_size`, or None for the largest."""
     kernel_size = as_expr(kernel_size)
     if not kernel_size.parts and kernel_size.table[0] == largest:
         return None
 
     def centre(k):
         start = (largest - k) // 2
-        return [[1.0 if start <= i < start + k and start <= j < start + k else 0.0
-                 for j in range(largest)] for i in range(largest)]
+        inside = [1.0 if start <= i < start + k else 0.0 for i in range(largest)]
+        return inside if rank == 1 else [[a * b for b in inside] for a in inside]
 
     rows = tf.constant([centre(k) for k in kernel_size.table])
     if kernel_size.parts:
@@ -79,7 +80,7 @@ def centre_mask(kernel_size, selectors, largest, dtype):
         mask = tf.tensordot(weights, rows, axes=1)
     else:
         mask = rows[0]
-    return tf.cast(mask[:, :, None, None], dtype)
+    return tf.cast(mask[(Ellipsis,) + (None,) * 2], dtype)
 
 
 def mix(weights, branches, mode, training, switch=True):
@@ -176,22 +177,25 @@ class ElasticConvBN(ElasticLayer):
     def build(self, input_shape):
         channels = input_shape["x"][-1]
         size = self.kernel_size.maximum
+        # 1-D (sequences) or 2-D (images) kernels, by the input's rank.
+        self.rank = ops.spatial_rank(input_shape["x"])
         self.channels = channels if self.kind == "depthwise" else self.filters.maximum
         if self.kind == "conv":
-            self.kernel = self.add_weight(name="kernel", shape=(size, size, channels,
-                                                                self.channels))
+            self.kernel = self.add_weight(name="kernel", shape=(size,) * self.rank + (
+                channels, self.channels))
         else:
             self.depthwise_kernel = self.add_weight(
-                name="depthwise_kernel", shape=(size, size, channels, 1))
+                name="depthwise_kernel", shape=(size,) * self.rank + (channels, 1))
             if self.kind == "separable":
                 self.pointwise_kernel = self.add_weight(
-                    name="pointwise_kernel", shape=(1, 1, channels, self.channels))
+                    name="pointwise_kernel", shape=(1,) * self.rank + (channels, self.channels))
         self.norm = ops._batch_norm()
         self.norm.build(tuple(input_shape["x"][:-1]) + (self.channels,))
 
     def call(self, inputs, training=None):
         x = inputs["x"]
-        mask = centre_mask(self.kernel_size, inputs, self.kernel_size.maximum, x.dtype)
+        mask = centre_mask(self.kernel_size, inputs, self.kernel_size.maximum, x.dtype,
+                           self.rank)
         common = dict(strides=self.strides, padding="same", dilation_rate=self.dilation_rate)
         if self.kind == "conv":
             kernel = tf.cast(self.kernel, x.dtype)
