@@ -168,6 +168,12 @@ def test_a_1d_kernel_size_is_a_centred_slice_of_the_largest_1d_kernel():
         np.testing.assert_allclose(supernet(x, training=False), model(x), atol=1e-4)
     darts, _ = build_supernet(space, "darts")  # mixes the 1-D kernel slices
     assert darts(x, training=False).shape == (4, 3)
+    # The MNIST-1D table's space: pooling (projected to shared widths) on sequences.
+    chain = spaces.ChainSpace((12, 2), 3, max_layers=2, filters=(4, 8), activations=("relu",),
+                              strides=(1,), skips=False, operations=("conv3x3", "maxpool3x3"))
+    for mode in MODES:
+        supernet, _ = build_supernet(chain, mode, seed=0)
+        assert supernet(x, training=False).shape == (4, 3)
 
 
 def _gradient_support(supernet, builder, x, y):

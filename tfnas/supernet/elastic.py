@@ -244,7 +244,7 @@ class ElasticPool(ElasticLayer):
         self.filters = filters
 
     def build(self, input_shape):
-        layer = keras.layers.MaxPooling2D if self.kind == "max" else keras.layers.AveragePooling2D
+        layer = ops.spatial_layer("max" if self.kind == "max" else "avg", input_shape["x"])
         self.pool = layer(self.pool_size, strides=self.strides, padding="same")
         self.project = ElasticConvBN(self.filters, 1, activation=None)
         shape = self.pool.compute_output_shape(input_shape["x"])
@@ -266,7 +266,7 @@ class ElasticShortcut(ElasticLayer):
 
     def build(self, input_shape):
         shape = tuple(input_shape["x"])
-        self.pools = [keras.layers.AveragePooling2D(2, padding="same")
+        self.pools = [ops.spatial_layer("avg", shape)(2, padding="same")
                       for _ in range(self.reductions)]
         for pool in self.pools:
             shape = pool.compute_output_shape(shape)
