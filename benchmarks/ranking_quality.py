@@ -63,7 +63,7 @@ from tfnas.supernet.tuner import OneShotTuner  # noqa: E402
 
 import report  # noqa: E402
 
-STRATEGIES = "darts,beta-darts,darts2,gdas,proxyless,spos,enas"
+STRATEGIES = "darts,beta-darts,darts-pt,darts2,gdas,proxyless,spos,enas"
 
 
 def load(table_path):

@@ -41,7 +41,8 @@ def test_the_cli_reads_its_strategy_lists_from_the_registry():
                    if action.dest == "strategy")
     assert sorted(choices) == strategies.names()
     assert strategies.names(one_shot=True) == [
-        "beta-darts", "darts", "darts2", "enas", "gdas", "proxyless", "spos"]
+        "beta-darts", "darts", "darts-pt", "darts2", "enas", "gdas", "proxyless",
+        "spos"]
     assert strategies.names(halving=True) == [
         "controller", "dpp", "evolution", "local", "pnas", "ppo", "predictor", "random"]
     assert sorted(oracles.ORACLES) == strategies.names(one_shot=False)

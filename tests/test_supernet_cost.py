@@ -117,7 +117,9 @@ def test_supernet_is_traced_once_per_fit_whatever_the_batch_shapes(digits):
 
 
 def test_beta_decay_adds_its_formula_to_the_architecture_gradient():
-    model = one_shot_model(strategies.darts.BetaDARTS(weight=3.0))
+    strategy = strategies.darts.BetaDARTS()
+    strategy.current_weight.assign(3.0)  # the schedule's weight at some epoch
+    model = one_shot_model(strategy)
     rng = np.random.default_rng(0)
     for alpha in model.alphas:
         alpha.assign(rng.normal(size=alpha.shape).astype("float32"))

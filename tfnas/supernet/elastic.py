@@ -62,25 +62,25 @@ def prefix_mask(width, selectors, total, dtype, normalize=False):
 
 
 def centre_mask(kernel_size, selectors, largest, dtype, rank=2):
-    """The `(largest,) * rank + (1, 1)` mask of the centred k-wide kernel
-    slice, weighted over the values of `kernel_size`, or None for the
-    largest."""
+    """The (largest, largest, 1, 1) mask of the centred k x k kernel slice
+    ((largest, 1, 1) and k for a 1-D kernel, `rank=1`), weighted over the
+    values of `kernel_size`, or None for the largest."""
     kernel_size = as_expr(kernel_size)
     if not kernel_size.parts and kernel_size.table[0] == largest:
         return None
 
     def centre(k):
         start = (largest - k) // 2
-        line = tf.constant([1.0 if start <= i < start + k else 0.0 for i in range(largest)])
-        return line if rank == 1 else line[:, None] * line[None, :]
+        inside = [1.0 if start <= i < start + k else 0.0 for i in range(largest)]
+        return inside if rank == 1 else [[a * b for b in inside] for a in inside]
 
-    rows = tf.stack([centre(k) for k in kernel_size.table])
+    rows = tf.constant([centre(k) for k in kernel_size.table])
     if kernel_size.parts:
         weights = tf.stack(kernel_size.weights(selectors))
         mask = tf.tensordot(weights, rows, axes=1)
     else:
         mask = rows[0]
-    return tf.cast(tf.reshape(mask, (largest,) * rank + (1, 1)), dtype)
+    return tf.cast(mask[(Ellipsis,) + (None,) * 2], dtype)
 
 
 def mix(weights, branches, mode, training, switch=True):
@@ -176,19 +176,19 @@ class ElasticConvBN(ElasticLayer):
 
     def build(self, input_shape):
         channels = input_shape["x"][-1]
+        size = self.kernel_size.maximum
+        # 1-D (sequences) or 2-D (images) kernels, by the input's rank.
         self.rank = ops.spatial_rank(input_shape["x"])
-        window = (self.kernel_size.maximum,) * self.rank
         self.channels = channels if self.kind == "depthwise" else self.filters.maximum
         if self.kind == "conv":
-            self.kernel = self.add_weight(name="kernel",
-                                          shape=window + (channels, self.channels))
+            self.kernel = self.add_weight(name="kernel", shape=(size,) * self.rank + (
+                channels, self.channels))
         else:
             self.depthwise_kernel = self.add_weight(
-                name="depthwise_kernel", shape=window + (channels, 1))
+                name="depthwise_kernel", shape=(size,) * self.rank + (channels, 1))
             if self.kind == "separable":
                 self.pointwise_kernel = self.add_weight(
-                    name="pointwise_kernel",
-                    shape=(1,) * self.rank + (channels, self.channels))
+                    name="pointwise_kernel", shape=(1,) * self.rank + (channels, self.channels))
         self.norm = ops._batch_norm()
         self.norm.build(tuple(input_shape["x"][:-1]) + (self.channels,))
 
@@ -244,7 +244,7 @@ class ElasticPool(ElasticLayer):
         self.filters = filters
 
     def build(self, input_shape):
-        layer = ops.spatial_layer(self.kind, input_shape["x"])
+        layer = ops.spatial_layer("max" if self.kind == "max" else "avg", input_shape["x"])
         self.pool = layer(self.pool_size, strides=self.strides, padding="same")
         self.project = ElasticConvBN(self.filters, 1, activation=None)
         shape = self.pool.compute_output_shape(input_shape["x"])

@@ -22,6 +22,11 @@ mode says how the candidates are combined:
 
 Outside training, "gdas" and "proxyless" use the candidate of largest
 alpha; "darts" keeps its weighted sum.
+
+A "darts" layer's mixing weights can also be perturbed from outside, for
+DARTS-PT's selection (`tfnas.supernet.perturbation`): `mask` multiplies
+them (a zero removes a candidate), and `projected` (-1 unless set) replaces
+them by the one-hot of one candidate.
 """
 
 import keras
@@ -100,6 +105,13 @@ class MixedOp(keras.layers.Layer):
                 name="temperature", shape=(),
                 initializer=keras.initializers.Constant(self.initial_temperature),
                 trainable=False)
+            # Read in "darts" mode only; created in every mode so that the
+            # supernets of one space have the same weights whatever the mode.
+            self._mask = self.add_weight(name="mask", shape=(count,), initializer="ones",
+                                         trainable=False)
+            self._projected = self.add_weight(
+                name="projected", shape=(), dtype="int32",
+                initializer=keras.initializers.Constant(-1), trainable=False)
             if self.mode == "gdas":
                 # The last Gumbel noise drawn, read by the copies.
                 self._gumbel = self.add_weight(name="gumbel", shape=(count,),
@@ -129,9 +141,25 @@ class MixedOp(keras.layers.Layer):
     def temperature(self):
         return self._owner()._temperature
 
+    @property
+    def mask(self):
+        return self._owner()._mask
+
+    @property
+    def projected(self):
+        return self._owner()._projected
+
     def probabilities(self):
         """softmax(alpha): the learned distribution over the candidates."""
         return tf.nn.softmax(self.alpha)
+
+    def mixing_weights(self):
+        """The "darts" weights of the candidates: softmax(alpha), or the
+        one-hot of the `projected` candidate once set, times `mask`."""
+        weights = tf.where(self.projected >= 0,
+                           tf.one_hot(self.projected, len(self.candidates)),
+                           tf.nn.softmax(self.alpha))
+        return weights * self.mask
 
     def set_index(self, index):
         self.index.assign(int(index))
@@ -149,7 +177,7 @@ class MixedOp(keras.layers.Layer):
     def call(self, inputs, training=None):
         branches = self._branches(inputs, training)
         if self.mode == "darts":
-            weights = tf.nn.softmax(self.alpha)
+            weights = self.mixing_weights()
             outputs = [branch() for branch in branches]
             self._check_shapes(outputs)
             return tf.add_n([_gate(weights[i], output) for i, output in enumerate(outputs)])

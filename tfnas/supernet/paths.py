@@ -36,17 +36,25 @@ def batch_normalizations(model):
 
 
 @contextlib.contextmanager
-def exact_statistics(layers):
-    """Within it, a training-mode call sets `layers`' batch-norm statistics
-    to its batch's own (momentum 0); their momenta are restored after."""
+def statistics_momentum(layers, momentum):
+    """Within it, `layers`' batch-norm momentum is `momentum` (0: a
+    training-mode call sets their statistics to its batch's own; 1: it
+    leaves them as they are); their momenta are restored after. Keras reads
+    the momentum when a call is traced: trace and call inside."""
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
-        layer.momentum = 0.0
+        layer.momentum = float(momentum)
     try:
         yield
     finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
+        for layer, previous in zip(layers, momenta):
+            layer.momentum = previous
+
+
+def exact_statistics(layers):
+    """Within it, a training-mode call sets `layers`' batch-norm statistics
+    to its batch's own (momentum 0); their momenta are restored after."""
+    return statistics_momentum(layers, 0.0)
 
 
 def recalibrate(model, inputs):

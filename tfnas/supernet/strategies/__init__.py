@@ -4,6 +4,7 @@
 |---|---|---|---|
 | darts, darts2 | softmax-weighted sum | Adam on the alphas (1st / 2nd order) | largest alpha |
 | beta-darts | as darts | as darts, plus Beta-Decay regularization | largest alpha |
+| darts-pt | as darts | as darts | perturbation: the candidate whose removal hurts most |
 | gdas | Gumbel-softmax one-hot | as DARTS, temperature annealed | largest alpha |
 | proxyless | one sampled path (two for alphas) | as DARTS, architecture phase | largest alpha |
 | spos | one uniformly sampled path | none | evolution over paths |
