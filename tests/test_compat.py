@@ -215,3 +215,26 @@ def test_keras_trainer_internals_tfnas_replaces():
     assert callable(trainer.reduce_per_replica)
     assert callable(trainer._collective_all_reduce_multi_worker)
     assert callable(trainer.TensorFlowTrainer._maybe_symbolic_build)
+
+
+def test_keras_symbolic_build_creates_the_training_state():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    build = compat.keras_symbolic_build(model)
+    assert build is not None and not model.optimizer.built
+    build(data_batch=(tf.TensorSpec((None, 3)), tf.TensorSpec((None, 2))))
+    assert model.optimizer.built and model.optimizer.variables
+
+
+def test_function_rewrites_reach_the_functions_config_and_are_restored():
+    from tensorflow.python.eager import context
+
+    def rewrite_options():
+        options = context.context().function_call_options
+        return tf.compat.v1.ConfigProto.FromString(
+            options.config_proto_serialized).graph_options.rewrite_options
+
+    before = rewrite_options().disable_tfg_optimizer
+    with compat.function_rewrites(disable_tfg_optimizer=not before):
+        assert rewrite_options().disable_tfg_optimizer == (not before)
+    assert rewrite_options().disable_tfg_optimizer == before

@@ -228,6 +228,18 @@ def keras_trainer_internals():
             f"have. tfnas was tested with {_tested_range('keras')}.") from error
 
 
+def keras_symbolic_build(model):
+    """`model._symbolic_build`, Keras's `Trainer` method that creates the
+    optimizer's, compiled metrics' and loss tracker's variables for a batch
+    structure (what `fit` runs first under a distribution strategy), or None
+    outside the tested Keras versions or when Keras lacks it: `tfnas.prebuild`
+    runs it before `fit` so that a new model's training step traces once,
+    an optimisation that `fit` does without."""
+    if not is_tested("keras"):
+        return None
+    return getattr(model, "_symbolic_build", None)
+
+
 # TensorFlow.
 
 def freeze_to_graph(concrete_function):
@@ -244,3 +256,37 @@ def freeze_to_graph(concrete_function):
             "does not have; pass count_flops=False.") from error
     frozen, _ = convert_variables_to_constants_v2_as_graph(concrete_function)
     return frozen.graph
+
+
+@contextlib.contextmanager
+def function_rewrites(**rewrites):
+    """Functions first run in this context (on this thread) are optimized by
+    grappler with `rewrites` (fields of TensorFlow's `RewriterConfig`) on top
+    of the current settings; the previous settings come back on exit.
+
+    `tf.config.optimizer.set_experimental_options` exposes only some of those
+    fields, so this sets the eager context's function-call options, the
+    `ConfigProto` TensorFlow hands to every function it instantiates
+    (`tensorflow.python.eager.context`, not public API).
+    """
+    try:
+        from tensorflow.core.protobuf import config_pb2
+        from tensorflow.python.eager import context
+
+        eager = context.context()
+        previous = eager.function_call_options
+        config = config_pb2.ConfigProto.FromString(previous.config_proto_serialized)
+        for name, value in rewrites.items():
+            setattr(config.graph_options.rewrite_options, name, value)
+        options = context.FunctionCallOptions(executor_type=previous.executor_type,
+                                              config_proto=config)
+    except (ImportError, AttributeError) as error:
+        raise CompatibilityError(
+            "tfnas sets grappler's options for a supernet's functions through "
+            "`tensorflow.python.eager.context.context().function_call_options`, "
+            "which this TensorFlow does not have.") from error
+    eager.function_call_options = options
+    try:
+        yield
+    finally:
+        eager.function_call_options = previous

@@ -14,6 +14,8 @@ variables, zero-initialised, are created, only earlier.
 
 import tensorflow as tf
 
+from tfnas import compat
+
 
 def data_spec(x, y=None, sample_weight=None):
     """The structure of one training batch, from `fit`'s `x`, `y` and
@@ -49,7 +51,7 @@ def build_training_state(model, spec):
     builds the state itself then), is not compiled or not built, when `spec`
     is None, or when the state exists already. Returns whether it built.
     """
-    build = getattr(model, "_symbolic_build", None)  # Keras's own (private) build
+    build = compat.keras_symbolic_build(model)
     if (build is None or spec is None or tf.distribute.has_strategy()
             or getattr(model, "_distribute_strategy", None) is not None
             or getattr(model, "optimizer", None) is None or not model.built

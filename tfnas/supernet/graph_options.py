@@ -15,9 +15,9 @@ arithmetic, layout, remapping, dependencies) still run once, and none of
 the three changes a value the graph computes.
 """
 
-import contextlib
+from tensorflow.core.protobuf import rewriter_config_pb2
 
-from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+from tfnas import compat
 
 # The settings of TensorFlow's RewriterConfig (grappler) that a supernet's
 # fit turns off.
@@ -28,27 +28,8 @@ LEAN_REWRITES = {
 }
 
 
-@contextlib.contextmanager
 def lean_graph_optimization():
-    """Functions first run in this context (on this thread) are optimized
-    with `LEAN_REWRITES` on top of the current settings.
-
-    `tf.config.optimizer.set_experimental_options` exposes none of these
-    three settings, so this sets the eager context's function-call options,
-    the `ConfigProto` TensorFlow hands to every function it instantiates
-    (`tensorflow.python.eager.context`, not public API), and restores the
-    previous ones on exit.
-    """
-    from tensorflow.python.eager import context
-
-    eager = context.context()
-    previous = eager.function_call_options
-    config = config_pb2.ConfigProto.FromString(previous.config_proto_serialized)
-    for name, value in LEAN_REWRITES.items():
-        setattr(config.graph_options.rewrite_options, name, value)
-    eager.function_call_options = context.FunctionCallOptions(
-        executor_type=previous.executor_type, config_proto=config)
-    try:
-        yield
-    finally:
-        eager.function_call_options = previous
+    """A context in which functions first run (on this thread) are
+    optimized with `LEAN_REWRITES` on top of the current settings
+    (`tfnas.compat.function_rewrites`)."""
+    return compat.function_rewrites(**LEAN_REWRITES)
