@@ -46,11 +46,11 @@ def trained(optimizer, batches, model=None):
     return [v.numpy() for v in model.variables], [v.numpy() for v in optimizer.variables]
 
 
-def assert_same_variables(actual, expected):
+def assert_same_variables(actual, expected, rtol=1e-4, atol=1e-5):
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
         # Float32 rounding only: the kernel forms `1 - beta` in float32.
-        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
 
 
 @pytest.mark.slow
@@ -146,8 +146,13 @@ def test_fused_adam_under_a_mirrored_strategy(mirrored, batches):
         with mirrored.scope():
             model, optimizer = small_convnet(), adam(0.01)
         results.append(trained(optimizer, batches, model=model))
-    assert_same_variables(results[1][0], results[0][0])
-    assert_same_variables(results[1][1], results[0][1])
+    # Summed across replicas, a gradient's float32 rounding can differ from
+    # run to run, and Adam divides near-zero gradients by their own size: in
+    # a full suite run a few weights moved 5e-4 apart. An update of the wrong
+    # size is larger: each step moves a weight by up to the learning rate, 1e-2
+    # (exact agreement without a strategy: `test_fused_adam_trains_as_keras_adam`).
+    assert_same_variables(results[1][0], results[0][0], rtol=1e-2, atol=2e-3)
+    assert_same_variables(results[1][1], results[0][1], rtol=1e-2, atol=2e-3)
 
 
 def test_a_supernet_trains_its_spaces_adam_fused():

@@ -156,10 +156,12 @@ class MixedOp(keras.layers.Layer):
     def mixing_weights(self):
         """The "darts" weights of the candidates: softmax(alpha), or the
         one-hot of the `projected` candidate once set, times `mask`."""
+        probabilities = tf.nn.softmax(self.alpha)  # float16 under mixed precision
         weights = tf.where(self.projected >= 0,
-                           tf.one_hot(self.projected, len(self.candidates)),
-                           tf.nn.softmax(self.alpha))
-        return weights * self.mask
+                           tf.one_hot(self.projected, len(self.candidates),
+                                      dtype=probabilities.dtype),
+                           probabilities)
+        return weights * tf.cast(self.mask, probabilities.dtype)
 
     def set_index(self, index):
         self.index.assign(int(index))
