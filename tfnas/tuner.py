@@ -549,14 +549,15 @@ class NASTuner(kt.Tuner):
         self._apply_budget(trial, model, kwargs)
         inherited = inheritance.inherit(model, donor, kwargs,  # and its fewer epochs
                                         seed=trial.trial_id)
-        if type(self.hypermodel).fit is kt.HyperModel.fit:  # a user's fit logs its own
+        plain_fit = type(self.hypermodel).fit is kt.HyperModel.fit  # data reach model.fit
+        if plain_fit:  # a user's fit logs its own
             validation = kwargs.get("validation_data") is not None or bool(
                 kwargs.get("validation_split"))
             objectives.check_logged(self.oracle.objective, model, validation)
         kwargs["callbacks"] = self._callbacks(kwargs.get("callbacks"))
         self._planned_epochs = kwargs.get("epochs", 1)
         start = time.perf_counter()
-        if type(self.hypermodel).fit is kt.HyperModel.fit:  # the data reach model.fit as given
+        if plain_fit:
             prebuild.build_training_state(model, prebuild.fit_data_spec(args, kwargs))
         try:
             results = self.hypermodel.fit(hp, model, *args, **kwargs)

@@ -57,6 +57,12 @@ def exact_statistics(layers):
     return statistics_momentum(layers, 0.0)
 
 
+def one_batch(dataset):
+    """`(inputs, labels)` of every `(x, y)` batch of `dataset`, concatenated."""
+    inputs, labels = zip(*dataset)
+    return tf.concat(inputs, 0), tf.concat(labels, 0)
+
+
 def recalibrate(model, inputs):
     """Batch-norm statistics of the current path, from one large batch."""
     with exact_statistics(batch_normalizations(model)):
@@ -84,8 +90,7 @@ class PathAccuracy:
     def __init__(self, model, calibration, validation):
         self.model = model
         self.calibration = calibration
-        inputs, labels = zip(*validation)
-        self.inputs, self.labels = tf.concat(inputs, 0), tf.concat(labels, 0)
+        self.inputs, self.labels = one_batch(validation)
         self.normalizations = batch_normalizations(model.supernet)
         self.traces = 0
         self._accuracy = tf.function(self._recalibrated_accuracy, autograph=False)

@@ -42,8 +42,7 @@ class SupernetScore:
 
     def __init__(self, model, validation):
         self.model = model
-        inputs, labels = zip(*validation)
-        self.inputs, self.labels = tf.concat(inputs, 0), tf.concat(labels, 0)
+        self.inputs, self.labels = paths.one_batch(validation)
         self.normalizations = paths.batch_normalizations(model.supernet)
         self.traces = 0
         self._score = tf.function(self._accuracy_and_loss, autograph=False)
