@@ -143,6 +143,8 @@ def measuring(strategy, architectures, train, validation, measurements):
             measurements["kind"], measurements["scores"] = supernet_scores(
                 model, architectures, train, validation)
             measurements["measure_s"] = time.perf_counter() - start
+            if getattr(self, "steps", None):  # DARTS-PT's selection steps
+                measurements["steps"] = self.steps
             return values
 
     measuring_strategy = Measuring.__new__(Measuring)

@@ -30,9 +30,10 @@ class LinearDecay(keras.callbacks.Callback):
         self.step = 0
 
     def on_train_begin(self, logs=None):
+        self.initial = float(self.model.optimizer.learning_rate)
         try:
-            self.initial = float(self.model.optimizer.learning_rate)
-        except TypeError as error:  # a schedule: Keras cannot set its rate
+            self.model.optimizer.learning_rate = self.initial
+        except TypeError as error:  # a schedule: Keras refuses to set its rate
             raise ValueError(
                 "Received an optimizer whose learning rate is a schedule; linear decay "
                 "sets the rate itself. Pass an optimizer with a constant learning rate, "
