@@ -5,7 +5,7 @@ paths, `--epochs` epochs, Adam `--learning-rate`) with a constant learning
 rate and with SPOS's linear decay to zero (`SPOS(learning_rate_decay=...)`).
 Every architecture of the space is then scored with inherited weights
 (`tfnas.supernet.paths.PathAccuracy`: batch norm recalibrated per path on
-512 training examples, accuracy on the validation split) under
+`--calibration-examples` training examples, accuracy on the validation split) under
 `--calibrations` different calibration batches, and on each half of the
 validation split. Reported: the spread of one path's accuracy over the
 calibration batches, the gaps between the best inherited scores, and where
@@ -14,6 +14,7 @@ each validation half.
 
 Usage: python benchmarks/inherited_noise.py --table tfnas/bench/data/mnist1d.csv
     [--seeds 5] [--epochs 30] [--calibrations 5]
+    [--calibration-examples 512 2048]
 """
 
 import argparse
@@ -51,6 +52,31 @@ def halves(validation):
     return [examples.take(size // 2).batch(512), examples.skip(size // 2).batch(512)]
 
 
+def calibration_batch(train, examples):
+    """Inputs of `examples` training examples (another draw per call: the
+    training split reshuffles per pass)."""
+    return next(iter(train.unbatch().batch(examples)))[0]
+
+
+def scored_row(model, table, keys, values, data, examples, calibrations, prefix):
+    """The markdown row of `model`'s inherited scores of `values`, batch norm
+    recalibrated on `calibrations` draws of `examples` training examples."""
+    runs = [np.array(paths.PathAccuracy(model, calibration_batch(data.train, examples),
+                                        data.validation)(values))
+            for _ in range(calibrations)]
+    calibration = calibration_batch(data.train, examples)
+    by_half = [np.array(paths.PathAccuracy(model, calibration, half)(values))
+               for half in halves(data.validation)]
+    spread = float(np.median(np.std(np.stack(runs), axis=0)))
+    gaps = float(np.median(-np.diff(np.sort(runs[0])[::-1][:5])))
+    tops = [rq.top_percent(table, values[int(np.argmax(r))]) for r in runs]
+    half_tops = [rq.top_percent(table, values[int(np.argmax(r))]) for r in by_half]
+    tau, _ = rq.correlations(dict(zip(keys, runs[0].tolist())), table)
+    return (f"{prefix}| {examples} | {statistics.fmean(runs[0]):.3f} | {spread:.4f} "
+            f"| {gaps:.4f} | {' '.join(f'{t:.1f}' for t in tops)} "
+            f"| {' '.join(f'{t:.1f}' for t in half_tops)} | {tau:.3f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default="tfnas/bench/data/mnist1d.csv")
@@ -58,52 +84,41 @@ def main():
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--calibrations", type=int, default=5)
+    parser.add_argument("--calibration-examples", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     table, _, data = rq.load(args.table)
     architectures = rq.space_architectures(table.space)
     keys = [key for key in architectures if key in table.rows]
     values = [architectures[key] for key in keys]
-    rows = ["| seed | learning rate | mean inherited acc | spread of one path over "
-            "calibrations (std, median over paths) | gaps between the 5 best (median) "
+    rows = ["| seed | learning rate | calibration examples | mean inherited acc "
+            "| spread of one path over calibrations (std, median over paths) "
+            "| gaps between the 5 best (median) "
             "| inherited top-1's top % per calibration | per validation half "
-            "| tau (calibration 0) | s |", "|---|---|---|---|---|---|---|---|---|"]
+            "| tau (calibration 0) |", "|---|---|---|---|---|---|---|---|---|"]
     for seed in args.seeds:
         for decay in (None, "linear"):
             start = time.perf_counter()
             keras.backend.clear_session()
             model = trained_supernet(table.space, data, seed, args.epochs, args.learning_rate,
                                      decay)
-            runs = []
-            for _ in range(args.calibrations):  # the training split reshuffles per pass
-                scorer = paths.PathAccuracy(model, paths.calibration_batch(data.train),
-                                            data.validation)
-                runs.append(np.array(scorer(values)))
-            calibration = paths.calibration_batch(data.train)
-            by_half = [np.array(paths.PathAccuracy(model, calibration, half)(values))
-                       for half in halves(data.validation)]
-            spread = float(np.median(np.std(np.stack(runs), axis=0)))
-            best = np.sort(runs[0])[::-1][:5]
-            gaps = float(np.median(-np.diff(best)))
-            tops = [rq.top_percent(table, values[int(np.argmax(r))]) for r in runs]
-            half_tops = [rq.top_percent(table, values[int(np.argmax(r))]) for r in by_half]
-            tau, _ = rq.correlations(dict(zip(keys, runs[0].tolist())), table)
-            rows.append(
-                f"| {seed} | {decay or 'constant'} | {statistics.fmean(runs[0]):.3f} "
-                f"| {spread:.4f} | {gaps:.4f} | {' '.join(f'{t:.1f}' for t in tops)} "
-                f"| {' '.join(f'{t:.1f}' for t in half_tops)} | {tau:.3f} "
-                f"| {time.perf_counter() - start:.0f} |")
-            print(rows[-1], flush=True)
+            for examples in args.calibration_examples:
+                rows.append(scored_row(model, table, keys, values, data, examples,
+                                       args.calibrations, f"| {seed} | {decay or 'constant'} "))
+                print(rows[-1], flush=True)
+            print(f"{time.perf_counter() - start:.0f} s", flush=True)
     name = os.path.splitext(os.path.basename(args.table))[0]
     report.write_table(
         args.output or os.path.join(report.RESULTS, f"inherited_noise_{name}.md"),
         f"Noise of SPOS's inherited-weight accuracy on {name}",
         f"`python benchmarks/inherited_noise.py --table {args.table} --seeds "
         f"{' '.join(map(str, args.seeds))} --epochs {args.epochs} --calibrations "
-        f"{args.calibrations}`: SPOS supernets, {args.epochs} epochs, Adam "
+        f"{args.calibrations} --calibration-examples "
+        f"{' '.join(map(str, args.calibration_examples))}`: SPOS supernets, "
+        f"{args.epochs} epochs, Adam "
         f"{args.learning_rate:g}; every architecture of the table scored with inherited "
-        "weights, batch norm recalibrated per path on 512 training examples (another "
-        "batch per calibration), accuracy on the validation split (1,000 examples on "
+        "weights, batch norm recalibrated per path on `--calibration-examples` training examples "
+        "(another draw per calibration), accuracy on the validation split (1,000 examples on "
         "MNIST-1D), or on each half of it. 'top %': the inherited top-1's place in the "
         "table (100 * rank / size by its stand-alone test accuracy).", rows)
 
