@@ -128,12 +128,13 @@ def supernet_scores(model, architectures, train, validation):
     return "alpha", dict(zip(keys, alpha_scores(model, [architectures[k] for k in keys])))
 
 
-def measuring(strategy_name, architectures, train, validation, measurements):
-    """The strategy `strategy_name`, which after its own search (supernet
-    training and derivation) scores every architecture with the trained
-    supernet into `measurements` (and the time that took, which the caller
-    subtracts from the search's)."""
-    base = type(strategies.resolve(strategy_name))
+def measuring(strategy, architectures, train, validation, measurements):
+    """The strategy `strategy` (a name or an instance), which after its own
+    search (supernet training and derivation) scores every architecture with
+    the trained supernet into `measurements` (and the time that took, which
+    the caller subtracts from the search's)."""
+    strategy = strategies.resolve(strategy)
+    base = type(strategy)
 
     class Measuring(base):
         def search(self, tuner, model, train_data, validation_data, epochs):
@@ -142,17 +143,23 @@ def measuring(strategy_name, architectures, train, validation, measurements):
             measurements["kind"], measurements["scores"] = supernet_scores(
                 model, architectures, train, validation)
             measurements["measure_s"] = time.perf_counter() - start
+            if getattr(self, "steps", None):  # DARTS-PT's selection steps
+                measurements["steps"] = self.steps
             return values
 
-    return Measuring()
+    measuring_strategy = Measuring.__new__(Measuring)
+    measuring_strategy.__dict__.update(strategy.__dict__)  # the instance's options
+    return measuring_strategy
 
 
 def one_shot(name, architectures, space, epochs_retrain, data, seed, epochs, learning_rate,
-             architecture_lr):
-    """One search: `{"values", "wall_s", "retrain_s", "kind", "scores"}`."""
+             architecture_lr, options=None):
+    """One search: `{"values", "wall_s", "retrain_s", "kind", "scores"}`.
+    `options`: keyword arguments of the strategy's class."""
     keras.utils.set_random_seed(seed)
     measurements = {}
-    strategy = measuring(name, architectures, data.train, data.validation, measurements)
+    instance = type(strategies.resolve(name))(**(options or {}))
+    strategy = measuring(instance, architectures, data.train, data.validation, measurements)
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
         tuner = OneShotTuner(space, strategy=strategy, supernet_epochs=epochs,
@@ -282,6 +289,7 @@ def run_searches(args, raw, save):
         print(f"chosen: {args.epochs} epochs, lr {args.learning_rate}", flush=True)
     raw["command"] = f"python {' '.join(sys.argv)}"
     raw["setting"] = {"epochs": args.epochs, "learning_rate": args.learning_rate,
+                      "strategy_options": args.strategy_options,
                       "architecture_learning_rate": args.architecture_learning_rate,
                       "retrain_epochs": meta["epochs"]}
     for seed in args.seeds:
@@ -290,7 +298,8 @@ def run_searches(args, raw, save):
                 continue
             keras.backend.clear_session()
             result = one_shot(strategy, architectures, table.space, meta["epochs"], data, seed,
-                              args.epochs, args.learning_rate, args.architecture_learning_rate)
+                              args.epochs, args.learning_rate, args.architecture_learning_rate,
+                              args.strategy_options.get(strategy))
             result["scores"] = [result["scores"][key] for key in architectures]
             raw["runs"].append(result)
             save()
@@ -382,6 +391,9 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=0.01,
                         help="Adam learning rate of the supernet's weights")
     parser.add_argument("--architecture-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--strategy-options", type=json.loads, default={},
+                        help='JSON {strategy: {option: value}}, e.g. '
+                             '\'{"spos": {"learning_rate_decay": null}}\'')
     parser.add_argument("--tune", action="store_true",
                         help="pick --epochs and --learning-rate on a grid first")
     parser.add_argument("--tune-epochs", type=int, nargs="+", default=[10, 30])

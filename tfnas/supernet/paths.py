@@ -175,3 +175,42 @@ def search_paths(tuner, strategy, trials, score):
                    for t in oracle.trials.values()]
     tuner.record_paths(history)
     return Architecture.from_trial(best).values
+
+
+def all_paths(tuner, limit):
+    """Every path of the supernet's space (its plain hyperparameters fixed as
+    in `path_space`), as decision values; None if there are more than
+    `limit`."""
+    from tfnas import moves
+    from tfnas.bench.ground_truth import discover_hyperparameters
+
+    space = path_space(tuner, discover_hyperparameters(tuner.hypermodel))
+    return moves.enumerate_architectures(space.space, limit)
+
+
+def path_scorer(tuner, model, train, validation):
+    """A function from a list of paths to their scores: `PathAccuracy` (one
+    trace for every path) when the objective is the accuracy of class
+    scores, else `score_path` path by path. Both recalibrate batch norm on
+    `calibration_batch(train)` and score the whole `validation`."""
+    calibration = calibration_batch(train)
+    metric, _ = objective_metric(tuner.oracle.objective)
+    outputs = model.supernet.outputs[0].shape[-1] if model.supernet.outputs else None
+    if metric == "accuracy" and outputs is not None and outputs > 1:
+        return PathAccuracy(model, calibration, validation)
+    return lambda architectures: [score_path(tuner, model, values, validation, calibration)
+                                  for values in architectures]
+
+
+def search_all_paths(tuner, architectures, score_many):
+    """Scores every path of `architectures` with `score_many(list)`, records
+    them (`tuner.record_paths`) and returns the best one's values (the
+    first of equals), in the objective's direction."""
+    _, direction = objective_metric(tuner.oracle.objective)
+    scores = score_many(architectures)
+    history = [{"trial": str(number), "score": float(score), "architecture": values}
+               for number, (values, score) in enumerate(zip(architectures, scores))]
+    tuner.record_paths(history)
+    sign = 1.0 if direction == "max" else -1.0
+    best = max(range(len(scores)), key=lambda number: (sign * scores[number], -number))
+    return architectures[best]

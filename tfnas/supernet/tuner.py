@@ -85,7 +85,9 @@ class OneShotTuner(NASTuner):
             `latency_weight` times the expected latency to the architecture
             loss.
         latency_weight: See `latency_table`.
-        spos_trials: Architectures evaluated by SPOS's evolution.
+        spos_trials: Architectures evaluated by SPOS's evolution (in spaces
+            of more paths than the strategy's `exhaustive_limit`; smaller
+            ones are scored path by path).
         enas_trials: Paths the ENAS controller samples; each trains the
             shared weights for `enas_steps` batches, then is rewarded with its
             validation score (the compiled metric that `objective` names).

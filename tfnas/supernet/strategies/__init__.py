@@ -7,7 +7,7 @@
 | darts-pt | as darts | as darts | perturbation: the candidate whose removal hurts most |
 | gdas | Gumbel-softmax one-hot | as DARTS, temperature annealed | largest alpha |
 | proxyless | one sampled path (two for alphas) | as DARTS, architecture phase | largest alpha |
-| spos | one uniformly sampled path | none | evolution over paths |
+| spos | one uniformly sampled path, learning rate decayed | none | every path, or evolution |
 | enas | the path the controller sets | none | the controller's best path |
 
 Each registers itself in `tfnas.strategies` (`one_shot=True`); importing its
