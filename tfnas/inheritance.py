@@ -69,7 +69,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from tfnas import net2net
+from tfnas import child_schedule, net2net
 from tfnas.validation import check_int
 
 INHERIT_FROM = "tuner/inherit_from"
@@ -263,7 +263,9 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
     Args:
         model: The child, built.
         donor: A `Donor` from `load_parent`, or None (nothing happens).
-        fit_kwargs: `model.fit` arguments; the child's epochs are set there.
+        fit_kwargs: `model.fit` arguments; the child's epochs are set there,
+            and its learning-rate schedule (`tfnas.child_schedule`) added to
+            its callbacks.
         seed: Seeds the channels a widened layer copies (e.g. the trial's id).
 
     Returns:
@@ -272,7 +274,10 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
         (layers that start from a function-preserving transformation: an
         identity, a zero skip, a zero-padded kernel, copied channels of a
         wider layer, or the split incoming weights of its consumer),
-        `fresh_layers` (layers with weights that start from Keras's
+        `pruned_layers` (layers that start from part of the parent's
+        weights: a narrower layer's most important channels, a cropped
+        kernel, or the consumer of either), `fresh_layers` (layers with
+        weights that start from Keras's
         initialisers) and `inherit_load_s` (seconds spent reading the
         parent's weights, not part of `train_time_s`); empty without a donor.
     """
@@ -281,7 +286,8 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
     rng = np.random.default_rng(zlib.crc32(str(seed).encode()))
     parent_roles = {role(key) for key in donor.weights}
     channel_maps = {}  # layer name: the ChannelMap of its output, or None
-    counts = {"inherited": 0, "morphed": 0, "fresh": 0}
+    model_layers = {layer.name for layer in model.layers}
+    counts = {"inherited": 0, "morphed": 0, "pruned": 0, "fresh": 0}
     inherited = total = 0
     for layer in model.layers:
         weights = layer.weights
@@ -291,7 +297,8 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
         size = sum(int(np.prod(w.shape)) for w in weights)
         total += size
         outcome, values, channel_maps[layer.name] = _initial_values(
-            layer, donor, net2net.input_map(layer, channel_maps), parent_roles, rng)
+            layer, donor, net2net.input_map(layer, channel_maps), parent_roles, rng,
+            model_layers)
         counts[outcome] += 1
         if values is not None:
             for variable, value in zip(weights, values):
@@ -300,13 +307,16 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
     if fit_kwargs is not None:
         fit_kwargs["epochs"] = donor.epochs
         fit_kwargs["initial_epoch"] = 0
+        fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [
+            child_schedule.ChildSchedule()]
     return {"inherited_params": inherited / total if total else 0.0,
             "morphed_layers": float(counts["morphed"]),
+            "pruned_layers": float(counts["pruned"]),
             "fresh_layers": float(counts["fresh"]),
             "inherit_load_s": float(donor.load_s)}
 
 
-def _initial_values(layer, donor, in_map, parent_roles, rng):
+def _initial_values(layer, donor, in_map, parent_roles, rng, model_layers):
     """`(outcome, values or None, output channel map)` of a child's layer."""
     source = donor.weights.get(layer.name)
     weights = layer.weights
@@ -314,54 +324,73 @@ def _initial_values(layer, donor, in_map, parent_roles, rng):
         if in_map is None and len(source) == len(weights) and all(
                 tuple(s.shape) == tuple(w.shape) for s, w in zip(source, weights)):
             return "inherited", source, None
-        transferred = net2net.transfer(layer, source, in_map, rng)  # wider, or after one
+        transferred = net2net.transfer(  # wider or narrower, or after one
+            layer, source, in_map, rng,
+            importance=net2net.outgoing_importance(layer, donor.weights, model_layers))
         if transferred is not None:
-            return ("morphed",) + transferred
+            return (_transferred_outcome(in_map, transferred[1]),) + transferred
         return "fresh", None, None
     if role(layer.name) not in parent_roles:
         if morph(layer):  # a zero skip or an identity of the same width
             return "morphed", None, in_map
-        widened = _wider_identity(layer, in_map, rng)
-        if widened is not None:
-            return ("morphed",) + widened
+        resized = _resized_identity(layer, in_map, rng, net2net.outgoing_importance(
+            layer, donor.weights, model_layers))
+        if resized is not None:
+            return (_transferred_outcome(in_map, resized[1]),) + resized
         return "fresh", None, None
-    grown = _grown_kernel(layer, donor, in_map, rng)
-    if grown is not None:
-        return ("morphed",) + grown
+    resized = _resized_kernel(layer, donor, in_map, rng)
+    if resized is not None:
+        return resized
     return "fresh", None, None
 
 
-def _wider_identity(layer, in_map, rng):
+def _transferred_outcome(in_map, out_map):
+    """"morphed" when a transfer preserves the parent's function, "pruned"
+    when it drops channels of the parent (a narrowing, or after one)."""
+    return "morphed" if net2net.exact(in_map) and net2net.exact(out_map) else "pruned"
+
+
+def _resized_identity(layer, in_map, rng, importance):
     """An inserted `ConvBN` or `Dense` wider than its input: the identity on
-    its input's channels, widened (Net2DeeperNet then Net2WiderNet)."""
+    its input's channels, widened (Net2DeeperNet then Net2WiderNet). One
+    narrower than its input: the identity on the input's channels of
+    largest `importance` (those the parent's consumers weigh most), which
+    drops the others."""
     if in_map is not None or not _may_be_identity(layer):
         return None
     values = net2net.identity_values(layer)
-    return None if values is None else net2net.transfer(layer, values, None, rng)
+    return None if values is None else net2net.transfer(layer, values, None, rng,
+                                                         importance=importance)
 
 
 # Function-preserving morphisms.
 
-def _grown_kernel(layer, donor, in_map, rng):
-    """A `ConvBN` whose kernel grew (e.g. conv3x3 -> conv5x5 in the same
-    role, the same kind, channels and stride) starts from the parent's
-    smaller kernel, zero-padded around it: with "same" padding it computes
-    exactly what the parent's layer did (kernel-size morphing, Wei et al.
-    2016). Returns `(values, output channel map)`, or None."""
+def _resized_kernel(layer, donor, in_map, rng):
+    """A `ConvBN` whose kernel changed size in the same role (e.g. conv3x3
+    -> conv5x5: the same kind, channels and stride) starts from the
+    parent's kernel. A larger kernel is the parent's zero-padded around it:
+    with "same" padding it computes exactly what the parent's layer did
+    (kernel-size morphing, Wei et al. 2016). A smaller one is the parent's
+    cropped to its centre, the taps that weigh most in a trained kernel
+    (not exact: "pruned"; better than Keras's initialisers, see
+    benchmarks/results/inheritance_diagnosis.md). Returns `(outcome, values,
+    output channel map)`, or None."""
     from tfnas.spaces import ops  # the spaces' layers; imported late (no cycle)
 
     if not isinstance(layer, ops.ConvBN):
         return None
     config = _conv_config(layer)
     for key, parent in donor.convolutions.items():
-        if (role(key) != role(layer.name) or parent["kernel_size"] >= config["kernel_size"]
+        if (role(key) != role(layer.name) or parent["kernel_size"] == config["kernel_size"]
                 or any(parent[name] != config[name] for name in config
                        if name != "kernel_size")):
             continue
+        grown = parent["kernel_size"] < config["kernel_size"]
         transferred = net2net.transfer(layer, donor.weights[key], in_map, rng,
-                                       pad_kernel=True)
+                                       pad_kernel=grown, crop_kernel=not grown)
         if transferred is not None:
-            return transferred
+            outcome = _transferred_outcome(in_map, transferred[1])
+            return ("morphed" if grown and outcome == "morphed" else "pruned",) + transferred
     return None
 
 
