@@ -73,7 +73,9 @@ def kind(parent, child):
         return "deeper" if child["num_layers"] > parent["num_layers"] else "shallower"
     changed = [k for k in set(parent) | set(child) if parent.get(k) != child.get(k)]
     name = next((k for k in changed if k.endswith("/op")), None) or next(
-        k for k in changed if k.endswith("/filters"))
+        (k for k in changed if k.endswith("/filters")), None)
+    if name is None:
+        return "other"
     if name.endswith("/filters"):
         return "wider" if child[name] > parent[name] else "narrower"
     return f"{parent[name]}->{child[name]}"
@@ -87,6 +89,8 @@ def main():
     parser.add_argument("--child-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
+    parser.add_argument("--kinds", nargs="*", default=None,
+                        help="only these mutation kinds (default: all)")
     parser.add_argument("--output",
                         default=os.path.join(report.RESULTS, "inheritance_diagnosis.md"))
     args = parser.parse_args()
@@ -113,10 +117,13 @@ def main():
             print(f"parent {number}: {space.describe(parent_values)} {parent_score:.4f}; "
                   f"children {sorted(children)}", flush=True)
             for name, values in sorted(children.items()):
+                if args.kinds and name not in args.kinds:
+                    continue
                 for policy in args.policies:
                     keras.utils.set_random_seed(args.seed + number)
                     child = build(space, values)
-                    report_ = {"fresh_layers": float("nan"), "morphed_layers": float("nan")}
+                    report_ = {name: float("nan") for name in (
+                        "fresh_layers", "morphed_layers", "pruned_layers")}
                     if policy != "scratch":
                         report_ = inheritance.inherit(child, donor, seed=number)
                     if policy == "constant/10":
@@ -128,7 +135,8 @@ def main():
                     score, curve = fit_best(child, data, args.child_epochs, path, callbacks)
                     rows[(name, policy)].append((start - parent_score, score - parent_score,
                                                  report_["fresh_layers"],
-                                                 report_["morphed_layers"]))
+                                                 report_["morphed_layers"],
+                                                 report_.get("pruned_layers", 0.0)))
                     print(f"  {name:22s} {policy:14s} start {start - parent_score:+.4f} "
                           f"best {score - parent_score:+.4f} curve "
                           f"{[round(c, 3) for c in curve]}", flush=True)
@@ -139,12 +147,12 @@ def main():
         return statistics.median(values) if values else float("nan")
 
     table = ["| mutation | policy | children | accuracy after inheritance - parent's | "
-             "best after training - parent's | fresh layers | morphed layers |",
-             "|---|---|---|---|---|---|---|"]
+             "best after training - parent's | fresh layers | morphed layers | pruned layers |",
+             "|---|---|---|---|---|---|---|---|"]
     for (name, policy), found in sorted(rows.items()):
         table.append(f"| {name} | {policy} | {len(found)} | {med([f[0] for f in found]):+.4f} "
                      f"| {med([f[1] for f in found]):+.4f} | {med([f[2] for f in found]):.0f} "
-                     f"| {med([f[3] for f in found]):.0f} |")
+                     f"| {med([f[3] for f in found]):.0f} | {med([f[4] for f in found]):.0f} |")
     summary = ["", "All mutated children (not `same`), medians:", "",
                "| policy | best after training - parent's | children better than parent |",
                "|---|---|---|"]

@@ -73,7 +73,6 @@ def test_unchanged_layers_inherit_and_changed_ones_start_fresh(trained_parent):
     assert 0 < report["inherited_params"] < 1
 
 
-
 def test_a_narrower_layer_keeps_the_parents_most_important_channels(trained_parent):
     """Narrowing layer 1 (16 -> 8 filters) keeps the parent's 8 channels
     whose outgoing weights (the head's rows, after global pooling) have the
@@ -220,7 +219,7 @@ def test_switched_on_skip_with_a_projection_adds_zero(trained_parent, inputs):
     report = inheritance.inherit(child, donor)
     assert report == {"inherited_params": pytest.approx(report["inherited_params"]),
                       "morphed_layers": 1.0, "pruned_layers": 0.0, "fresh_layers": 0.0,
-                      "inherit_load_s": 0.0}
+                      "inherit_load_s": 0.0, "inherit_copy_s": report["inherit_copy_s"]}
     np.testing.assert_allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-5)
     # It still learns: a zero scale has a non-zero gradient.
     child.fit(inputs[:64], np.zeros(64, "int32"), epochs=1, verbose=0)
@@ -545,3 +544,16 @@ def test_child_schedule_sets_each_steps_rate_and_restores_the_compiled_one(digit
     expected = [child_schedule.child_learning_rate(step, 20, 0.001) for step in range(20)]
     assert seen == pytest.approx(expected)  # 10 steps an epoch, 2 epochs
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.001)
+
+
+def test_remember_reads_the_checkpoint_only_when_the_last_epoch_is_not_the_saved_one():
+    objective = kt.Objective("val_accuracy", "max")
+    history = keras.callbacks.History()
+    history.history = {"loss": [1.0, 0.8, 0.7], "val_accuracy": [0.5, 0.7, 0.6]}
+    assert not inheritance._last_epoch_saved(objective, history)  # epoch 1 is saved
+    history.history["val_accuracy"] = [0.5, 0.6, 0.7]
+    assert inheritance._last_epoch_saved(objective, history)
+    history.history["val_accuracy"] = [0.7, 0.6, 0.7]  # a tie is not saved again
+    assert not inheritance._last_epoch_saved(objective, history)
+    assert inheritance._last_epoch_saved(kt.Objective("score", "max"), history)  # not logged
+    assert not inheritance._last_epoch_saved(objective, None)

@@ -160,23 +160,45 @@ class DonorCache:
         return self._donors.get(str(trial_id))
 
 
-def remember(tuner, trial, model):
+def remember(tuner, trial, model, history=None):
     """Keeps `trial`'s best-epoch weights in `tuner`'s memory for its
     children, when its oracle lets children inherit (an oracle in this
     process: a worker's oracle client does not say, so workers read
-    checkpoints). Call it after `model.fit`: it loads the best epoch's
-    checkpoint into `model`. Returns the seconds it took."""
+    checkpoints). Call it after `model.fit`: unless `history` (the fit's
+    `keras.callbacks.History`) shows that the last epoch is the one the
+    tuner's checkpoint holds, it loads the best epoch's checkpoint into
+    `model`. Returns the seconds it took."""
     if not getattr(tuner.oracle, "inherit_weights", False):
         return 0.0
     start = time.perf_counter()
     checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
     if not os.path.exists(checkpoint):
         return 0.0
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Skipping variable loading")
-        model.load_weights(checkpoint)
+    if not _last_epoch_saved(tuner.oracle.objective, history):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading")
+            model.load_weights(checkpoint)
     _cache(tuner).remember(trial.trial_id, weights_by_key(model), conv_configs(model))
     return time.perf_counter() - start
+
+
+def _last_epoch_saved(objective, history):
+    """Whether KerasTuner's `SaveBestEpoch` saved the last epoch of
+    `history` (its rule, replayed: an epoch is saved when its objective
+    beats every earlier one, or when its logs lack the objective)."""
+    logs = getattr(history, "history", None)
+    epochs = len((logs or {}).get("loss", []))
+    if not epochs:
+        return False
+    best = float("-inf") if objective.direction == "max" else float("inf")
+    saved = None
+    for epoch in range(epochs):
+        values = {name: series[epoch] for name, series in logs.items() if epoch < len(series)}
+        if not objective.has_value(values):
+            saved = epoch
+        elif objective.better_than(objective.get_value(values), best):
+            best, saved = objective.get_value(values), epoch
+    return saved == epochs - 1
 
 
 def _cache(tuner):
@@ -277,12 +299,14 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
         `pruned_layers` (layers that start from part of the parent's
         weights: a narrower layer's most important channels, a cropped
         kernel, or the consumer of either), `fresh_layers` (layers with
-        weights that start from Keras's
-        initialisers) and `inherit_load_s` (seconds spent reading the
-        parent's weights, not part of `train_time_s`); empty without a donor.
+        weights that start from Keras's initialisers), `inherit_load_s`
+        (seconds spent reading the parent's weights) and `inherit_copy_s`
+        (seconds spent setting the child's weights), neither part of
+        `train_time_s`; empty without a donor.
     """
     if donor is None:
         return {}
+    start = time.perf_counter()
     rng = np.random.default_rng(zlib.crc32(str(seed).encode()))
     parent_roles = {role(key) for key in donor.weights}
     channel_maps = {}  # layer name: the ChannelMap of its output, or None
@@ -313,7 +337,8 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
             "morphed_layers": float(counts["morphed"]),
             "pruned_layers": float(counts["pruned"]),
             "fresh_layers": float(counts["fresh"]),
-            "inherit_load_s": float(donor.load_s)}
+            "inherit_load_s": float(donor.load_s),
+            "inherit_copy_s": time.perf_counter() - start}
 
 
 def _initial_values(layer, donor, in_map, parent_roles, rng, model_layers):
@@ -359,8 +384,9 @@ def _resized_identity(layer, in_map, rng, importance):
     if in_map is not None or not _may_be_identity(layer):
         return None
     values = net2net.identity_values(layer)
-    return None if values is None else net2net.transfer(layer, values, None, rng,
-                                                         importance=importance)
+    if values is None:
+        return None
+    return net2net.transfer(layer, values, None, rng, importance=importance)
 
 
 # Function-preserving morphisms.
