@@ -50,11 +50,27 @@ is built in a fresh session too). A child's layer then:
   child computes the parent's function. An inserted convolution or
   `Dense` wider than its input starts as the identity widened the same
   way. Widened layers and their consumers count as morphed;
-- starts fresh (Keras's initialisers) otherwise: a changed operation, a
-  narrower layer and its consumer, a new layer that narrows the channels,
-  changes the strides or uses another activation, a pooling, and a skip
-  without a projection (the same shape, nothing to zero: it adds its
-  source, so the child's function changes).
+- is pruned when no function-preserving start exists but most of the
+  parent's layer can be kept: a layer with fewer output channels than the
+  parent's (filters 32 -> 16) keeps the parent's channels whose outgoing
+  weights (the consumers' incoming weights, e.g. the next convolution's or
+  the head's) have the largest L1 norm, and its consumers keep those
+  channels' incoming weights (filter pruning, Li et al. 2017); an inserted
+  layer narrower than its input starts as the identity on the input's
+  most important channels the same way; a convolution whose kernel shrank
+  in the same role (conv5x5 -> conv3x3) starts from the centre of the
+  parent's kernel. Each started better than Keras's initialisers, after
+  the same training, in `benchmarks/results/inheritance_diagnosis*.md`;
+- starts fresh (Keras's initialisers) otherwise: another kind of operation
+  (a convolution for a pooling, a separable for a regular convolution), a
+  new layer that changes the strides or uses another activation, a
+  pooling's projection, and a skip without a projection (the same shape,
+  nothing to zero: it adds its source, so the child's function changes).
+
+A child trains its fewer epochs under `tfnas.child_schedule`: a short
+warm-up, then a cosine decay of the learning rate to zero (as NASH and
+LEMONADE train their children), so that Adam's fresh state does not shake
+the inherited weights off their trained point.
 """
 
 import collections
