@@ -557,3 +557,18 @@ def test_remember_reads_the_checkpoint_only_when_the_last_epoch_is_not_the_saved
     assert not inheritance._last_epoch_saved(objective, history)
     assert inheritance._last_epoch_saved(kt.Objective("score", "max"), history)  # not logged
     assert not inheritance._last_epoch_saved(objective, None)
+
+
+def test_child_schedule_leaves_a_compiled_schedule_alone(digits):
+    model = build(chain_space(), PARENT)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.5)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.concatenate([x for x, _ in digits.train])[:64]
+    y = np.concatenate([y for _, y in digits.train])[:64]
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+              callbacks=[child_schedule.ChildSchedule()])
+    steps = int(np.asarray(model.optimizer.iterations))
+    assert steps == 2
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(
+        float(schedule(steps)))

@@ -38,6 +38,7 @@ class ChildSchedule(keras.callbacks.Callback):
     `child_learning_rate` of the step, from the rate the model was compiled
     with, over all the steps of the `fit` call; puts the compiled rate back
     when training ends (the model is the trial's, saved or exported later).
+    A model compiled with a `LearningRateSchedule` keeps its own schedule.
 
     Args:
         warmup_fraction: The fraction of the steps spent warming up.
@@ -48,16 +49,23 @@ class ChildSchedule(keras.callbacks.Callback):
         self.warmup_fraction = warmup_fraction
 
     def on_train_begin(self, logs=None):
-        optimizer = self.model.optimizer
-        self._base = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        rate = self.model.optimizer.learning_rate
+        # A model compiled with its own schedule (a user's hypermodel) keeps it.
+        self._variable = rate if hasattr(rate, "assign") else None
+        if self._variable is None:
+            return
+        self._base = float(keras.ops.convert_to_numpy(rate))
         steps_per_epoch = self.params.get("steps") or 1
         self._steps = max(1, steps_per_epoch * self.params.get("epochs", 1))
         self._step = 0
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.learning_rate.assign(child_learning_rate(
+        if self._variable is None:
+            return
+        self._variable.assign(child_learning_rate(
             self._step, self._steps, self._base, self.warmup_fraction))
         self._step += 1
 
     def on_train_end(self, logs=None):
-        self.model.optimizer.learning_rate.assign(self._base)
+        if self._variable is not None:
+            self._variable.assign(self._base)
