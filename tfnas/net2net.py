@@ -11,6 +11,11 @@ number of copies; here the split is a random convex combination (shares
 that sum to one), which is just as exact and breaks the symmetry between
 copies, which would otherwise get identical gradients forever.
 
+The same channel maps carry a narrowing (filters 32 -> 16, not exact): the
+child keeps the parent channels of largest importance (`narrower`, by the
+L1 norm of their outgoing weights, `outgoing_importance`), and the
+consumers keep those channels' incoming weights.
+
 A layer is seen as a chain of primitives with weights (convolutions,
 separable and depthwise convolutions, dense layers, batch normalizations):
 the spaces' `ConvBN`, `Pool` (its 1x1 projection), `Shortcut` (its
