@@ -46,6 +46,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 import tfnas  # noqa: E402
 from tfnas import early_stopping  # noqa: E402
@@ -278,6 +279,45 @@ def replay_search(store, space, rule, seed, trials, epochs, population, sample_s
             "best": Architecture.from_trial(best).to_json(), "curves": curves}
 
 
+def median_rule_diagnosis(dataset, runs, rule, epochs, population):
+    """Why the median rule stops few trials, from the searches without a rule:
+    each trial's full curve against the median of the running averages of
+    the trials that completed before it (the rule's test, at every epoch
+    where it may act), for the random first `population` trials and for
+    evolution's children apart."""
+    fractions = {"random": [], "child": []}
+    references, bests = [], []
+    for run in runs:
+        order = sorted(run["curves"])  # trial ids in creation (and end) order
+        curves = [np.asarray(run["curves"][t], dtype=float) for t in order]
+        for index, curve in enumerate(curves):
+            if index < rule.min_completed:
+                continue
+            earlier = curves[:index]
+            stopped = False
+            for step in range(rule.min_epochs, epochs):  # never at the last epoch
+                reference = float(np.median([np.mean(c[:step]) for c in earlier]))
+                if step == rule.min_epochs:
+                    references.append(reference)
+                    bests.append(float(np.max(curve[:step])))
+                stopped = stopped or float(np.max(curve[:step])) < reference
+            fractions["random" if index < population else "child"].append(stopped)
+    share = {kind: (sum(v) / len(v) if v else float("nan"), len(v))
+             for kind, v in fractions.items()}
+    at = rule.min_epochs
+    return (f"Why the median rule stops few trials on {dataset} (the searches without a "
+            f"rule, all seeds; each trial's full curve against the median, over the "
+            f"trials completed before it, of their running averages, at epochs "
+            f"{at}-{epochs - 1}): {share['random'][0]:.0%} of the random first trials "
+            f"(of {share['random'][1]}) and {share['child'][0]:.0%} of evolution's children "
+            f"(of {share['child'][1]}) are ever below it. At epoch {at} the median of that "
+            f"reference is {np.median(references):.3f} (the running average includes the "
+            f"low first epochs), while the median trial's best so far is "
+            f"{np.median(bests):.3f}, and {np.mean(np.array(bests) < np.array(references)):.0%}"
+            f" of the trials are below their reference there: children of good parents "
+            f"start above the average of curves that are still rising.")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist1d"])
@@ -384,6 +424,9 @@ def main():
             rows.append(f"| {dataset} | {seed} | " + " | ".join(cells) + " |")
     median_rule, curve_rule = early_stopping.get("median"), early_stopping.get("curve")
     sizes = evolution_sizes(args.trials, args.population, args.sample_size)
+    for dataset in args.datasets:
+        rows += ["", median_rule_diagnosis(dataset, results[(dataset, "none")], median_rule,
+                                           args.epochs, sizes["population_size"])]
     load = os.getloadavg()
     ceiling = {rule.name: (args.trials - rule.min_completed) / args.trials
                * (1 - rule.min_epochs / args.epochs) for rule in (median_rule, curve_rule)}
