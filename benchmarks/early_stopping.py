@@ -46,6 +46,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 import tfnas  # noqa: E402
 from tfnas import early_stopping  # noqa: E402
@@ -60,11 +61,14 @@ MODES = {
     "train": "Every trial trained by `NASTuner` (mode train).",
     "replay": ("Mode replay: every architecture trained once for all its epochs (weights "
                "from seed 0; this run trained {trained} of them, the rest came from the "
-               "cache), the searches replaying the recorded curves through the real oracle "
-               "and rule; a trial's training time is the recorded `fit` time up to the end "
-               "of the epochs it trained (its set-up before the first epoch included: the "
-               "training state built as `NASTuner` builds it), the best trial's test accuracy "
-               "that of its best epoch."),
+               "cache) with `NASTuner`'s fit callbacks (its best-epoch checkpoint, its stop "
+               "on a non-finite loss; its training state built first), the searches "
+               "replaying the recorded curves through the real oracle and rule; a trial's "
+               "training time is the recorded `fit` time up to the end of the epochs it "
+               "trained (the set-up before the first epoch and the end of `fit` after the "
+               "last, i.e. the checkpoint's write, included) plus the time of its "
+               "per-epoch reports to the oracle and the rule's decisions, measured in the "
+               "replay; the best trial's test accuracy that of its best epoch."),
 }
 
 
@@ -139,10 +143,10 @@ class CurveStore:
         self.path, self.data, self.space, self.epochs = path, data, space, epochs
         self.curves = {}
         self.trained = 0
-        if os.path.exists(path):  # curves recorded with the setup time (fit's start)
+        if os.path.exists(path):  # curves recorded through NASTuner's fit callbacks
             with open(path) as file:
                 self.curves = {k: v for k, v in json.load(file).items()
-                               if len(v["val"]) >= epochs and "setup" in v}
+                               if len(v["val"]) >= epochs and "teardown" in v}
 
     def get(self, values):
         key = Architecture(values).to_json()
@@ -154,35 +158,72 @@ class CurveStore:
         return self.curves[key]
 
     def _train(self, values):
-        from tfnas import prebuild, proxies
+        """Trains `values` as a `NASTuner` trial's `fit` does (its training state
+        built first, its best-epoch checkpoint and non-finite-loss callbacks; the
+        per-epoch reports to the oracle are timed by the replay itself), and
+        records its curves and times: `setup` from the start (where `NASTuner`
+        starts `train_time_s`) to the first epoch, `seconds`/`cpu` each epoch
+        from its start to the next one's (the callbacks' epoch ends included,
+        this recorder's test evaluation excluded), `teardown` from the end of
+        the last epoch to the return of `fit` (the checkpoint's write)."""
+        from tfnas import checkpoints, compat, prebuild, proxies
+        from tfnas.tuner import StopOnNonFiniteLoss
 
         keras.backend.clear_session()
         model = proxies.build(self.space, values, seed=0)
-        # setup: from the start of fit (as NASTuner times it, its state built
-        # first) to the first epoch; seconds and cpu: each epoch's wall and CPU time.
         record = {"setup": 0.0, "setup_cpu": 0.0, "val": [], "test": [], "seconds": [],
-                  "cpu": []}
+                  "cpu": [], "teardown": 0.0, "teardown_cpu": 0.0}
         test = self.data.test
-        start, start_cpu = time.perf_counter(), time.process_time()
-        prebuild.build_training_state(model, prebuild.data_spec(self.data.train))
+        marks = []  # (wall, cpu) at each epoch's start, then at the end of training
+        evaluating = [0.0, 0.0]  # this recorder's test evaluations, per epoch
+
+        def now():
+            return time.perf_counter(), time.process_time()
 
         class Record(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                self.start, self.start_cpu = time.perf_counter(), time.process_time()
-                if epoch == 0:
-                    record["setup"] = round(self.start - start, 4)
-                    record["setup_cpu"] = round(self.start_cpu - start_cpu, 4)
+                marks.append(now())
 
             def on_epoch_end(self, epoch, logs=None):
-                record["seconds"].append(round(time.perf_counter() - self.start, 4))
-                record["cpu"].append(round(time.process_time() - self.start_cpu, 4))
                 record["val"].append(round(float(logs["val_accuracy"]), 6))
+                before = now()
                 accuracy = self.model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+                after = now()
+                evaluating[0] += after[0] - before[0]
+                evaluating[1] += after[1] - before[1]
                 record["test"].append(round(float(accuracy), 6))
+                record.setdefault("evaluating", []).append(tuple(evaluating))
+                evaluating[0] = evaluating[1] = 0.0
 
-        model.fit(self.data.train, validation_data=self.data.validation, epochs=self.epochs,
-                  verbose=0, shuffle=False, callbacks=[Record()])
+            def on_train_end(self, logs=None):
+                marks.append(now())
+
+        with tempfile.TemporaryDirectory(prefix="tfnas-curve-") as folder:
+            checkpoint = compat.save_best_epoch_class()(
+                keras_tuner_objective(), os.path.join(folder, "checkpoint.weights.h5"))
+            callbacks = [Record(), checkpoint, StopOnNonFiniteLoss()]
+            checkpoints.make_atomic(callbacks)  # as NASTuner does
+            start = now()
+            prebuild.build_training_state(model, prebuild.data_spec(self.data.train))
+            model.fit(self.data.train, validation_data=self.data.validation,
+                      epochs=self.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+            end = now()
+        spent = record.pop("evaluating")
+        record["setup"] = round(marks[0][0] - start[0], 4)
+        record["setup_cpu"] = round(marks[0][1] - start[1], 4)
+        for epoch in range(self.epochs):
+            (wall, cpu), (next_wall, next_cpu) = marks[epoch], marks[epoch + 1]
+            record["seconds"].append(round(next_wall - wall - spent[epoch][0], 4))
+            record["cpu"].append(round(next_cpu - cpu - spent[epoch][1], 4))
+        record["teardown"] = round(end[0] - marks[-1][0], 4)
+        record["teardown_cpu"] = round(end[1] - marks[-1][1], 4)
         return record
+
+
+def keras_tuner_objective():
+    import keras_tuner as kt
+
+    return kt.Objective("val_accuracy", "max")
 
 
 def replay_search(store, space, rule, seed, trials, epochs, population, sample_size,
@@ -204,16 +245,20 @@ def replay_search(store, space, rule, seed, trials, epochs, population, sample_s
         def run_trial(self, trial):
             curve = store.get(trial.hyperparameters.values)
             trained = epochs
-            for epoch in range(epochs):
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            for epoch in range(epochs):  # reports and the rule, timed for real
                 if early_stopping.report_epoch(self.oracle, trial.trial_id, epoch,
                                                {"val_accuracy": curve["val"][epoch]}, epochs):
                     trained = epoch + 1
                     break
+            reports = (time.perf_counter() - start_wall, time.process_time() - start_cpu)
             best_epoch = max(range(trained), key=lambda e: (curve["val"][e], -e))
             outcome[trial.trial_id] = (
                 curve["test"][best_epoch], trained,
-                curve["setup"] + sum(curve["seconds"][:trained]),
-                curve["setup_cpu"] + sum(curve["cpu"][:trained]))
+                curve["setup"] + sum(curve["seconds"][:trained]) + curve["teardown"]
+                + reports[0],
+                curve["setup_cpu"] + sum(curve["cpu"][:trained]) + curve["teardown_cpu"]
+                + reports[1])
             return {"val_accuracy": curve["val"][best_epoch], "epochs": float(trained)}
 
     tuner = ReplayTuner(oracle, space, None, directory=directory,
@@ -232,6 +277,45 @@ def replay_search(store, space, rule, seed, trials, epochs, population, sample_s
             "test": outcome[best.trial_id][0],
             "best_stopped": trials_module.is_stopped_early(best),
             "best": Architecture.from_trial(best).to_json(), "curves": curves}
+
+
+def median_rule_diagnosis(dataset, runs, rule, epochs, population):
+    """Why the median rule stops few trials, from the searches without a rule:
+    each trial's full curve against the median of the running averages of
+    the trials that completed before it (the rule's test, at every epoch
+    where it may act), for the random first `population` trials and for
+    evolution's children apart."""
+    fractions = {"random": [], "child": []}
+    references, bests = [], []
+    for run in runs:
+        order = sorted(run["curves"])  # trial ids in creation (and end) order
+        curves = [np.asarray(run["curves"][t], dtype=float) for t in order]
+        for index, curve in enumerate(curves):
+            if index < rule.min_completed:
+                continue
+            earlier = curves[:index]
+            stopped = False
+            for step in range(rule.min_epochs, epochs):  # never at the last epoch
+                reference = float(np.median([np.mean(c[:step]) for c in earlier]))
+                if step == rule.min_epochs:
+                    references.append(reference)
+                    bests.append(float(np.max(curve[:step])))
+                stopped = stopped or float(np.max(curve[:step])) < reference
+            fractions["random" if index < population else "child"].append(stopped)
+    share = {kind: (sum(v) / len(v) if v else float("nan"), len(v))
+             for kind, v in fractions.items()}
+    at = rule.min_epochs
+    return (f"Why the median rule stops few trials on {dataset} (the searches without a "
+            f"rule, all seeds; each trial's full curve against the median, over the "
+            f"trials completed before it, of their running averages, at epochs "
+            f"{at}-{epochs - 1}): {share['random'][0]:.0%} of the random first trials "
+            f"(of {share['random'][1]}) and {share['child'][0]:.0%} of evolution's children "
+            f"(of {share['child'][1]}) are ever below it. At epoch {at} the median of that "
+            f"reference is {np.median(references):.3f} (the running average includes the "
+            f"low first epochs), while the median trial's best so far is "
+            f"{np.median(bests):.3f}, and {np.mean(np.array(bests) < np.array(references)):.0%}"
+            f" of the trials are below their reference there: children of good parents "
+            f"start above the average of curves that are still rising.")
 
 
 def main():
@@ -287,7 +371,8 @@ def main():
                     print(f"{dataset} seed {seed} {rule}: {brief}", flush=True)
             trained += store.trained
             shares[dataset] = statistics.median(
-                (c["setup"] + c["seconds"][0]) / (c["setup"] + sum(c["seconds"][:args.epochs]))
+                (c["setup"] + c["seconds"][0] + c["teardown"])
+                / (c["setup"] + sum(c["seconds"][:args.epochs]) + c["teardown"])
                 for c in store.curves.values()) if store.curves else None
     if truth is not None:  # read again: a table being built has grown meanwhile
         meta, truth = read_ground_truth(args.table)
@@ -339,6 +424,9 @@ def main():
             rows.append(f"| {dataset} | {seed} | " + " | ".join(cells) + " |")
     median_rule, curve_rule = early_stopping.get("median"), early_stopping.get("curve")
     sizes = evolution_sizes(args.trials, args.population, args.sample_size)
+    for dataset in args.datasets:
+        rows += ["", median_rule_diagnosis(dataset, results[(dataset, "none")], median_rule,
+                                           args.epochs, sizes["population_size"])]
     load = os.getloadavg()
     ceiling = {rule.name: (args.trials - rule.min_completed) / args.trials
                * (1 - rule.min_epochs / args.epochs) for rule in (median_rule, curve_rule)}
@@ -362,8 +450,9 @@ def main():
         "Ceiling of the saving in epochs (every trial after the first `min_completed` "
         f"stopped at `min_epochs`): median {ceiling['median']:.0%}, curve "
         f"{ceiling['curve']:.0%}. "
-        + "".join(f"The first epoch (graph tracing included) takes {share:.0%} of a trial's "
-                  f"`fit` time on {dataset} (median over the recorded architectures). "
+        + "".join(f"The first epoch (graph tracing included) and the end of `fit` take "
+                  f"{share:.0%} of a trial's `fit` time on {dataset} (median over the "
+                  "recorded architectures). "
                   for dataset, share in shares.items() if share is not None and
                   args.mode == "replay")
         + f"This benchmark took {time.process_time() - cpu_start:.0f} CPU s and "

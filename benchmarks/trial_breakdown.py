@@ -8,12 +8,27 @@ listed separately). Profiling slows Python-heavy parts more than TensorFlow
 kernels: compare the parts with each other, and the totals with
 `tuner_overhead.py`.
 
+With `--table NAME` (a packaged ground-truth table: "mnist1d" or "digits"),
+instead times one NASTuner trial of a 3-layer architecture of that table's
+space on its dataset, part by part with wall and CPU timers (no profiler),
+for each of `--trial-epochs` (default 20 and 4): the build, the training
+state, the first epoch (the training and validation steps' first batches,
+where their graphs are traced, and the rest), the later epochs, the
+best-epoch checkpoint, the per-epoch reports to the oracle, the end of
+`fit`, and the rest of the trial. Each setting runs `--repeats` times (after
+a warm-up trial) and the medians are reported, side by side with KerasTuner's
+checkpoint written at every improving epoch (tfnas before stop 24).
+
 Usage: python benchmarks/trial_breakdown.py [--epochs 1] [--trials 3]
+       python benchmarks/trial_breakdown.py --table mnist1d [--trial-epochs 20 4]
 """
 
 import cProfile
 import os
 import pstats
+import statistics
+import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -104,10 +119,227 @@ def breakdown(run, trials):
     return total, {part: 1000 * s / trials for part, s in seconds.items()}
 
 
+# Timed parts of one trial: label -> (module, attribute path) of the
+# function whose calls are timed (tfnas's own functions only).
+TIMED = {
+    "build the model": ("tfnas.tuner", "NASTuner._try_build"),
+    "training state (before fit)": ("tfnas.prebuild", "build_training_state"),
+    "best-epoch checkpoint writes": ("tfnas.checkpoints", "save_weights_atomically"),
+    "per-epoch reports to the oracle (trial.json written)": (
+        "tfnas.early_stopping", "report_epoch"),
+    "whole trial (run_trial)": ("tfnas.tuner", "NASTuner.run_trial"),
+    "model.fit": ("keras_tuner", "HyperModel.fit"),
+}
+
+
+def _timed(totals):
+    """Wraps the functions of TIMED so that their calls add to `totals`;
+    returns a function that unwraps them."""
+    import importlib
+
+    undo = []
+    for label, (module_name, path) in TIMED.items():
+        owner = importlib.import_module(module_name)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        original = getattr(owner, name)
+
+        def timed(*args, __original=original, __label=label, **kwargs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return __original(*args, **kwargs)
+            finally:
+                total = totals.setdefault(__label, [0, 0.0, 0.0])
+                total[0] += 1
+                total[1] += time.perf_counter() - wall
+                total[2] += time.process_time() - cpu
+
+        setattr(owner, name, timed)
+        undo.append((owner, name, original))
+    return lambda: [setattr(owner, name, original) for owner, name, original in undo]
+
+
+def _timeline_callback(marks):
+    import keras
+
+    def mark(name):
+        marks.append((name, time.perf_counter(), time.process_time()))
+
+    class Timeline(keras.callbacks.Callback):
+        async_safe = True  # keeps Keras's asynchronous batch dispatch, as in a search
+
+        def on_epoch_begin(self, epoch, logs=None):
+            mark(("epoch", epoch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0:
+                mark(("first train batch", None))
+
+        def on_test_begin(self, logs=None):
+            mark(("validation", None))
+
+        def on_test_batch_end(self, batch, logs=None):
+            if batch == 0:
+                mark(("first validation batch", None))
+
+        def on_test_end(self, logs=None):
+            mark(("validation end", None))
+
+        def on_train_end(self, logs=None):
+            mark(("train end", None))
+
+    return Timeline()
+
+
+def _one_trial(space, architecture, data, epochs, writes_every_improvement):
+    """Times one NASTuner trial; returns {part: (wall s, cpu s)}."""
+    import keras_tuner as kt
+
+    import tfnas
+    from tfnas import checkpoints, proxies
+
+    class Fixed(kt.HyperModel):
+        def build(self, hp):
+            return proxies.build(space, architecture, seed=0)
+
+    saver = checkpoints.atomic_save_best_epoch_class()
+    kept = saver._save_model
+    if writes_every_improvement:  # KerasTuner's (and tfnas's before stop 24)
+        saver._save_model = checkpoints._save_model_atomically
+    totals, marks = {}, []
+    undo = _timed(totals)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tfnas-breakdown-") as directory:
+            tuner = tfnas.NASTuner(Fixed(), max_trials=1, seed=0, directory=directory,
+                                   measure_latency=False, count_flops=False, log_dir=None,
+                                   progress=False)
+            tuner.search(data.train, validation_data=data.validation, epochs=epochs,
+                         verbose=0, callbacks=[_timeline_callback(marks)])
+    finally:
+        undo()
+        saver._save_model = kept
+    parts = {label: (wall, cpu) for label, (_, wall, cpu) in totals.items()}
+    parts["checkpoint writes (count)"] = (totals.get("best-epoch checkpoint writes",
+                                                     [0])[0], 0.0)
+    # marks of epoch 0: ("epoch", 0), first train batch, validation, first
+    # validation batch, validation end; the next epoch's start closes it.
+    epoch_marks = [i for i, (name, _, _) in enumerate(marks) if name[0] == "epoch"]
+    first = marks[epoch_marks[0]:epoch_marks[1]] if len(epoch_marks) > 1 else marks
+    names = [name for name, _, _ in first]
+    stamp = {name: (wall, cpu) for name, wall, cpu in first}
+    next_start = marks[epoch_marks[1]] if len(epoch_marks) > 1 else marks[-1]
+
+    def span(a, b):
+        return (b[0] - a[0], b[1] - a[1])
+
+    if ("first train batch", None) in names and ("first validation batch", None) in names:
+        parts["epoch 1: first training batch (training step traced)"] = span(
+            stamp[("epoch", 0)], stamp[("first train batch", None)])
+        parts["epoch 1: other training batches"] = span(
+            stamp[("first train batch", None)], stamp[("validation", None)])
+        parts["epoch 1: first validation batch (test step traced)"] = span(
+            stamp[("validation", None)], stamp[("first validation batch", None)])
+        parts["epoch 1: other validation batches, callbacks"] = span(
+            stamp[("first validation batch", None)], next_start[1:])
+    later = [span(marks[a][1:], marks[b][1:])
+             for a, b in zip(epoch_marks[1:], epoch_marks[2:])]
+    if later:
+        parts["one later epoch (median)"] = (statistics.median(w for w, _ in later),
+                                             statistics.median(c for _, c in later))
+    end = [m for m in marks if m[0] == ("train end", None)]
+    parts["epochs 2+ (all)"] = span(next_start[1:], end[0][1:]) if end else (0.0, 0.0)
+    return parts
+
+
+def table_breakdown(table, trial_epochs, repeats):
+    """Rows of the per-part table for `table`'s space, each of `trial_epochs`."""
+    from tfnas import spaces
+    from tfnas.bench import tables
+
+    import tfnas
+
+    meta = tables.read_meta(tables.meta_path(tables.PACKAGED_TABLES[table]))
+    data = tfnas.load_data(meta["dataset"], batch_size=meta["batch_size"],
+                           seed=meta["data_seed"])
+    space = spaces.get(meta["space"], data.input_shape, data.num_classes,
+                       **meta["space_args"])
+    filters = meta["space_args"]["filters"]
+    architecture = {"num_layers": 3,
+                    "layer_0/op": "conv5x5", "layer_0/filters": filters[-1],
+                    "layer_1/op": "conv3x3", "layer_1/filters": filters[0],
+                    "layer_2/op": "maxpool3x3", "layer_2/filters": filters[0]}
+    _one_trial(space, architecture, data, 2, False)  # warm-up: imports, first graphs
+    columns = {}
+    for epochs in trial_epochs:
+        for every in (True, False):
+            runs = []
+            for _ in range(repeats):
+                runs.append(_one_trial(space, architecture, data, epochs, every))
+                print(table, epochs, "every improvement" if every else "once", runs[-1],
+                      flush=True)
+            parts = {part for run in runs for part in run}
+            columns[(epochs, every)] = {
+                part: (statistics.median(run.get(part, (0, 0))[0] for run in runs),
+                       statistics.median(run.get(part, (0, 0))[1] for run in runs))
+                for part in parts}
+    order = ["build the model", "training state (before fit)",
+             "epoch 1: first training batch (training step traced)",
+             "epoch 1: other training batches",
+             "epoch 1: first validation batch (test step traced)",
+             "epoch 1: other validation batches, callbacks",
+             "epochs 2+ (all)", "one later epoch (median)",
+             "best-epoch checkpoint writes", "checkpoint writes (count)",
+             "per-epoch reports to the oracle (trial.json written)", "model.fit",
+             "whole trial (run_trial)"]
+    keys = list(columns)
+    header = " | ".join(f"{e} epochs, checkpoint {'every improvement' if every else 'once'}"
+                        for e, every in keys)
+    rows = [f"| part (ms wall / ms CPU, median of {repeats}) | {header} |",
+            "|---|" + "---:|" * len(keys)]
+    for part in order:
+        cells = []
+        for key in keys:
+            wall, cpu = columns[key].get(part, (0.0, 0.0))
+            cells.append(f"{wall:.0f}" if part.endswith("(count)")
+                         else f"{1000 * wall:.0f} / {1000 * cpu:.0f}")
+        rows.append(f"| {part} | " + " | ".join(cells) + " |")
+    return meta, architecture, rows
+
+
+def main_table(args):
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    meta, architecture, rows = table_breakdown(args.table, args.trial_epochs, args.repeats)
+    load = os.getloadavg()
+    output = args.output
+    if output.endswith("trial_breakdown.md"):
+        output = output.replace("trial_breakdown.md", f"trial_breakdown_{args.table}.md")
+    epochs = " ".join(str(e) for e in args.trial_epochs)
+    report.write_table(
+        output, f"One trial's time, part by part, on the {args.table} table's space",
+        f"`python benchmarks/trial_breakdown.py --table {args.table} --trial-epochs "
+        f"{epochs} --repeats {args.repeats}`: one NASTuner trial (no FLOPs, latency or "
+        f"TensorBoard; evolution's oracle, no stopping rule) of `{architecture}` in the "
+        f"{meta['space']} space of `tfnas/bench/data/{args.table}.csv` on {meta['dataset']} "
+        f"(batch {meta['batch_size']}), timed with wall and CPU timers (this process, all "
+        "threads); each column's trials run one after the other, the columns in turn. "
+        "Parts of epoch 1 end at the next part's start; `model.fit` includes every "
+        "epoch, the checkpoint and the reports; the whole trial also the build, the "
+        "training state and the trial's records. "
+        f"This benchmark took {time.process_time() - start_cpu:.0f} CPU s and "
+        f"{time.perf_counter() - start_wall:.0f} s wall; load average at its end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min).", rows)
+
+
 def main():
     parser, data, space = tuner_overhead.search_setting(__doc__.splitlines()[0],
                                                         "trial_breakdown.md")
+    parser.add_argument("--table", choices=["mnist1d", "digits"], default=None)
+    parser.add_argument("--trial-epochs", type=int, nargs="+", default=[20, 4])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.table is not None:
+        return main_table(args)
     n = args.trials
     totals, columns = {}, {}
     for name, run in {

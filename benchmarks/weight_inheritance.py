@@ -39,6 +39,7 @@ each run.
 """
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -58,6 +59,7 @@ from tfnas.bench import tables  # noqa: E402
 from tfnas.inheritance import INHERIT_FROM  # noqa: E402
 
 import report  # noqa: E402
+from inheritance_diagnosis import kind as mutation_kind  # noqa: E402
 
 CONFIGS = ("plain", "inherit")
 
@@ -102,6 +104,7 @@ def run(seed, config, args, directory):
     tuner.search(data.train, validation_data=data.validation, epochs=epochs, verbose=0)
     curve, best, train_time, trained_epochs = [], 0.0, 0.0, 0.0
     children, random_best = [], 0.0
+    generation = {}  # trial id: its number of inheriting ancestors
     ended = sorted(tuner.ended_at.items(), key=lambda item: item[1])
     for number, (trial_id, wall) in enumerate(ended):
         trial = tuner.oracle.trials[trial_id]
@@ -112,10 +115,16 @@ def run(seed, config, args, directory):
             trained_epochs += trial.metrics.get_last_value("epochs")
             if trial.metrics.exists("inherited_params"):
                 child = {name: trial.metrics.get_last_value(name) for name in (
-                    "inherited_params", "morphed_layers", "fresh_layers", "inherit_load_s",
-                    "train_time_s")}
+                    "inherited_params", "morphed_layers", "pruned_layers", "fresh_layers",
+                    "inherit_load_s", "inherit_copy_s", "train_time_s")
+                    if trial.metrics.exists(name)}
                 parent = tuner.oracle.trials[trial.hyperparameters.values[INHERIT_FROM]]
                 child["gain"] = trial.score - parent.score
+                child["score"], child["parent_score"] = trial.score, parent.score
+                child["kind"] = mutation_kind(parent.hyperparameters.values,
+                                              trial.hyperparameters.values)
+                child["generation"] = generation.get(parent.trial_id, 0) + 1
+                generation[trial_id] = child["generation"]
                 children.append(child)
         if number < args.population:
             random_best = best
@@ -290,14 +299,37 @@ def main():
         "", "Whole searches (medians over seeds):", ""] + whole + [
         "", f"Children ({len(children)}, medians): inherited parameters "
         f"{child_median('inherited_params'):.2f}, morphed layers "
-        f"{child_median('morphed_layers'):.0f}, fresh layers "
+        f"{child_median('morphed_layers'):.0f}, pruned layers "
+        f"{median([c.get('pruned_layers', 0.0) for c in children]):.0f}, fresh layers "
         f"{child_median('fresh_layers'):.0f}, training s {child_median('train_time_s'):.2f}, "
-        f"reading the parent's weights s {child_median('inherit_load_s'):.3f}; children "
+        f"reading the parent's weights s {child_median('inherit_load_s'):.3f}, setting the "
+        f"child's s {median([c.get('inherit_copy_s', math.nan) for c in children]):.3f}; "
+        "children "
         f"with a morphed layer: {sum(1 for c in children if c['morphed_layers'] > 0)}, "
         f"with no fresh layer: {sum(1 for c in children if c['fresh_layers'] == 0)}; "
         "child's score minus its parent's: median "
         f"{child_median('gain'):+.4f}, children better than their parent: "
         f"{sum(1 for c in children if c['gain'] > 0)}."]
+    kinds = sorted({c["kind"] for c in children})
+    rows += ["", "Children by mutation (all seeds): the child's score minus its parent's, "
+             "medians:", "", "| mutation | children | score - parent's | better than parent "
+             "| morphed / pruned / fresh layers |", "|---|---|---|---|---|"]
+    for name in kinds:
+        found = [c for c in children if c["kind"] == name]
+        rows.append(
+            f"| {name} | {len(found)} | {median([c['gain'] for c in found]):+.4f} | "
+            f"{sum(1 for c in found if c['gain'] > 0)} | "
+            + " / ".join(f"{median([c.get(k, 0.0) for c in found]):.0f}" for k in (
+                "morphed_layers", "pruned_layers", "fresh_layers")) + " |")
+    deepest = max((c["generation"] for c in children), default=0)
+    rows += ["", f"Lineages: children of children up to generation {deepest}; score minus "
+             "parent's by generation: " + ", ".join(
+                 f"{g}: {median([c['gain'] for c in children if c['generation'] == g]):+.4f} "
+                 f"({sum(1 for c in children if c['generation'] == g)})"
+                 for g in range(1, deepest + 1)) + "."]
+    with open(os.path.splitext(args.output)[0] + ".json", "w") as file:
+        json.dump({"command": sys.argv[1:], "results": results}, file, indent=1,
+                  default=float)
     command = " ".join(["`python benchmarks/weight_inheritance.py", *sys.argv[1:]]) + "`"
     report.write_table(
         args.output, "Regularized evolution with and without weight inheritance",

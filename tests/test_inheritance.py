@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tfnas
-from tfnas import inheritance, net2net, oracles
+from tfnas import child_schedule, inheritance, net2net, oracles
 from tfnas.spaces import (ChainSpace, MLPSpace, MobileSpace, SequenceSpace,
                           TransformerSpace)
 
@@ -72,24 +72,60 @@ def test_unchanged_layers_inherit_and_changed_ones_start_fresh(trained_parent):
     assert report["fresh_layers"] == 1 and report["morphed_layers"] == 0
     assert 0 < report["inherited_params"] < 1
 
-    # A narrower layer cannot keep its parent's function: it and the next
-    # one (its input changed) start fresh; the head, whose shape is
-    # unchanged, inherits.
+
+def test_a_narrower_layer_keeps_the_parents_most_important_channels(trained_parent):
+    """Narrowing layer 1 (16 -> 8 filters) keeps the parent's 8 channels
+    whose outgoing weights (the head's rows, after global pooling) have the
+    largest L1 norm; the head keeps those channels' rows."""
+    donor, _ = trained_parent
     narrower = build(chain_space(), {**PARENT, "layer_1/filters": 8})
-    names = ("layer_1.conv3x3", "head.dense")
-    before = {name: layer_weights(narrower, name) for name in names}
     report = inheritance.inherit(narrower, donor)
-    for name, weights in before.items():
-        assert same(layer_weights(narrower, name), weights)
+    assert report["pruned_layers"] == 2 and report["fresh_layers"] == 0
+    assert report["morphed_layers"] == 0
+    parent_head = donor.weights["head.dense"]
+    importance = np.abs(parent_head[0]).sum(axis=1)  # (16 channels, 10 classes)
+    kept = np.sort(np.argsort(-importance)[:8])
+    assert len(set(importance[kept])) == 8 and min(importance[kept]) > max(
+        np.delete(importance, kept))
+    parent_conv, *parent_norm = donor.weights["layer_1.conv3x3"]
+    conv, *norm = layer_weights(narrower, "layer_1.conv3x3")
+    np.testing.assert_array_equal(conv, parent_conv[..., kept])
+    for child_value, parent_value in zip(norm, parent_norm):
+        np.testing.assert_array_equal(child_value, parent_value[kept])
+    head_kernel, head_bias = layer_weights(narrower, "head.dense")
+    np.testing.assert_array_equal(head_kernel, parent_head[0][kept])
+    np.testing.assert_array_equal(head_bias, parent_head[1])
     assert same(layer_weights(narrower, "layer_0.conv3x3"), donor.weights["layer_0.conv3x3"])
-    assert report["fresh_layers"] == 2 and report["morphed_layers"] == 0
+
+
+def test_a_narrower_layer_feeding_a_convolution_keeps_its_most_used_channels(digits):
+    """Layer 0 narrows 16 -> 8: its kept channels are those whose incoming
+    rows in layer 1's kernel have the largest L1 norm, and layer 1 keeps
+    exactly those rows."""
+    values = {**PARENT, "layer_0/filters": 16}
+    parent = build(chain_space(), values)
+    parent.fit(digits.train, epochs=1, verbose=0)
+    donor = inheritance.Donor("0", inheritance.weights_by_key(parent), 1)
+    child = build(chain_space(), {**values, "layer_0/filters": 8})
+    report = inheritance.inherit(child, donor)
+    assert report["pruned_layers"] == 2 and report["fresh_layers"] == 0
+    consumer = donor.weights["layer_1.conv3x3"][0]  # (3, 3, 16 in, 16 out)
+    kept = np.sort(np.argsort(-np.abs(consumer).sum(axis=(0, 1, 3)))[:8])
+    np.testing.assert_array_equal(layer_weights(child, "layer_0.conv3x3")[0],
+                                  donor.weights["layer_0.conv3x3"][0][..., kept])
+    np.testing.assert_array_equal(layer_weights(child, "layer_1.conv3x3")[0],
+                                  consumer[:, :, kept, :])
+    assert same(layer_weights(child, "head.dense"), donor.weights["head.dense"])
 
 
 def test_inherit_sets_the_childs_fewer_epochs(trained_parent):
     donor, _ = trained_parent
-    fit_kwargs = {"epochs": 6, "initial_epoch": 2}
+    user_callback = keras.callbacks.History()
+    fit_kwargs = {"epochs": 6, "initial_epoch": 2, "callbacks": [user_callback]}
     inheritance.inherit(build(chain_space(), PARENT), donor, fit_kwargs)
+    schedule = fit_kwargs.pop("callbacks")
     assert fit_kwargs == {"epochs": 1, "initial_epoch": 0}
+    assert schedule[0] is user_callback and isinstance(schedule[1], child_schedule.ChildSchedule)
     untouched = {"epochs": 6}
     assert inheritance.inherit(build(chain_space(), PARENT), None, untouched) == {}
     assert untouched == {"epochs": 6}
@@ -134,7 +170,7 @@ def test_a_wider_layer_preserves_the_parents_outputs(narrow_parent, inputs, wide
     assert not any(np.allclose(rows[i], rows[j]) for i in range(8) for j in range(i))
 
 
-def test_a_narrower_inserted_layer_starts_fresh_and_a_wider_one_is_widened(
+def test_a_narrower_inserted_layer_keeps_the_main_channels_and_a_wider_one_is_widened(
         narrow_parent, inputs):
     values, donor, parent_outputs = narrow_parent
     deeper = {**values, "num_layers": 3, "layer_2/stride": 1, "layer_2/op": "conv3x3",
@@ -152,8 +188,17 @@ def test_a_narrower_inserted_layer_starts_fresh_and_a_wider_one_is_widened(
     keras.backend.clear_session()
     parent = build(chain_space(), wider_parent)
     wide_donor = inheritance.Donor("1", inheritance.weights_by_key(parent), 1)
-    report = inheritance.inherit(build(chain_space(), narrowing), wide_donor)
-    assert report["fresh_layers"] == 2  # the narrowing layer and the head
+    child = build(chain_space(), narrowing)
+    report = inheritance.inherit(child, wide_donor)
+    # The narrowing layer passes on the parent's 8 channels that the head
+    # weighs most, and the head keeps their rows.
+    assert report["pruned_layers"] == 2 and report["fresh_layers"] == 0
+    head_kernel = wide_donor.weights["head.dense"][0]
+    kept = np.sort(np.argsort(-np.abs(head_kernel).sum(axis=1))[:8])
+    np.testing.assert_array_equal(layer_weights(child, "head.dense")[0], head_kernel[kept])
+    inserted = layer_weights(child, "layer_2.conv3x3")[0]
+    np.testing.assert_array_equal(inserted[1, 1][kept], np.eye(8))
+    assert np.count_nonzero(inserted) == 8
 
 
 def test_deeper_chain_preserves_the_parents_outputs(trained_parent, inputs):
@@ -173,7 +218,8 @@ def test_switched_on_skip_with_a_projection_adds_zero(trained_parent, inputs):
     child = build(chain_space(), {**PARENT, "layer_1/skip/0": True})  # 8 -> 16 channels
     report = inheritance.inherit(child, donor)
     assert report == {"inherited_params": pytest.approx(report["inherited_params"]),
-                      "morphed_layers": 1.0, "fresh_layers": 0.0, "inherit_load_s": 0.0}
+                      "morphed_layers": 1.0, "pruned_layers": 0.0, "fresh_layers": 0.0,
+                      "inherit_load_s": 0.0, "inherit_copy_s": report["inherit_copy_s"]}
     np.testing.assert_allclose(child.predict(inputs, verbose=0), parent_outputs, atol=1e-5)
     # It still learns: a zero scale has a non-zero gradient.
     child.fit(inputs[:64], np.zeros(64, "int32"), epochs=1, verbose=0)
@@ -194,13 +240,26 @@ def test_a_grown_kernel_preserves_the_parents_outputs(digits, inputs):
     assert report["morphed_layers"] == 1 and report["fresh_layers"] == 0
     np.testing.assert_allclose(child.predict(inputs, verbose=0), expected, atol=1e-5)
 
-    # Another kind (separable) or a smaller kernel cannot be widened: fresh.
+    # Another kind (separable) cannot be resized: fresh.
     other_kind = build(space, {**PARENT, "layer_1/op": "sepconv3x3"})
     assert inheritance.inherit(other_kind, donor)["fresh_layers"] == 1
-    smaller = build(space, {**PARENT, "layer_0/op": "conv5x5"})
-    donor_5x5 = inheritance.Donor("1", inheritance.weights_by_key(smaller), 1,
-                                  convolutions=inheritance.conv_configs(smaller))
-    assert inheritance.inherit(build(space, PARENT), donor_5x5)["fresh_layers"] == 1
+
+
+def test_a_smaller_kernel_starts_from_the_centre_of_the_parents(digits):
+    space = ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16),
+                       operations=OPERATIONS + ("conv5x5",))
+    parent = build(space, {**PARENT, "layer_0/op": "conv5x5"})
+    parent.fit(digits.train, epochs=1, verbose=0)
+    donor = inheritance.Donor("1", inheritance.weights_by_key(parent), 1,
+                              convolutions=inheritance.conv_configs(parent))
+    child = build(space, PARENT)  # conv5x5 -> conv3x3
+    report = inheritance.inherit(child, donor)
+    assert report["pruned_layers"] == 1 and report["fresh_layers"] == 0
+    kernel, *norm = donor.weights["layer_0.conv5x5"]
+    child_kernel, *child_norm = layer_weights(child, "layer_0.conv3x3")
+    np.testing.assert_array_equal(child_kernel, kernel[1:4, 1:4])
+    assert same(child_norm, norm)
+    assert same(layer_weights(child, "layer_1.conv3x3"), donor.weights["layer_1.conv3x3"])
 
 
 def test_a_new_layer_that_cannot_be_the_identity_starts_fresh(trained_parent, inputs):
@@ -461,3 +520,55 @@ def test_mobile_child_with_a_deeper_block_inherits_the_later_blocks():
         assert same(_values(kept), _values(source))
     assert same(_values(child.layers[-1]), _values(parent.layers[-1]))
     assert report["fresh_layers"] == 1  # the inserted layer
+
+
+def test_child_learning_rate_warms_up_then_anneals_to_zero():
+    rates = [child_schedule.child_learning_rate(step, 20, 0.01, 0.1) for step in range(20)]
+    assert rates[:2] == pytest.approx([0.005, 0.01])  # 2 warm-up steps
+    assert max(rates) == pytest.approx(0.01) and rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(later <= earlier for earlier, later in zip(rates[1:], rates[2:]))
+
+
+def test_child_schedule_sets_each_steps_rate_and_restores_the_compiled_one(digits):
+    model = build(chain_space(), PARENT)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    x = np.concatenate([x for x, _ in digits.train])[:320]
+    y = np.concatenate([y for _, y in digits.train])[:320]
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0,
+              callbacks=[child_schedule.ChildSchedule(), Record()])
+    expected = [child_schedule.child_learning_rate(step, 20, 0.001) for step in range(20)]
+    assert seen == pytest.approx(expected)  # 10 steps an epoch, 2 epochs
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.001)
+
+
+def test_remember_reads_the_checkpoint_only_when_the_last_epoch_is_not_the_saved_one():
+    objective = kt.Objective("val_accuracy", "max")
+    history = keras.callbacks.History()
+    history.history = {"loss": [1.0, 0.8, 0.7], "val_accuracy": [0.5, 0.7, 0.6]}
+    assert not inheritance._last_epoch_saved(objective, history)  # epoch 1 is saved
+    history.history["val_accuracy"] = [0.5, 0.6, 0.7]
+    assert inheritance._last_epoch_saved(objective, history)
+    history.history["val_accuracy"] = [0.7, 0.6, 0.7]  # a tie is not saved again
+    assert not inheritance._last_epoch_saved(objective, history)
+    assert inheritance._last_epoch_saved(kt.Objective("score", "max"), history)  # not logged
+    assert not inheritance._last_epoch_saved(objective, None)
+
+
+def test_child_schedule_leaves_a_compiled_schedule_alone(digits):
+    model = build(chain_space(), PARENT)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.5)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.concatenate([x for x, _ in digits.train])[:64]
+    y = np.concatenate([y for _, y in digits.train])[:64]
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+              callbacks=[child_schedule.ChildSchedule()])
+    steps = int(np.asarray(model.optimizer.iterations))
+    assert steps == 2
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(
+        float(schedule(steps)))

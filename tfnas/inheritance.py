@@ -50,11 +50,27 @@ is built in a fresh session too). A child's layer then:
   child computes the parent's function. An inserted convolution or
   `Dense` wider than its input starts as the identity widened the same
   way. Widened layers and their consumers count as morphed;
-- starts fresh (Keras's initialisers) otherwise: a changed operation, a
-  narrower layer and its consumer, a new layer that narrows the channels,
-  changes the strides or uses another activation, a pooling, and a skip
-  without a projection (the same shape, nothing to zero: it adds its
-  source, so the child's function changes).
+- is pruned when no function-preserving start exists but most of the
+  parent's layer can be kept: a layer with fewer output channels than the
+  parent's (filters 32 -> 16) keeps the parent's channels whose outgoing
+  weights (the consumers' incoming weights, e.g. the next convolution's or
+  the head's) have the largest L1 norm, and its consumers keep those
+  channels' incoming weights (filter pruning, Li et al. 2017); an inserted
+  layer narrower than its input starts as the identity on the input's
+  most important channels the same way; a convolution whose kernel shrank
+  in the same role (conv5x5 -> conv3x3) starts from the centre of the
+  parent's kernel. Each started better than Keras's initialisers, after
+  the same training, in `benchmarks/results/inheritance_diagnosis*.md`;
+- starts fresh (Keras's initialisers) otherwise: another kind of operation
+  (a convolution for a pooling, a separable for a regular convolution), a
+  new layer that changes the strides or uses another activation, a
+  pooling's projection, and a skip without a projection (the same shape,
+  nothing to zero: it adds its source, so the child's function changes).
+
+A child trains its fewer epochs under `tfnas.child_schedule`: a short
+warm-up, then a cosine decay of the learning rate to zero (as NASH and
+LEMONADE train their children), so that Adam's fresh state does not shake
+the inherited weights off their trained point.
 """
 
 import collections
@@ -69,7 +85,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from tfnas import net2net
+from tfnas import child_schedule, net2net
 from tfnas.validation import check_int
 
 INHERIT_FROM = "tuner/inherit_from"
@@ -160,23 +176,45 @@ class DonorCache:
         return self._donors.get(str(trial_id))
 
 
-def remember(tuner, trial, model):
+def remember(tuner, trial, model, history=None):
     """Keeps `trial`'s best-epoch weights in `tuner`'s memory for its
     children, when its oracle lets children inherit (an oracle in this
     process: a worker's oracle client does not say, so workers read
-    checkpoints). Call it after `model.fit`: it loads the best epoch's
-    checkpoint into `model`. Returns the seconds it took."""
+    checkpoints). Call it after `model.fit`: unless `history` (the fit's
+    `keras.callbacks.History`) shows that the last epoch is the one the
+    tuner's checkpoint holds, it loads the best epoch's checkpoint into
+    `model`. Returns the seconds it took."""
     if not getattr(tuner.oracle, "inherit_weights", False):
         return 0.0
     start = time.perf_counter()
     checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
     if not os.path.exists(checkpoint):
         return 0.0
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Skipping variable loading")
-        model.load_weights(checkpoint)
+    if not _last_epoch_saved(tuner.oracle.objective, history):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading")
+            model.load_weights(checkpoint)
     _cache(tuner).remember(trial.trial_id, weights_by_key(model), conv_configs(model))
     return time.perf_counter() - start
+
+
+def _last_epoch_saved(objective, history):
+    """Whether KerasTuner's `SaveBestEpoch` saved the last epoch of
+    `history` (its rule, replayed: an epoch is saved when its objective
+    beats every earlier one, or when its logs lack the objective)."""
+    logs = getattr(history, "history", None)
+    epochs = len((logs or {}).get("loss", []))
+    if not epochs:
+        return False
+    best = float("-inf") if objective.direction == "max" else float("inf")
+    saved = None
+    for epoch in range(epochs):
+        values = {name: series[epoch] for name, series in logs.items() if epoch < len(series)}
+        if not objective.has_value(values):
+            saved = epoch
+        elif objective.better_than(objective.get_value(values), best):
+            best, saved = objective.get_value(values), epoch
+    return saved == epochs - 1
 
 
 def _cache(tuner):
@@ -263,7 +301,9 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
     Args:
         model: The child, built.
         donor: A `Donor` from `load_parent`, or None (nothing happens).
-        fit_kwargs: `model.fit` arguments; the child's epochs are set there.
+        fit_kwargs: `model.fit` arguments; the child's epochs are set there,
+            and its learning-rate schedule (`tfnas.child_schedule`) added to
+            its callbacks.
         seed: Seeds the channels a widened layer copies (e.g. the trial's id).
 
     Returns:
@@ -272,16 +312,22 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
         (layers that start from a function-preserving transformation: an
         identity, a zero skip, a zero-padded kernel, copied channels of a
         wider layer, or the split incoming weights of its consumer),
-        `fresh_layers` (layers with weights that start from Keras's
-        initialisers) and `inherit_load_s` (seconds spent reading the
-        parent's weights, not part of `train_time_s`); empty without a donor.
+        `pruned_layers` (layers that start from part of the parent's
+        weights: a narrower layer's most important channels, a cropped
+        kernel, or the consumer of either), `fresh_layers` (layers with
+        weights that start from Keras's initialisers), `inherit_load_s`
+        (seconds spent reading the parent's weights) and `inherit_copy_s`
+        (seconds spent setting the child's weights), neither part of
+        `train_time_s`; empty without a donor.
     """
     if donor is None:
         return {}
+    start = time.perf_counter()
     rng = np.random.default_rng(zlib.crc32(str(seed).encode()))
     parent_roles = {role(key) for key in donor.weights}
     channel_maps = {}  # layer name: the ChannelMap of its output, or None
-    counts = {"inherited": 0, "morphed": 0, "fresh": 0}
+    model_layers = {layer.name for layer in model.layers}
+    counts = {"inherited": 0, "morphed": 0, "pruned": 0, "fresh": 0}
     inherited = total = 0
     for layer in model.layers:
         weights = layer.weights
@@ -291,7 +337,8 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
         size = sum(int(np.prod(w.shape)) for w in weights)
         total += size
         outcome, values, channel_maps[layer.name] = _initial_values(
-            layer, donor, net2net.input_map(layer, channel_maps), parent_roles, rng)
+            layer, donor, net2net.input_map(layer, channel_maps), parent_roles, rng,
+            model_layers)
         counts[outcome] += 1
         if values is not None:
             for variable, value in zip(weights, values):
@@ -300,13 +347,17 @@ def inherit(model, donor, fit_kwargs=None, seed=0):
     if fit_kwargs is not None:
         fit_kwargs["epochs"] = donor.epochs
         fit_kwargs["initial_epoch"] = 0
+        fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [
+            child_schedule.ChildSchedule()]
     return {"inherited_params": inherited / total if total else 0.0,
             "morphed_layers": float(counts["morphed"]),
+            "pruned_layers": float(counts["pruned"]),
             "fresh_layers": float(counts["fresh"]),
-            "inherit_load_s": float(donor.load_s)}
+            "inherit_load_s": float(donor.load_s),
+            "inherit_copy_s": time.perf_counter() - start}
 
 
-def _initial_values(layer, donor, in_map, parent_roles, rng):
+def _initial_values(layer, donor, in_map, parent_roles, rng, model_layers):
     """`(outcome, values or None, output channel map)` of a child's layer."""
     source = donor.weights.get(layer.name)
     weights = layer.weights
@@ -314,54 +365,74 @@ def _initial_values(layer, donor, in_map, parent_roles, rng):
         if in_map is None and len(source) == len(weights) and all(
                 tuple(s.shape) == tuple(w.shape) for s, w in zip(source, weights)):
             return "inherited", source, None
-        transferred = net2net.transfer(layer, source, in_map, rng)  # wider, or after one
+        transferred = net2net.transfer(  # wider or narrower, or after one
+            layer, source, in_map, rng,
+            importance=net2net.outgoing_importance(layer, donor.weights, model_layers))
         if transferred is not None:
-            return ("morphed",) + transferred
+            return (_transferred_outcome(in_map, transferred[1]),) + transferred
         return "fresh", None, None
     if role(layer.name) not in parent_roles:
         if morph(layer):  # a zero skip or an identity of the same width
             return "morphed", None, in_map
-        widened = _wider_identity(layer, in_map, rng)
-        if widened is not None:
-            return ("morphed",) + widened
+        resized = _resized_identity(layer, in_map, rng, net2net.outgoing_importance(
+            layer, donor.weights, model_layers))
+        if resized is not None:
+            return (_transferred_outcome(in_map, resized[1]),) + resized
         return "fresh", None, None
-    grown = _grown_kernel(layer, donor, in_map, rng)
-    if grown is not None:
-        return ("morphed",) + grown
+    resized = _resized_kernel(layer, donor, in_map, rng)
+    if resized is not None:
+        return resized
     return "fresh", None, None
 
 
-def _wider_identity(layer, in_map, rng):
+def _transferred_outcome(in_map, out_map):
+    """"morphed" when a transfer preserves the parent's function, "pruned"
+    when it drops channels of the parent (a narrowing, or after one)."""
+    return "morphed" if net2net.exact(in_map) and net2net.exact(out_map) else "pruned"
+
+
+def _resized_identity(layer, in_map, rng, importance):
     """An inserted `ConvBN` or `Dense` wider than its input: the identity on
-    its input's channels, widened (Net2DeeperNet then Net2WiderNet)."""
+    its input's channels, widened (Net2DeeperNet then Net2WiderNet). One
+    narrower than its input: the identity on the input's channels of
+    largest `importance` (those the parent's consumers weigh most), which
+    drops the others."""
     if in_map is not None or not _may_be_identity(layer):
         return None
     values = net2net.identity_values(layer)
-    return None if values is None else net2net.transfer(layer, values, None, rng)
+    if values is None:
+        return None
+    return net2net.transfer(layer, values, None, rng, importance=importance)
 
 
 # Function-preserving morphisms.
 
-def _grown_kernel(layer, donor, in_map, rng):
-    """A `ConvBN` whose kernel grew (e.g. conv3x3 -> conv5x5 in the same
-    role, the same kind, channels and stride) starts from the parent's
-    smaller kernel, zero-padded around it: with "same" padding it computes
-    exactly what the parent's layer did (kernel-size morphing, Wei et al.
-    2016). Returns `(values, output channel map)`, or None."""
+def _resized_kernel(layer, donor, in_map, rng):
+    """A `ConvBN` whose kernel changed size in the same role (e.g. conv3x3
+    -> conv5x5: the same kind, channels and stride) starts from the
+    parent's kernel. A larger kernel is the parent's zero-padded around it:
+    with "same" padding it computes exactly what the parent's layer did
+    (kernel-size morphing, Wei et al. 2016). A smaller one is the parent's
+    cropped to its centre, the taps that weigh most in a trained kernel
+    (not exact: "pruned"; better than Keras's initialisers, see
+    benchmarks/results/inheritance_diagnosis.md). Returns `(outcome, values,
+    output channel map)`, or None."""
     from tfnas.spaces import ops  # the spaces' layers; imported late (no cycle)
 
     if not isinstance(layer, ops.ConvBN):
         return None
     config = _conv_config(layer)
     for key, parent in donor.convolutions.items():
-        if (role(key) != role(layer.name) or parent["kernel_size"] >= config["kernel_size"]
+        if (role(key) != role(layer.name) or parent["kernel_size"] == config["kernel_size"]
                 or any(parent[name] != config[name] for name in config
                        if name != "kernel_size")):
             continue
+        grown = parent["kernel_size"] < config["kernel_size"]
         transferred = net2net.transfer(layer, donor.weights[key], in_map, rng,
-                                       pad_kernel=True)
+                                       pad_kernel=grown, crop_kernel=not grown)
         if transferred is not None:
-            return transferred
+            outcome = _transferred_outcome(in_map, transferred[1])
+            return ("morphed" if grown and outcome == "morphed" else "pruned",) + transferred
     return None
 
 

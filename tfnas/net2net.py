@@ -11,6 +11,11 @@ number of copies; here the split is a random convex combination (shares
 that sum to one), which is just as exact and breaks the symmetry between
 copies, which would otherwise get identical gradients forever.
 
+The same channel maps carry a narrowing (filters 32 -> 16, not exact): the
+child keeps the parent channels of largest importance (`narrower`, by the
+L1 norm of their outgoing weights, `outgoing_importance`), and the
+consumers keep those channels' incoming weights.
+
 A layer is seen as a chain of primitives with weights (convolutions,
 separable and depthwise convolutions, dense layers, batch normalizations):
 the spaces' `ConvBN`, `Pool` (its 1x1 projection), `Shortcut` (its
@@ -47,21 +52,24 @@ SPLIT_NOISE = 0.2
 
 @dataclasses.dataclass
 class ChannelMap:
-    """The child's channels as copies of the parent's.
+    """The child's channels as copies of the parent's, or a subset of them.
 
     Attributes:
         source: For each child channel, the parent channel it copies.
         share: For each child channel, its share of the parent channel's
             outgoing weights (the shares of one parent channel's copies sum
             to one).
+        parent_channels: The parent's number of channels.
+        exact: Whether the child's channels carry all of the parent's (a
+            widening), so that consumers can compute the parent's function;
+            False for a narrowing, which drops the parent's least important
+            channels.
     """
 
     source: np.ndarray
     share: np.ndarray
-
-    @property
-    def parent_channels(self):
-        return int(self.source.max()) + 1 if len(self.source) else 0
+    parent_channels: int
+    exact: bool = True
 
 
 def wider(parent_channels, child_channels, rng):
@@ -72,7 +80,24 @@ def wider(parent_channels, child_channels, rng):
     counts = np.bincount(source, minlength=parent_channels)
     share = (1.0 + SPLIT_NOISE * rng.uniform(-1.0, 1.0, child_channels)) / counts[source]
     share /= np.bincount(source, weights=share, minlength=parent_channels)[source]
-    return ChannelMap(source, share.astype("float32"))
+    return ChannelMap(source, share.astype("float32"), parent_channels)
+
+
+def narrower(importance, child_channels):
+    """A `ChannelMap` that keeps the `child_channels` parent channels of
+    largest `importance` (in the parent's order): the pruning of Li et al.
+    2017 ("Pruning filters for efficient ConvNets"), with the importance of
+    a channel measured by the L1 norm of the weights that consume it."""
+    importance = np.asarray(importance, dtype="float64")
+    # A stable sort: ties keep the earlier channel, so the choice is deterministic.
+    kept = np.sort(np.argsort(-importance, kind="stable")[:child_channels])
+    return ChannelMap(kept, np.ones(child_channels, "float32"), len(importance), exact=False)
+
+
+def exact(channel_map):
+    """Whether `channel_map` (or None: the parent's channels) preserves the
+    parent's function."""
+    return channel_map is None or channel_map.exact
 
 
 def primitives(layer):
@@ -112,6 +137,47 @@ def inbound_layers(layer):
     return [parent.operation for parent in nodes[0].parent_nodes] if nodes else []
 
 
+def outbound_layers(layer):
+    """The layers that take `layer`'s output in its model (functional models)."""
+    return [node.operation for node in getattr(layer, "_outbound_nodes", None) or []]
+
+
+def outgoing_importance(layer, parent_weights, model_layers):
+    """The importance of each of the parent's output channels of `layer`:
+    the L1 norm of the parent's weights that consume the channel, summed
+    over `layer`'s consumers in the child's graph (found through layers
+    without weights, which keep the channels: activations, poolings, adds);
+    None when a consumer has no parent weights of that shape (e.g. after a
+    `Flatten`), and the layer's own incoming weights must judge instead.
+
+    Args:
+        layer: The child's layer, in its built model.
+        parent_weights: The parent's weight values by layer key (`Donor.weights`).
+        model_layers: The names of the model's layers (a space may call
+            layers that the model does not use, e.g. a skip not chosen).
+    """
+    total, frontier, seen = None, outbound_layers(layer), set()
+    while frontier:
+        consumer = frontier.pop()
+        if consumer.name in seen or consumer.name not in model_layers:
+            continue
+        seen.add(consumer.name)
+        if not consumer.weights:
+            if isinstance(consumer, (keras.layers.Flatten, keras.layers.Reshape)):
+                return None
+            frontier += outbound_layers(consumer)
+            continue
+        values = parent_weights.get(consumer.name)
+        if not values or np.ndim(values[0]) < 2:
+            return None
+        kernel = np.abs(np.asarray(values[0], dtype="float64"))  # (..., in, out)
+        norms = np.moveaxis(kernel, -2, 0).reshape(kernel.shape[-2], -1).sum(axis=1)
+        if total is not None and len(total) != len(norms):
+            return None
+        total = norms if total is None else total + norms
+    return total
+
+
 def propagated(layer, maps):
     """The channel map of a layer without weights: its input's, when it acts
     channel by channel (or adds inputs mapped alike); else None."""
@@ -140,7 +206,8 @@ def input_map(layer, maps):
     return maps.get(inputs[0].name) if len(inputs) == 1 else None
 
 
-def transfer(layer, parent_values, in_map, rng, pad_kernel=False):
+def transfer(layer, parent_values, in_map, rng, pad_kernel=False, crop_kernel=False,
+             importance=None):
     """Values for `layer`'s weights from its parent's layer's `parent_values`
     (the parent's layer of the same structure, maybe narrower or with a
     smaller kernel), so that it computes the parent's function.
@@ -152,6 +219,12 @@ def transfer(layer, parent_values, in_map, rng, pad_kernel=False):
         rng: A `numpy.random.Generator` (the copies of wider outputs).
         pad_kernel: Whether a smaller parent kernel may be zero-padded (only
             where "same" padding makes that exact: see `tfnas.inheritance`).
+        crop_kernel: Whether a larger parent kernel may be cropped to its
+            centre (not exact: see `tfnas.inheritance`).
+        importance: For a layer with fewer output channels than its
+            parent's, the importance of each of the parent's output channels
+            (`narrower`); without it, the L1 norm of each channel's incoming
+            weights.
 
     Returns:
         `(values, out_map)`, the values in `layer.weights` order and the
@@ -165,7 +238,7 @@ def transfer(layer, parent_values, in_map, rng, pad_kernel=False):
         count = len(primitive.weights)
         try:
             result = _transfer_primitive(primitive, parent_values[offset:offset + count],
-                                         current, rng, pad_kernel)
+                                         current, rng, (pad_kernel, crop_kernel), importance)
         except _Mismatch:
             return None
         if result is None:
@@ -231,37 +304,37 @@ def _identity_norm(norm, channels):
             np.zeros(channels, "float32"), np.full(channels, 1.0 - norm.epsilon, "float32")]
 
 
-def _transfer_primitive(primitive, values, in_map, rng, pad_kernel):
+def _transfer_primitive(primitive, values, in_map, rng, resize, importance):
     """`(values, out_map)` for one primitive, or None."""
     values = [np.asarray(v, dtype="float32") for v in values]
     shapes = [tuple(w.shape) for w in primitive.weights]
     if isinstance(primitive, keras.layers.BatchNormalization):
         return [_select(v, in_map, axis=-1) for v in values], in_map
     if isinstance(primitive, _DEPTHWISE):
-        kernel = _spatial(_select(values[0], in_map, axis=-2), shapes[0], pad_kernel)
+        kernel = _spatial(_select(values[0], in_map, axis=-2), shapes[0], resize)
         rest = [_select(v, in_map, axis=-1) for v in values[1:]]  # a bias per channel
         return (None if kernel is None else ([kernel] + rest, in_map))
     if isinstance(primitive, _SEPARABLE):
-        depthwise = _spatial(_select(values[0], in_map, axis=-2), shapes[0], pad_kernel)
+        depthwise = _spatial(_select(values[0], in_map, axis=-2), shapes[0], resize)
         if depthwise is None:
             return None
-        pointwise, out_map = _summing(values[1], shapes[1], in_map, rng)
+        pointwise, out_map = _summing(values[1], shapes[1], in_map, rng, importance)
         return [depthwise, pointwise] + [_select(v, out_map, axis=-1)
                                          for v in values[2:]], out_map
     if isinstance(primitive, _CONVOLUTIONS + (keras.layers.Dense,)):
         kernel = values[0]
         if isinstance(primitive, _CONVOLUTIONS):
-            kernel = _spatial(kernel, shapes[0][:-2] + kernel.shape[-2:], pad_kernel)
+            kernel = _spatial(kernel, shapes[0][:-2] + kernel.shape[-2:], resize)
             if kernel is None:
                 return None
-        kernel, out_map = _summing(kernel, shapes[0], in_map, rng)
+        kernel, out_map = _summing(kernel, shapes[0], in_map, rng, importance)
         return [kernel] + [_select(v, out_map, axis=-1) for v in values[1:]], out_map
     return None
 
 
-def _summing(kernel, shape, in_map, rng):
+def _summing(kernel, shape, in_map, rng, importance=None):
     """A kernel `(..., in, out)` whose inputs follow `in_map` and whose
-    outputs widen to `shape[-1]`; and the outputs' map."""
+    outputs widen (or narrow) to `shape[-1]`; and the outputs' map."""
     if in_map is not None:
         kernel = _select(kernel, in_map, axis=-2) * in_map.share[:, None]
     out_map = None
@@ -270,6 +343,11 @@ def _summing(kernel, shape, in_map, rng):
         raise _Mismatch
     if child_out > parent_out:
         out_map = wider(parent_out, child_out, rng)
+    elif child_out < parent_out:
+        if importance is None or len(importance) != parent_out:
+            importance = np.abs(kernel).reshape(-1, parent_out).sum(axis=0)
+        out_map = narrower(importance, child_out)
+    if out_map is not None:
         kernel = _select(kernel, out_map, axis=-1)
     return kernel, out_map
 
@@ -287,14 +365,21 @@ def _select(value, channel_map, axis):
     return np.take(value, channel_map.source, axis=axis)
 
 
-def _spatial(kernel, shape, pad_kernel):
-    """`kernel` with the spatial size of `shape`: itself, or zero-padded
-    around its centre when `pad_kernel`; None when impossible."""
+def _spatial(kernel, shape, resize):
+    """`kernel` with the spatial size of `shape`: itself, zero-padded around
+    its centre (`resize[0]`, pad) or cropped to its centre (`resize[1]`,
+    crop); None when impossible."""
+    pad_kernel, crop_kernel = resize
     if kernel.ndim != len(shape):
         return None
     if kernel.shape[:-2] == tuple(shape[:-2]):
         return kernel
     padding = [target - size for size, target in zip(kernel.shape[:-2], shape[:-2])]
-    if not pad_kernel or any(p < 0 or p % 2 for p in padding):
+    if any(p % 2 for p in padding):
         return None
-    return np.pad(kernel, [(p // 2, p // 2) for p in padding] + [(0, 0), (0, 0)])
+    if pad_kernel and all(p >= 0 for p in padding):
+        return np.pad(kernel, [(p // 2, p // 2) for p in padding] + [(0, 0), (0, 0)])
+    if crop_kernel and all(p <= 0 for p in padding):
+        return kernel[tuple(slice(-p // 2, size + p // 2) for p, size in zip(
+            padding, kernel.shape[:-2]))]
+    return None

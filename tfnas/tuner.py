@@ -565,7 +565,8 @@ class NASTuner(kt.Tuner):
             raise CandidateFailed(_out_of_memory("training", error)) from error
         train_time = time.perf_counter() - start
 
-        remember_s = inheritance.remember(self, trial, model)  # the parent of children to come
+        remember_s = inheritance.remember(self, trial, model,  # the parent of children to come
+                                          results)
         metrics = self._results_to_metrics(results)
         metrics.update(self._costs(model, hp))
         metrics["train_time_s"] = train_time
