@@ -9,10 +9,13 @@ Each child reports:
 
 - the first step (tracing and the first run of the traced step);
 - the median of the later steps (wall seconds);
-- the step's working memory: the peak resident memory (RSS, sampled every
-  few milliseconds by a thread) during the later steps minus the RSS just
-  before them, i.e. what one step's activations and gradients need once the
-  graph is built; and the process's peak RSS.
+- the step's tensor peak: the peak bytes of TensorFlow's CPU allocator
+  during one step minus the bytes held before it (median of the later
+  steps), i.e. the activations and gradients a step keeps alive at once;
+- the step's RSS growth (peak resident memory, sampled every few
+  milliseconds by a thread, during the later steps minus the RSS before
+  them; reused buffers hide activations from it), the process's peak RSS
+  and its CPU seconds.
 
 The data are the digits images, resized (`--image-size`, default 32x32) so
 that activations, not graphs, dominate a step's memory. SPOS samples a path
@@ -82,16 +85,24 @@ def child(args):
     class StepTimes(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.times, self.memory = [], None
+            self.times, self.tensor_bytes, self.memory = [], [], None
 
         def on_train_batch_begin(self, batch, logs=None):
             if batch == 1:  # after the first (traced) step
                 self.before = psutil.Process().memory_info().rss
                 self.memory = PeakRSS().__enter__()
+            # TensorFlow's allocator counts every tensor it hands out, so its
+            # peak during a step is the step's live activations and gradients,
+            # which RSS cannot show once the first step's buffers are reused.
+            tf.config.experimental.reset_memory_stats("CPU:0")
+            self.current = tf.config.experimental.get_memory_info("CPU:0")["current"]
             self.start = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
+            # Keras hands this callback numpy logs, so the step has finished.
             self.times.append(time.perf_counter() - self.start)
+            peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+            self.tensor_bytes.append(peak - self.current)
 
         def on_train_end(self, logs=None):
             if self.memory is not None:
@@ -127,8 +138,11 @@ def child(args):
         "parameters": int(sum(v.shape.num_elements() for v in model.trainable_variables)),
         "first_step_s": steps.times[0],
         "step_s": statistics.median(steps.times[1:]),
+        "tensor_mb": statistics.median(steps.tensor_bytes[1:]) / 2 ** 20,
+        "first_tensor_mb": steps.tensor_bytes[0] / 2 ** 20,
         "step_memory_mb": (steps.memory.peak - steps.before) / 2 ** 20,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
     }
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -169,30 +183,46 @@ def table(rows, command, load):
         "",
         f"Load average (1 min) at the start and at the last row: {load[0]:.1f}, "
         f"{load[1]:.1f} (2 cores, shared).",
-        "Step: median wall seconds of the steps after the first; step memory:",
-        "peak RSS during those steps minus the RSS before them (MB); first step:",
-        "tracing and first run (s); max RSS: the process's peak (MB). Ratios to the",
-        "stand-alone candidate (default architecture) trained on the same batches.",
         "",
-        "| strategy | first step | step | x candidate | step memory | x candidate "
-        "| x darts | max RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| strategy | first step (s) | step (s) | x candidate | tensor peak (MB) "
+        "| x candidate | x darts | first step tensor peak (MB) | step RSS (MB) | max RSS (MB) "
+        "| child CPU (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def ratio(row, other, key):
-        return (f"{row[key] / other[key]:.1f}"
+        return (f"{row[key] / other[key]:.2f}"
                 if other.get(key) and other[key] > 0 and row.get(key) is not None else "-")
 
     for row in rows:
         if "error" in row:
-            lines.append(f"| {row['strategy']} | error: {row['error']} | | | | | | |")
+            lines.append(f"| {row['strategy']} | error: {row['error']} |" + " |" * 9)
             continue
         lines.append(
             f"| {row['strategy']} | {row['first_step_s']:.1f} | {row['step_s']:.3f} "
-            f"| {ratio(row, candidate, 'step_s')} | {row['step_memory_mb']:.0f} "
-            f"| {ratio(row, candidate, 'step_memory_mb')} "
-            f"| {ratio(row, darts, 'step_memory_mb')} | {row['max_rss_mb']:.0f} |")
-    return "\n".join(lines) + "\n"
+            f"| {ratio(row, candidate, 'step_s')} | {row['tensor_mb']:.1f} "
+            f"| {ratio(row, candidate, 'tensor_mb')} | {ratio(row, darts, 'tensor_mb')} "
+            f"| {row['first_tensor_mb']:.1f} | {row['step_memory_mb']:.0f} "
+            f"| {row['max_rss_mb']:.0f} | {row.get('cpu_s', 0):.0f} |")
+    return "\n".join(lines) + "\n" + COLUMNS
+
+
+COLUMNS = """
+Columns: *first step*: wall seconds of the first step (tracing, graph
+optimization and its first run); *step*: median wall seconds of the later
+steps; *tensor peak*: median over the later steps of the peak bytes held by
+TensorFlow's CPU allocator during one step minus the bytes held just before
+it (`tf.config.experimental.reset_memory_stats` /
+`get_memory_info("CPU:0")`): the activations, gradients and temporaries a
+step keeps alive at once, weights and optimizer slots excluded; *first step
+tensor peak*: the same for the first step; *step RSS*: the process's peak
+resident memory during the later steps minus its RSS before them (buffers of
+the first step are reused, so this hardly moves); *max RSS*: the process's
+peak resident memory, dominated by the traced graphs; *child CPU*: user +
+system CPU seconds of the child process (build, tracing and all steps). Ratios: to the
+stand-alone candidate (the space's default architecture, trained on the same
+batches) and to darts.
+"""
 
 
 def main():

@@ -21,8 +21,12 @@ FBNetV2):
 Masks and gates are weighted by each decision's selector (see
 `tfnas.supernet.values`): softmax(alpha) for DARTS, a sampled one-hot for
 GDAS, ProxylessNAS, SPOS and ENAS. Branches of a sampled decision (block
-type, activation) are computed only for the sampled value, except in
-ProxylessNAS's training, where the binary gates need every output.
+type) are computed only for the sampled value; in ProxylessNAS's training,
+only for the values its decision sampled in this step (`MixedOp.support`:
+one in the weight phase, the two whose binary gates receive the gradient in
+the architecture phase), so a step keeps only those paths' activations.
+The branches of activations and squeeze-excite on/off are cheap and always
+computed.
 """
 
 import keras
@@ -83,13 +87,18 @@ def centre_mask(kernel_size, selectors, largest, dtype, rank=2):
     return tf.cast(mask[(Ellipsis,) + (None,) * 2], dtype)
 
 
-def mix(weights, branches, mode, training, switch=True):
+def mix(weights, branches, mode, training, switch=True, support=None, zeros=None):
     """`sum(w * branch())` over the branches; in a sampling mode (and with
     `switch`) only the branch of the largest weight, the sampled one, is
-    computed."""
+    computed. In ProxylessNAS's training, with `support` (one weight per
+    branch, non-zero for the branches its decisions sampled in this step)
+    and `zeros` (a function returning a zero output), only the supported
+    branches are computed."""
     if len(branches) == 1:
         output = branches[0]()
         return tf.cast(weights[0], output.dtype) * output
+    if switch and mode == "proxyless" and training and support is not None:
+        return _mix_supported(weights, branches, support, zeros)
     weights = tf.stack(weights)
     if switch and (mode in SAMPLING_MODES or (mode == "proxyless" and not training)):
         index = tf.argmax(weights, output_type=tf.int32)
@@ -97,6 +106,22 @@ def mix(weights, branches, mode, training, switch=True):
         return tf.cast(tf.gather(weights, index), output.dtype) * output
     outputs = [branch() for branch in branches]
     return tf.add_n([tf.cast(weights[i], o.dtype) * o for i, o in enumerate(outputs)])
+
+
+def _mix_supported(weights, branches, support, zeros):
+    """`sum(w * branch())` over the branches of non-zero `support` (one or
+    two): the others have zero weights and zero gradients, so leaving them
+    out changes neither the output nor a gradient, and their activations
+    are never computed. One `tf.cond` per branch, chained, so that each
+    branch is traced once (as in the weighted sum)."""
+    total = zeros()
+    for weight, active, branch in zip(weights, support, branches):
+        def add(weight=weight, branch=branch, total=total):
+            output = branch()
+            return total + tf.cast(weight, output.dtype) * output
+
+        total = tf.cond(tf.stop_gradient(active) > 0, add, lambda total=total: total)
+    return total
 
 
 def activate(x, activation, selectors, mode, training):
@@ -369,6 +394,12 @@ class ElasticMobileBlock(ElasticLayer):
         kind, expansion = self.block_types[name]
         return "expanding" if kind == "inverted" and expansion > 1 else name
 
+    def _group_sums(self, entries):
+        """Per group of `self.groups`, the sum of its block types' `entries`
+        (one per entry of `self.block_type.table`)."""
+        return [tf.add_n([e for e, n in zip(entries, self.block_type.table)
+                          if self._group(n) == group]) for group in self.groups]
+
     def build(self, input_shape):
         shape = tuple(input_shape["x"])
         channels = shape[-1]
@@ -400,17 +431,17 @@ class ElasticMobileBlock(ElasticLayer):
                 if isinstance(layer, ElasticConvBN):
                     current = ops._output_shape(current, layer.strides, layer.channels)
             self.bodies.append(body)
+        self.body_output_shape = current  # every body's
         residual = in_filters.combine(self.filters, lambda c, f: c == f and s == 1)
         self.residual = residual.combine(self.skip, lambda same, skip: float(same and skip))
 
     def call(self, inputs, training=None):
         x = inputs["x"]
-        weights = self.block_type.weights(inputs)
-        group_weights = []
-        for group in self.groups:
-            members = [w for w, n in zip(weights, self.block_type.table)
-                       if self._group(n) == group]
-            group_weights.append(tf.add_n(members))
+        group_weights = self._group_sums(self.block_type.weights(inputs))
+        support = None
+        if self.mode == "proxyless" and training:
+            support = self._group_sums(self.block_type.weights(
+                {part.name: part.support() for part in self.block_type.parts}))
 
         def run(body):
             y = x
@@ -418,7 +449,11 @@ class ElasticMobileBlock(ElasticLayer):
                 y = layer({**inputs, "x": y}, training=training)
             return y
 
-        y = mix(group_weights, [lambda b=b: run(b) for b in self.bodies], self.mode, training)
+        def zeros():
+            return tf.zeros(tf.concat([tf.shape(x)[:1], self.body_output_shape[1:]], 0), x.dtype)
+
+        y = mix(group_weights, [lambda b=b: run(b) for b in self.bodies], self.mode, training,
+                support=support, zeros=zeros)
         if max(self.residual.table) > 0:
             gate = tf.add_n([w * r for w, r in zip(self.residual.weights(inputs),
                                                    self.residual.table)])

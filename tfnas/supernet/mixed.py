@@ -116,6 +116,10 @@ class MixedOp(keras.layers.Layer):
                 # The last Gumbel noise drawn, read by the copies.
                 self._gumbel = self.add_weight(name="gumbel", shape=(count,),
                                                initializer="zeros", trainable=False)
+            if self.mode == "proxyless":
+                # The candidates sampled at the last training call (see `support`).
+                self._support = self.add_weight(name="support", shape=(count,),
+                                                initializer="zeros", trainable=False)
         for candidate in self.candidates:
             if isinstance(candidate, keras.layers.Layer) and not candidate.built:
                 candidate.build(input_shape)
@@ -140,6 +144,14 @@ class MixedOp(keras.layers.Layer):
     @property
     def temperature(self):
         return self._owner()._temperature
+
+    @property
+    def support(self):
+        """ProxylessNAS: 1.0 for the candidates the owner sampled at its last
+        training call (one in the weight phase, two in the architecture
+        phase), 0.0 elsewhere. Layers weighted by this decision's output
+        (elastic layers, `tfnas.supernet.elastic.mix`) compute only those."""
+        return self._owner()._support
 
     @property
     def mask(self):
@@ -221,9 +233,17 @@ class MixedOp(keras.layers.Layer):
     def _sample(self, logits):
         return keras.random.categorical(logits[tf.newaxis], 1, seed=self._seed_generator)[0, 0]
 
+    def _sampled(self, *indices):
+        """Records `indices` as the owner's `support` (copies sample their own
+        paths and leave it alone)."""
+        if self._alpha_owner is None:
+            hot = tf.add_n([tf.one_hot(i, len(self.candidates)) for i in indices])
+            self._support.assign(tf.minimum(hot, 1.0))
+
     def _proxyless(self, branches):
         def weight_phase():
             index = tf.cast(self._sample(tf.stop_gradient(self.alpha)), tf.int32)
+            self._sampled(index)
             return _switch(index, branches)
 
         def architecture_phase():
@@ -235,6 +255,7 @@ class MixedOp(keras.layers.Layer):
             second = tf.cast(self._sample(masked), tf.int32)
             if len(branches) == 1:
                 second = first
+            self._sampled(first, second)
             pair = tf.stack([first, second])
             pair_probabilities = tf.nn.softmax(tf.gather(self.alpha, pair))
             chosen = tf.cast(self._sample(tf.math.log(tf.stop_gradient(pair_probabilities))),

@@ -148,6 +148,11 @@ class SharedValue(ValueExpr):
             self._selector = layer(x)
         return self._selector
 
+    def support(self):
+        """ProxylessNAS: the values its decision sampled at the last training
+        call (1.0, else 0.0; `MixedOp.support`), read after `selector`."""
+        return tf.convert_to_tensor(self.builder.mixed[self.name].support)
+
 
 def _safe(name):
     return "onehot__" + "".join(c if c.isalnum() or c == "_" else "_" for c in name)
