@@ -5,10 +5,10 @@ Keras's `TensorBoard` callback has batch hooks. With `update_freq="epoch"`
 they write nothing (their batch scalars have no default writer), yet they
 run at every batch (a `tf.summary.scalar` call per logged metric): in a
 10-epoch fit of a small MNIST-1D candidate, 5.1 s wall / 3.5 s CPU against
-4.5 s / 3.3 s without them (`benchmarks/results/tensorboard_callback.md`). `EpochTensorBoard` is Keras's
-callback without these hooks: the same event files (the model's summary,
-the epoch scalars of the training and validation runs, the evaluation
-scalars by iteration), no work per batch.
+4.5 s / 3.3 s without them (`benchmarks/results/tensorboard_callback.md`).
+`EpochTensorBoard` is Keras's callback without these hooks: the same event
+files (the model's summary, the epoch scalars of the training and
+validation runs, the evaluation scalars by iteration), no work per batch.
 """
 
 import keras
