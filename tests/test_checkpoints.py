@@ -4,6 +4,7 @@ import h5py
 import keras
 import keras_tuner as kt
 import numpy as np
+import pytest
 
 from tfnas import checkpoints
 from tfnas.spaces import ChainSpace
@@ -113,3 +114,53 @@ def compat_save_best_epoch(objective, filepath):
     from tfnas import compat
 
     return compat.save_best_epoch_class()(objective, filepath)
+
+
+class SaveEveryEpoch(keras.callbacks.Callback):
+    """Writes every epoch's weights with Keras's `save_weights`, one folder per fit."""
+
+    fits = []  # [(folder, [val_accuracy per epoch])], in the order of the fits
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_train_begin(self, logs=None):
+        SaveEveryEpoch.fits.append((self.folder / f"fit{len(SaveEveryEpoch.fits)}", []))
+        SaveEveryEpoch.fits[-1][0].mkdir(parents=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        folder, scores = SaveEveryEpoch.fits[-1]
+        scores.append(logs["val_accuracy"])
+        self.model.save_weights(folder / f"epoch{epoch}.weights.h5")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_a_search_writes_each_trial_s_best_epoch_once(digits, tmp_path, monkeypatch,
+                                                      request, strategy):
+    import tfnas
+
+    writes = _counting_writes(monkeypatch)
+    SaveEveryEpoch.fits.clear()
+    space = ChainSpace((8, 8, 1), 10, max_layers=2, filters=(8,), operations=("conv3x3",),
+                       activations=("relu",), strides=(1,), skips=False)
+    tuner = tfnas.NASTuner(
+        space, oracle="random", max_trials=2, seed=0,
+        distribution_strategy=(request.getfixturevalue("mirrored")
+                               if strategy == "mirrored" else None),
+        directory=tmp_path / "sandbox" / "search", project_name="p",
+        measure_latency=False, count_flops=False, log_dir=None, progress=False)
+    tuner.search(digits.train, validation_data=digits.validation, epochs=3, verbose=0,
+                 callbacks=[SaveEveryEpoch(tmp_path / "sandbox" / "epochs")])
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    assert [t.status for t in trials] == ["COMPLETED"] * 2
+    paths = [tuner._get_checkpoint_fname(t.trial_id) for t in trials]
+    assert sorted(writes) == sorted(paths)  # one write per trial
+    for path, (folder, scores) in zip(paths, SaveEveryEpoch.fits):
+        best = scores.index(max(scores))  # the first best epoch, as KerasTuner keeps
+        expected = _datasets(folder / f"epoch{best}.weights.h5")
+        written = _datasets(path)
+        assert sorted(written) == sorted(expected)
+        for name, value in expected.items():
+            np.testing.assert_array_equal(written[name], value, err_msg=name)

@@ -20,6 +20,7 @@ import tensorflow as tf
 from tfnas import checkpoints
 from tfnas import distributed
 from tfnas import early_stopping as early_stopping_module
+from tfnas import epoch_logs
 from tfnas import errors
 from tfnas import estimation
 from tfnas import gc_scope
@@ -512,7 +513,7 @@ class NASTuner(kt.Tuner):
         callbacks = list(kwargs.get("callbacks") or [])
         if self.log_dir and not any(isinstance(c, keras.callbacks.TensorBoard)
                                     for c in callbacks):
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=self.log_dir))
+            callbacks.append(epoch_logs.EpochTensorBoard(log_dir=self.log_dir))
         kwargs["callbacks"] = callbacks
         trial_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}")
         with atomic.fatal_when_disk_full(trial_dir):
