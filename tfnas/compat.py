@@ -240,6 +240,22 @@ def keras_symbolic_build(model):
     return getattr(model, "_symbolic_build", None)
 
 
+def keras_adam_slots(optimizer):
+    """A function `variable -> (momentum, velocity)` giving a built Keras
+    Adam's slot variables (its private `_momentums`, `_velocities` and
+    `_get_variable_index`), or None outside the tested Keras versions or
+    when Keras lacks them: `tfnas.optimizers.FusedAdam` then runs Keras's
+    own update."""
+    names = ("_momentums", "_velocities", "_get_variable_index")
+    if not is_tested("keras") or not all(hasattr(optimizer, name) for name in names):
+        return None
+
+    def slots(variable):
+        index = optimizer._get_variable_index(variable)
+        return optimizer._momentums[index], optimizer._velocities[index]
+    return slots
+
+
 # TensorFlow.
 
 def freeze_to_graph(concrete_function):

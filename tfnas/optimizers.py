@@ -13,6 +13,8 @@ step.
 import keras
 import tensorflow as tf
 
+from tfnas import compat
+
 
 @keras.saving.register_keras_serializable(package="tfnas")
 class FusedAdam(keras.optimizers.Adam):
@@ -30,8 +32,10 @@ class FusedAdam(keras.optimizers.Adam):
     Everything Keras applies around the update (loss scaling, clipping,
     weight decay, gradient accumulation, EMA, `tf.distribute`) is Keras's
     own. Keras's per-variable update is used where the fused op does not
-    apply: `amsgrad=True`, sparse (`tf.IndexedSlices`) gradients, and
-    backends other than TensorFlow (which never call this path).
+    apply: `amsgrad=True`, sparse (`tf.IndexedSlices`) gradients, Keras
+    versions outside the tested range (the fused path overrides a private
+    Keras hook), and backends other than TensorFlow (which never call this
+    path).
 
     Args:
         See `keras.optimizers.Adam`.
@@ -41,8 +45,10 @@ class FusedAdam(keras.optimizers.Adam):
         # Keras's TensorFlow optimizer calls this with every (gradient,
         # variable) pair, inside the distribution's cross-replica context
         # (`TFOptimizer._backend_update_step`); overriding it is the one
-        # place where the scalars can be shared by all variables.
-        if self.amsgrad:
+        # place where the scalars can be shared by all variables. The
+        # override is a private Keras hook: `tfnas.compat` guards it.
+        slots = compat.keras_adam_slots(self)
+        if self.amsgrad or slots is None:
             return super()._distributed_tf_update_step(
                 distribution, grads_and_vars, learning_rate)
         # In the cross-replica context, before the per-device updates.
@@ -52,11 +58,11 @@ class FusedAdam(keras.optimizers.Adam):
         def update(variable, gradient):
             if isinstance(gradient, tf.IndexedSlices):
                 return self.update_step(gradient, variable, learning_rate)
-            index = self._get_variable_index(variable)
+            momentum, velocity = slots(variable)
             return tf.raw_ops.ResourceApplyAdam(
                 var=variable.handle,
-                m=self._momentums[index].value.handle,
-                v=self._velocities[index].value.handle,
+                m=momentum.value.handle,
+                v=velocity.value.handle,
                 grad=tf.cast(gradient, variable.dtype), use_locking=False,
                 **scalars[variable.dtype])
 

@@ -79,12 +79,17 @@ def removal_scores(layer, score):
     return results
 
 
-def most_needed(results, criterion="accuracy"):
-    """The index of the candidate whose removal hurts most: the lowest
-    accuracy, or the highest loss (ties: the first)."""
+def check_criterion(criterion):
+    """Raises ValueError unless `criterion` is one of `CRITERIA`."""
     if criterion not in CRITERIA:
         raise ValueError(f"Received an invalid value for `criterion`, expected one of "
                          f"{CRITERIA}. Received: criterion={criterion!r}")
+
+
+def most_needed(results, criterion="accuracy"):
+    """The index of the candidate whose removal hurts most: the lowest
+    accuracy, or the highest loss (ties: the first)."""
+    check_criterion(criterion)
     if criterion == "accuracy":
         return int(np.argmin([accuracy for accuracy, _ in results]))
     return int(np.argmax([loss for _, loss in results]))

@@ -107,7 +107,7 @@ class DARTSPT(DARTS):
         if not (isinstance(tune_epochs, int) and tune_epochs >= 0):
             raise ValueError("Received an invalid value for `tune_epochs`, expected a "
                              f"non-negative integer. Received: tune_epochs={tune_epochs!r}")
-        perturbation.most_needed([(0.0, 0.0)], criterion)  # validates it
+        perturbation.check_criterion(criterion)
         self.tune_epochs = tune_epochs
         self.criterion = criterion
         self.learning_rate_factor = float(learning_rate_factor)
