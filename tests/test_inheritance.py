@@ -10,6 +10,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfnas
 from tfnas import child_schedule, inheritance, net2net, oracles
@@ -572,3 +573,22 @@ def test_child_schedule_leaves_a_compiled_schedule_alone(digits):
     assert steps == 2
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(
         float(schedule(steps)))
+
+
+def test_child_schedule_keeps_the_compiled_rate_for_data_of_unknown_size(digits):
+    # Unknown steps per epoch: a schedule of a guessed length (the old
+    # `steps or 1`) reached zero after `epochs` steps and stopped training.
+    model = build(chain_space(), PARENT)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    x = np.concatenate([x for x, _ in digits.train])[:320]
+    y = np.concatenate([y for _, y in digits.train])[:320]
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).filter(lambda x, y: True)
+    assert data.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    model.fit(data, epochs=2, verbose=0, callbacks=[child_schedule.ChildSchedule(), Record()])
+    assert len(seen) == 20
+    assert seen == pytest.approx([0.001] * 20)
