@@ -592,3 +592,30 @@ def test_child_schedule_keeps_the_compiled_rate_for_data_of_unknown_size(digits)
     model.fit(data, epochs=2, verbose=0, callbacks=[child_schedule.ChildSchedule(), Record()])
     assert len(seen) == 20
     assert seen == pytest.approx([0.001] * 20)
+
+
+def test_remember_reads_the_checkpoint_after_an_execution_that_may_not_hold_it(tmp_path):
+    # KerasTuner's checkpoint keeps the best epoch over all of a trial's
+    # executions: a later execution whose last epoch is its own best may not
+    # be the checkpoint's, so its final weights are not the trial's best.
+    space = chain_space()
+    strategy = oracles.get("evolution", "val_accuracy", 2, seed=3, space=space,
+                           inherit_weights=True, inherit_epochs=1, population_size=2,
+                           sample_size=1)
+    tuner = tfnas.NASTuner(space, oracle=strategy, directory=tmp_path / "sandbox",
+                           project_name="p", progress=False, measure_latency=False,
+                           count_flops=False, log_dir=None, executions_per_trial=2)
+    trial = kt.engine.trial.Trial(kt.HyperParameters(), trial_id="0")
+    model = build(space, PARENT)
+    best = inheritance.weights_by_key(model)
+    checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
+    os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
+    model.save_weights(checkpoint)  # the first execution's best epoch
+    for variable in model.trainable_variables:  # the second execution's last epoch
+        variable.assign(variable + 1.0)
+    history = keras.callbacks.History()
+    history.history = {"loss": [1.0, 0.8], "val_accuracy": [0.5, 0.6]}  # its own best last
+    inheritance.remember(tuner, trial, model, history)
+    remembered, _ = tuner._inheritance_donors.get(trial.trial_id)
+    assert remembered.keys() == best.keys()
+    assert all(same(remembered[key], best[key]) for key in best)
