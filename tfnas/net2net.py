@@ -33,6 +33,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from tfnas import compat
+
 _CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D)
 _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 _DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
@@ -131,15 +133,12 @@ def primitives(layer):
 
 def inbound_layers(layer):
     """The layers whose outputs `layer` takes in its model (functional models)."""
-    # Keras keeps the graph in private `_inbound_nodes`; a candidate is built
-    # once in a fresh session, so its layers have one node each.
-    nodes = getattr(layer, "_inbound_nodes", None) or []
-    return [parent.operation for parent in nodes[0].parent_nodes] if nodes else []
+    return compat.keras_graph_neighbours(layer)[0]  # Keras keeps the graph private
 
 
 def outbound_layers(layer):
     """The layers that take `layer`'s output in its model (functional models)."""
-    return [node.operation for node in getattr(layer, "_outbound_nodes", None) or []]
+    return compat.keras_graph_neighbours(layer)[1]
 
 
 def outgoing_importance(layer, parent_weights, model_layers):
