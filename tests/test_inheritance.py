@@ -619,3 +619,24 @@ def test_remember_reads_the_checkpoint_after_an_execution_that_may_not_hold_it(t
     remembered, _ = tuner._inheritance_donors.get(trial.trial_id)
     assert remembered.keys() == best.keys()
     assert all(same(remembered[key], best[key]) for key in best)
+
+
+def test_a_narrower_chain_ranks_only_its_output_by_the_consumers_importance():
+    # The consumers' importance ranks the chain's output channels; an inner
+    # layer's channels are ranked by their own incoming weights.
+    def chain(units):
+        layer = keras.Sequential([keras.layers.Dense(units), keras.layers.Dense(units)])
+        layer.build((None, 4))
+        return layer
+
+    parent, child = chain(8), chain(4)
+    first = np.full((4, 8), 0.1, "float32")
+    first[:, 4:] = 1.0  # the inner layer's channels 4-7 have the largest incoming weights
+    second = np.arange(64, dtype="float32").reshape(8, 8) / 64
+    values = [first, np.zeros(8, "float32"), second, np.zeros(8, "float32")]
+    importance = np.array([8, 7, 6, 5, 4, 3, 2, 1], "float64")  # outputs 0-3 weigh most
+    transferred, out_map = net2net.transfer(child, values, None, np.random.default_rng(0),
+                                            importance=importance)
+    assert same([transferred[0]], [first[:, 4:]])
+    assert list(out_map.source) == [0, 1, 2, 3]
+    assert same([transferred[2]], [second[4:, :4]])

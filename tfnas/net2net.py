@@ -232,12 +232,17 @@ def transfer(layer, parent_values, in_map, rng, pad_kernel=False, crop_kernel=Fa
     found = primitives(layer)
     if found is None or len(parent_values) != len(layer.weights):
         return None
+    # `importance` ranks the layer's output channels: only the last primitive
+    # that makes channels (not a normalization or depthwise) outputs them.
+    last = max((index for index, primitive in enumerate(found) if isinstance(
+        primitive, _CONVOLUTIONS + _SEPARABLE + (keras.layers.Dense,))), default=None)
     values, current, offset = [], in_map, 0
-    for primitive in found:
+    for index, primitive in enumerate(found):
         count = len(primitive.weights)
         try:
             result = _transfer_primitive(primitive, parent_values[offset:offset + count],
-                                         current, rng, (pad_kernel, crop_kernel), importance)
+                                         current, rng, (pad_kernel, crop_kernel),
+                                         importance if index == last else None)
         except _Mismatch:
             return None
         if result is None:
