@@ -629,7 +629,7 @@ def test_a_narrower_chain_ranks_only_its_output_by_the_consumers_importance():
         layer.build((None, 4))
         return layer
 
-    parent, child = chain(8), chain(4)
+    child = chain(4)  # its parent: chain(8), with `values`
     first = np.full((4, 8), 0.1, "float32")
     first[:, 4:] = 1.0  # the inner layer's channels 4-7 have the largest incoming weights
     second = np.arange(64, dtype="float32").reshape(8, 8) / 64
