@@ -238,3 +238,18 @@ def test_function_rewrites_reach_the_functions_config_and_are_restored():
     with compat.function_rewrites(disable_tfg_optimizer=not before):
         assert rewrite_options().disable_tfg_optimizer == (not before)
     assert rewrite_options().disable_tfg_optimizer == before
+
+
+def test_keras_graph_neighbours_reads_a_functional_models_graph():
+    keras.backend.clear_session()
+    inputs = keras.Input((4,))
+    first = keras.layers.Dense(3, name="first")
+    second = keras.layers.Dense(2, name="second")
+    third = keras.layers.Dense(2, name="third")
+    hidden = first(inputs)
+    keras.Model(inputs, [second(hidden), third(hidden)])
+    inbound, outbound = compat.keras_graph_neighbours(first)
+    assert len(inbound) == 1 and isinstance(inbound[0], keras.layers.InputLayer)
+    assert sorted(layer.name for layer in outbound) == ["second", "third"]
+    assert [layer.name for layer in compat.keras_graph_neighbours(second)[0]] == ["first"]
+    assert compat.keras_graph_neighbours(second)[1] == []

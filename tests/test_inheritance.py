@@ -10,6 +10,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfnas
 from tfnas import child_schedule, inheritance, net2net, oracles
@@ -572,3 +573,70 @@ def test_child_schedule_leaves_a_compiled_schedule_alone(digits):
     assert steps == 2
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(
         float(schedule(steps)))
+
+
+def test_child_schedule_keeps_the_compiled_rate_for_data_of_unknown_size(digits):
+    # Unknown steps per epoch: a schedule of a guessed length (the old
+    # `steps or 1`) reached zero after `epochs` steps and stopped training.
+    model = build(chain_space(), PARENT)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    x = np.concatenate([x for x, _ in digits.train])[:320]
+    y = np.concatenate([y for _, y in digits.train])[:320]
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).filter(lambda x, y: True)
+    assert data.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    model.fit(data, epochs=2, verbose=0, callbacks=[child_schedule.ChildSchedule(), Record()])
+    assert len(seen) == 20
+    assert seen == pytest.approx([0.001] * 20)
+
+
+def test_remember_reads_the_checkpoint_after_an_execution_that_may_not_hold_it(tmp_path):
+    # KerasTuner's checkpoint keeps the best epoch over all of a trial's
+    # executions: a later execution whose last epoch is its own best may not
+    # be the checkpoint's, so its final weights are not the trial's best.
+    space = chain_space()
+    strategy = oracles.get("evolution", "val_accuracy", 2, seed=3, space=space,
+                           inherit_weights=True, inherit_epochs=1, population_size=2,
+                           sample_size=1)
+    tuner = tfnas.NASTuner(space, oracle=strategy, directory=tmp_path / "sandbox",
+                           project_name="p", progress=False, measure_latency=False,
+                           count_flops=False, log_dir=None, executions_per_trial=2)
+    trial = kt.engine.trial.Trial(kt.HyperParameters(), trial_id="0")
+    model = build(space, PARENT)
+    best = inheritance.weights_by_key(model)
+    checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
+    os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
+    model.save_weights(checkpoint)  # the first execution's best epoch
+    for variable in model.trainable_variables:  # the second execution's last epoch
+        variable.assign(variable + 1.0)
+    history = keras.callbacks.History()
+    history.history = {"loss": [1.0, 0.8], "val_accuracy": [0.5, 0.6]}  # its own best last
+    inheritance.remember(tuner, trial, model, history)
+    remembered, _ = tuner._inheritance_donors.get(trial.trial_id)
+    assert remembered.keys() == best.keys()
+    assert all(same(remembered[key], best[key]) for key in best)
+
+
+def test_a_narrower_chain_ranks_only_its_output_by_the_consumers_importance():
+    # The consumers' importance ranks the chain's output channels; an inner
+    # layer's channels are ranked by their own incoming weights.
+    def chain(units):
+        layer = keras.Sequential([keras.layers.Dense(units), keras.layers.Dense(units)])
+        layer.build((None, 4))
+        return layer
+
+    child = chain(4)  # its parent: chain(8), with `values`
+    first = np.full((4, 8), 0.1, "float32")
+    first[:, 4:] = 1.0  # the inner layer's channels 4-7 have the largest incoming weights
+    second = np.arange(64, dtype="float32").reshape(8, 8) / 64
+    values = [first, np.zeros(8, "float32"), second, np.zeros(8, "float32")]
+    importance = np.array([8, 7, 6, 5, 4, 3, 2, 1], "float64")  # outputs 0-3 weigh most
+    transferred, out_map = net2net.transfer(child, values, None, np.random.default_rng(0),
+                                            importance=importance)
+    assert same([transferred[0]], [first[:, 4:]])
+    assert list(out_map.source) == [0, 1, 2, 3]
+    assert same([transferred[2]], [second[4:, :4]])

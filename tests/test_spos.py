@@ -118,3 +118,16 @@ def test_spos_scores_equal_the_supernets_evaluation_and_evolution_stays_for_big_
     assert len(tuner.architecture_history) == 3
     with pytest.raises(ValueError, match="exhaustive_limit.*-1"):
         SPOS(exhaustive_limit=-1)
+
+
+def test_linear_decay_names_the_unknown_steps_and_the_ways_out(digits):
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    data = digits.train.take(2).filter(lambda x, y: True)
+    assert data.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    with pytest.raises(ValueError, match=r"Received: steps=None.*assert_cardinality.*"
+                                         r"learning_rate_decay=None"):
+        model.fit(data, epochs=1, verbose=0, callbacks=[LinearDecay(1)])

@@ -38,7 +38,9 @@ class ChildSchedule(keras.callbacks.Callback):
     `child_learning_rate` of the step, from the rate the model was compiled
     with, over all the steps of the `fit` call; puts the compiled rate back
     when training ends (the model is the trial's, saved or exported later).
-    A model compiled with a `LearningRateSchedule` keeps its own schedule.
+    A model compiled with a `LearningRateSchedule` keeps its own schedule,
+    and training data of unknown size (no steps per epoch in the `fit`
+    parameters: the schedule's length is unknown) the compiled rate.
 
     Args:
         warmup_fraction: The fraction of the steps spent warming up.
@@ -52,10 +54,13 @@ class ChildSchedule(keras.callbacks.Callback):
         rate = self.model.optimizer.learning_rate
         # A model compiled with its own schedule (a user's hypermodel) keeps it.
         self._variable = rate if hasattr(rate, "assign") else None
-        if self._variable is None:
+        # Unknown steps (a dataset of unknown cardinality): a schedule of a
+        # guessed length would reach zero too early and stop the training.
+        steps_per_epoch = self.params.get("steps")
+        if self._variable is None or not steps_per_epoch:
+            self._variable = None
             return
         self._base = float(keras.ops.convert_to_numpy(rate))
-        steps_per_epoch = self.params.get("steps") or 1
         self._steps = max(1, steps_per_epoch * self.params.get("epochs", 1))
         self._step = 0
 

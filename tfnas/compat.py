@@ -240,6 +240,21 @@ def keras_symbolic_build(model):
     return getattr(model, "_symbolic_build", None)
 
 
+def keras_graph_neighbours(layer):
+    """`(inbound layers, outbound layers)` of `layer` in its functional
+    model, read from Keras's private `_inbound_nodes` (its first node: a
+    candidate is built once in a fresh session, so each layer has one) and
+    `_outbound_nodes`; `([], [])` outside the tested Keras versions or when
+    Keras lacks them: `tfnas.net2net` then maps no channels through the
+    graph (inherited layers that need a map start fresh)."""
+    if not is_tested("keras"):
+        return [], []
+    inbound = getattr(layer, "_inbound_nodes", None) or []
+    outbound = getattr(layer, "_outbound_nodes", None) or []
+    return ([parent.operation for parent in inbound[0].parent_nodes] if inbound else [],
+            [node.operation for node in outbound])
+
+
 def keras_adam_slots(optimizer):
     """A function `variable -> (momentum, velocity)` giving a built Keras
     Adam's slot variables (its private `_momentums`, `_velocities` and

@@ -181,16 +181,20 @@ def remember(tuner, trial, model, history=None):
     children, when its oracle lets children inherit (an oracle in this
     process: a worker's oracle client does not say, so workers read
     checkpoints). Call it after `model.fit`: unless `history` (the fit's
-    `keras.callbacks.History`) shows that the last epoch is the one the
-    tuner's checkpoint holds, it loads the best epoch's checkpoint into
-    `model`. Returns the seconds it took."""
+    `keras.callbacks.History`, in a tuner of one execution per trial) shows
+    that the last epoch is the one the tuner's checkpoint holds, it loads
+    the best epoch's checkpoint into `model`. Returns the seconds it took."""
     if not getattr(tuner.oracle, "inherit_weights", False):
         return 0.0
     start = time.perf_counter()
     checkpoint = tuner._get_checkpoint_fname(trial.trial_id)
     if not os.path.exists(checkpoint):
         return 0.0
-    if not _last_epoch_saved(tuner.oracle.objective, history):
+    # With several executions, the checkpoint's best may be an earlier
+    # execution's (KerasTuner's `SaveBestEpoch` keeps its best across them),
+    # which this execution's `history` cannot show.
+    if (getattr(tuner, "executions_per_trial", 1) > 1
+            or not _last_epoch_saved(tuner.oracle.objective, history)):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Skipping variable loading")
             model.load_weights(checkpoint)

@@ -33,6 +33,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from tfnas import compat
+
 _CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D)
 _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 _DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
@@ -131,15 +133,12 @@ def primitives(layer):
 
 def inbound_layers(layer):
     """The layers whose outputs `layer` takes in its model (functional models)."""
-    # Keras keeps the graph in private `_inbound_nodes`; a candidate is built
-    # once in a fresh session, so its layers have one node each.
-    nodes = getattr(layer, "_inbound_nodes", None) or []
-    return [parent.operation for parent in nodes[0].parent_nodes] if nodes else []
+    return compat.keras_graph_neighbours(layer)[0]  # Keras keeps the graph private
 
 
 def outbound_layers(layer):
     """The layers that take `layer`'s output in its model (functional models)."""
-    return [node.operation for node in getattr(layer, "_outbound_nodes", None) or []]
+    return compat.keras_graph_neighbours(layer)[1]
 
 
 def outgoing_importance(layer, parent_weights, model_layers):
@@ -233,12 +232,17 @@ def transfer(layer, parent_values, in_map, rng, pad_kernel=False, crop_kernel=Fa
     found = primitives(layer)
     if found is None or len(parent_values) != len(layer.weights):
         return None
+    # `importance` ranks the layer's output channels: only the last primitive
+    # that makes channels (not a normalization or depthwise) outputs them.
+    last = max((index for index, primitive in enumerate(found) if isinstance(
+        primitive, _CONVOLUTIONS + _SEPARABLE + (keras.layers.Dense,))), default=None)
     values, current, offset = [], in_map, 0
-    for primitive in found:
+    for index, primitive in enumerate(found):
         count = len(primitive.weights)
         try:
             result = _transfer_primitive(primitive, parent_values[offset:offset + count],
-                                         current, rng, (pad_kernel, crop_kernel), importance)
+                                         current, rng, (pad_kernel, crop_kernel),
+                                         importance if index == last else None)
         except _Mismatch:
             return None
         if result is None:

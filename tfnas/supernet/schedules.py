@@ -37,11 +37,15 @@ class LinearDecay(keras.callbacks.Callback):
             raise ValueError(
                 "Received an optimizer whose learning rate is a schedule; linear decay "
                 "sets the rate itself. Pass an optimizer with a constant learning rate, "
-                "or turn the decay off.") from error
+                "or turn the decay off (SPOS(learning_rate_decay=None)).") from error
         steps = self.params.get("steps")
         if not steps:
-            raise ValueError("Linear decay needs the number of steps per epoch: pass "
-                             "training data of known size (a finite `tf.data` dataset).")
+            raise ValueError(
+                "Linear decay needs the number of steps per epoch, expected training data "
+                f"of known size. Received: steps={steps!r} (e.g. a `tf.data` dataset of "
+                "unknown cardinality). Pass a finite dataset of known size (e.g. "
+                "`dataset.apply(tf.data.experimental.assert_cardinality(n))`), or turn the "
+                "decay off (SPOS(learning_rate_decay=None)).")
         self.total = self.epochs * int(steps)
         self.step = 0
 
