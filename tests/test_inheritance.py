@@ -546,6 +546,11 @@ def test_child_schedule_sets_each_steps_rate_and_restores_the_compiled_one(digit
     assert seen == pytest.approx(expected)  # 10 steps an epoch, 2 epochs
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.001)
 
+    seen.clear()  # a fit from `initial_epoch`: the schedule spans its own epochs
+    model.fit(x, y, batch_size=32, epochs=3, initial_epoch=1, verbose=0,
+              callbacks=[child_schedule.ChildSchedule(), Record()])
+    assert seen == pytest.approx(expected)
+
 
 def test_remember_reads_the_checkpoint_only_when_the_last_epoch_is_not_the_saved_one():
     objective = kt.Objective("val_accuracy", "max")

@@ -4,6 +4,7 @@ zero over the training (Guo et al., 2020)."""
 import json
 
 import keras
+import keras_tuner as kt
 import numpy as np
 import pytest
 
@@ -100,7 +101,6 @@ def test_spos_scores_equal_the_supernets_evaluation_and_evolution_stays_for_big_
 
     class Objective:  # what path_scorer reads of a tuner
         class oracle:
-            import keras_tuner as kt
             objective = kt.Objective("val_accuracy", "max")
 
     scorer = paths.path_scorer(Objective, model, digits.train, validation)
@@ -131,3 +131,22 @@ def test_linear_decay_names_the_unknown_steps_and_the_ways_out(digits):
     with pytest.raises(ValueError, match=r"Received: steps=None.*assert_cardinality.*"
                                          r"learning_rate_decay=None"):
         model.fit(data, epochs=1, verbose=0, callbacks=[LinearDecay(1)])
+
+
+def test_search_all_paths_ranks_a_nan_score_last_in_either_direction():
+    from tfnas.supernet import paths
+
+    class Tuner:  # what search_all_paths reads and writes of a tuner
+        def __init__(self, direction):
+            self.oracle = type("Oracle", (), {"objective": kt.Objective("val_loss", direction)})
+            self.recorded = None
+
+        def record_paths(self, history):
+            self.recorded = history
+
+    architectures = [{"op": "a"}, {"op": "b"}, {"op": "c"}]
+    for direction, scores, best in (("min", [float("nan"), 0.5, 0.2], "c"),
+                                    ("max", [float("nan"), 0.5, 0.2], "b")):
+        tuner = Tuner(direction)
+        assert paths.search_all_paths(tuner, architectures, lambda _: scores)["op"] == best
+        assert len(tuner.recorded) == 3

@@ -61,8 +61,13 @@ class ChildSchedule(keras.callbacks.Callback):
             self._variable = None
             return
         self._base = float(keras.ops.convert_to_numpy(rate))
-        self._steps = max(1, steps_per_epoch * self.params.get("epochs", 1))
+        self._steps = None  # set at the first epoch: `fit` may start at `initial_epoch`
         self._step = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._variable is not None and self._steps is None:
+            remaining = self.params.get("epochs", 1) - epoch
+            self._steps = max(1, self.params["steps"] * remaining)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._variable is None:

@@ -3,6 +3,7 @@ by the compiled metric of the objective, search over them with a
 multi-trial strategy."""
 
 import contextlib
+import math
 import tempfile
 
 import keras
@@ -212,5 +213,8 @@ def search_all_paths(tuner, architectures, score_many):
                for number, (values, score) in enumerate(zip(architectures, scores))]
     tuner.record_paths(history)
     sign = 1.0 if direction == "max" else -1.0
-    best = max(range(len(scores)), key=lambda number: (sign * scores[number], -number))
-    return architectures[best]
+
+    def rank(number):  # a NaN score (a diverged path's loss) ranks last
+        value = sign * float(scores[number])
+        return (-math.inf if math.isnan(value) else value, -number)
+    return architectures[max(range(len(scores)), key=rank)]
