@@ -530,25 +530,33 @@ def test_child_learning_rate_warms_up_then_anneals_to_zero():
     assert all(later <= earlier for earlier, later in zip(rates[1:], rates[2:]))
 
 
-def test_child_schedule_sets_each_steps_rate_and_restores_the_compiled_one(digits):
-    model = build(chain_space(), PARENT)
+def _digits_arrays(digits, count):
+    return (np.concatenate([x for x, _ in digits.train])[:count],
+            np.concatenate([y for _, y in digits.train])[:count])
+
+
+def _rates_under_child_schedule(model, *args, **kwargs):
+    """The learning rate of each step of `model.fit(*args, **kwargs)` under a
+    `ChildSchedule`."""
     seen = []
 
     class Record(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
 
-    x = np.concatenate([x for x, _ in digits.train])[:320]
-    y = np.concatenate([y for _, y in digits.train])[:320]
-    model.fit(x, y, batch_size=32, epochs=2, verbose=0,
-              callbacks=[child_schedule.ChildSchedule(), Record()])
+    model.fit(*args, verbose=0, callbacks=[child_schedule.ChildSchedule(), Record()], **kwargs)
+    return seen
+
+
+def test_child_schedule_sets_each_steps_rate_and_restores_the_compiled_one(digits):
+    model = build(chain_space(), PARENT)
+    x, y = _digits_arrays(digits, 320)
     expected = [child_schedule.child_learning_rate(step, 20, 0.001) for step in range(20)]
+    seen = _rates_under_child_schedule(model, x, y, batch_size=32, epochs=2)
     assert seen == pytest.approx(expected)  # 10 steps an epoch, 2 epochs
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.001)
-
-    seen.clear()  # a fit from `initial_epoch`: the schedule spans its own epochs
-    model.fit(x, y, batch_size=32, epochs=3, initial_epoch=1, verbose=0,
-              callbacks=[child_schedule.ChildSchedule(), Record()])
+    # A fit from `initial_epoch`: the schedule spans its own epochs.
+    seen = _rates_under_child_schedule(model, x, y, batch_size=32, epochs=3, initial_epoch=1)
     assert seen == pytest.approx(expected)
 
 
@@ -570,8 +578,7 @@ def test_child_schedule_leaves_a_compiled_schedule_alone(digits):
     schedule = keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.5)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    x = np.concatenate([x for x, _ in digits.train])[:64]
-    y = np.concatenate([y for _, y in digits.train])[:64]
+    x, y = _digits_arrays(digits, 64)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0,
               callbacks=[child_schedule.ChildSchedule()])
     steps = int(np.asarray(model.optimizer.iterations))
@@ -584,17 +591,10 @@ def test_child_schedule_keeps_the_compiled_rate_for_data_of_unknown_size(digits)
     # Unknown steps per epoch: a schedule of a guessed length (the old
     # `steps or 1`) reached zero after `epochs` steps and stopped training.
     model = build(chain_space(), PARENT)
-    seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
-
-    x = np.concatenate([x for x, _ in digits.train])[:320]
-    y = np.concatenate([y for _, y in digits.train])[:320]
+    x, y = _digits_arrays(digits, 320)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).filter(lambda x, y: True)
     assert data.cardinality() == tf.data.UNKNOWN_CARDINALITY
-    model.fit(data, epochs=2, verbose=0, callbacks=[child_schedule.ChildSchedule(), Record()])
+    seen = _rates_under_child_schedule(model, data, epochs=2)
     assert len(seen) == 20
     assert seen == pytest.approx([0.001] * 20)
 
