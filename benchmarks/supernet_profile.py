@@ -32,6 +32,12 @@ def rss_mb():
     return psutil.Process().memory_info().rss / 2 ** 20
 
 
+def peak_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategy", default="darts")
@@ -70,6 +76,7 @@ def main():
         wall, cpu = time.perf_counter(), time.process_time()
         phases.append({"phase": name, "wall_s": round(wall - clock["wall"], 2),
                        "cpu_s": round(cpu - clock["cpu"], 2), "rss_mb": round(rss_mb()),
+                       "peak_rss_mb": round(peak_rss_mb()),
                        **extra})
         print(json.dumps(phases[-1]), flush=True)
         clock.update(wall=time.perf_counter(), cpu=time.process_time())
