@@ -13,9 +13,10 @@ statistics: the fused kernel returns the Bessel-corrected batch variance,
 it is corrected back.
 
 Supernets only: `tfnas.spaces.ops` builds it instead of Keras's layer inside
-`supernet_scope()` (`tfnas.supernet.build_supernet`). Its weights and config
-are Keras's `BatchNormalization`'s, so a supernet's weights load into the
-stand-alone layers and back.
+`supernet_scope()` (`tfnas.supernet.build_supernet`). Its config and
+variables (the same four, in the same order) are Keras's
+`BatchNormalization`'s: `get_weights`/`set_weights` carry them between the
+two layers both ways.
 """
 
 import contextlib
