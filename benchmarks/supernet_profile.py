@@ -9,7 +9,7 @@ batch spec, one trace).
 
 Usage: python benchmarks/supernet_profile.py [--strategy darts] [--space cell]
     [--steps 5] [--space-arg num_cells=3] [--optimizer fused|keras]
-    [--grappler JSON]
+    [--grappler JSON] [--fused-bn 0|1] [--as-fit]
     [--cprofile FILE]
 """
 
@@ -32,6 +32,12 @@ def rss_mb():
     return psutil.Process().memory_info().rss / 2 ** 20
 
 
+def peak_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategy", default="darts")
@@ -49,6 +55,9 @@ def main():
     parser.add_argument("--lean", type=int, default=1,
                         help="1: grappler as OneShotModel.fit sets it (graph_options); 0: "
                         "TensorFlow's defaults (--as-fit only)")
+    parser.add_argument("--fused-bn", type=int, default=1,
+                        help="1: the supernet's batch norms on the fused kernel (as shipped); "
+                        "0: Keras's BatchNormalization")
     parser.add_argument("--as-fit", action="store_true",
                         help="run Keras's own train function (nested tf.functions, as "
                         "in fit); its tracing and first run are then one phase")
@@ -67,6 +76,7 @@ def main():
         wall, cpu = time.perf_counter(), time.process_time()
         phases.append({"phase": name, "wall_s": round(wall - clock["wall"], 2),
                        "cpu_s": round(cpu - clock["cpu"], 2), "rss_mb": round(rss_mb()),
+                       "peak_rss_mb": round(peak_rss_mb()),
                        **extra})
         print(json.dumps(phases[-1]), flush=True)
         clock.update(wall=time.perf_counter(), cpu=time.process_time())
@@ -100,6 +110,10 @@ def main():
     space.build(kt.HyperParameters())
     phase("stand-alone build")
     keras.backend.clear_session()
+    if not args.fused_bn:
+        from tfnas.supernet import batch_norm
+
+        batch_norm.FusedBatchNormalization._fused = lambda *_: False
     supernet, builder = build_supernet(space, strategies.resolve(args.strategy).mode, seed=0)
     phase("supernet build", layers=len(supernet.layers), decisions=len(builder.mixed),
           weights=len(supernet.trainable_variables))

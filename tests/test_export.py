@@ -52,6 +52,18 @@ def test_export_best_writes_loadable_models_and_architecture(searched, digits, t
     ]
 
 
+def test_export_best_exports_the_model_it_is_given(searched, digits, tmp_path):
+    # `tfnas search` loads the best model for its test score, then exports
+    # that one instead of building and loading it again.
+    model = searched.load_model(searched.oracle.get_best_trials(1)[0])
+    index = next(i for i, w in enumerate(model.weights) if w.path.endswith("kernel"))
+    model.weights[index].assign(tf.zeros_like(model.weights[index]))  # unlike the checkpoint
+    written = searched.export_best(tmp_path / "out" / "best", formats=("keras",), model=model)
+    loaded = keras.saving.load_model(written["keras"])
+    assert np.all(loaded.weights[index].numpy() == 0)
+    assert len(loaded.weights) == len(model.weights)
+
+
 def test_export_rejects_unknown_formats(searched, tmp_path):
     with pytest.raises(ValueError, match="`formats`"):
         searched.export_best(tmp_path, formats=("onnx",))

@@ -105,3 +105,30 @@ def test_config_round_trip_and_saving(tmp_path):
         MixedOp(_candidates(), ["a", "b", "c"], mode="enas")
     with pytest.raises(ValueError, match="labels"):
         MixedOp(_candidates(), ["a", "b"])
+
+
+class _CountingDense(keras.layers.Dense):
+    """A Dense layer that counts its calls (graph tracing included)."""
+
+    calls = 0
+
+    def call(self, inputs):
+        type(self).calls += 1
+        return super().call(inputs)
+
+
+@pytest.mark.parametrize("mode", ["darts", "single_path"])
+def test_symbolic_calls_use_the_candidates_output_shapes_not_a_trace(mode):
+    # A supernet's build and fit's symbolic build call every mixed layer on
+    # symbolic inputs: its output spec comes from the candidates' shapes,
+    # without tracing their calls (41 % of a cell supernet's build).
+    _CountingDense.calls = 0
+    layer = MixedOp([_CountingDense(4), _CountingDense(4)], ["a", "b"], mode=mode)
+    output = layer(keras.Input((3,)))
+    assert tuple(output.shape) == (None, 4)
+    assert _CountingDense.calls == 0
+    # Shapes are still checked there.
+    with pytest.raises(ValueError, match="outputs of one shape"):
+        MixedOp([_CountingDense(4), _CountingDense(5)], ["a", "b"], mode=mode)(
+            keras.Input((3,)))
+    assert _CountingDense.calls == 0

@@ -283,3 +283,27 @@ def test_supernet_fit_skips_the_grappler_passes_that_change_nothing(digits):
 class RaiseAtFirstBatch(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         raise ValueError("stop")
+
+
+class CountingOneShotModel(OneShotModel):
+    """Counts the traces of its train step."""
+
+    def train_step(self, data):
+        self.train_step_traces = getattr(self, "train_step_traces", 0) + 1
+        return super().train_step(data)
+
+
+@pytest.mark.slow
+def test_fit_traces_the_train_step_once(digits):
+    # Keras creates the optimizer's slots and the metrics' variables in the
+    # step's first trace when no distribution strategy is set; a
+    # tf.function whose first trace creates variables traces again: the
+    # supernet's whole step twice. `fit` creates them before.
+    supernet, builder = build_supernet(small_cell(), "darts", seed=0)
+    model = CountingOneShotModel(supernet, builder, strategy="darts", seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=supernet.loss,
+                  metrics=["accuracy"])
+    history = model.fit(paired(digits.train.take(2), digits.validation), epochs=1, verbose=0)
+    assert model.train_step_traces == 1
+    assert model.optimizer.built and len(model.optimizer.variables) > 1
+    assert 0.0 <= history.history["accuracy"][-1] <= 1.0

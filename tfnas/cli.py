@@ -747,7 +747,7 @@ def run_search(args):
             f"Retrain it with --overwrite, or export the next-best trial: "
             f"tfnas export {project_dir} OUT") from error
     test = model.evaluate(data.test, verbose=0, return_dict=True)
-    written = tuner.export_best(os.path.join(project_dir, "best"))
+    written = tuner.export_best(os.path.join(project_dir, "best"), model=model)
     architecture = Architecture.from_trial(trial)
 
     print()

@@ -128,15 +128,18 @@ def _no_completed_trial(project_dir):
     return ValueError(f"The project {project_dir} has no completed trial to export.")
 
 
-def export_best(tuner, path, formats=DEFAULT_FORMATS):
-    """Exports the best completed trial of a `NASTuner`; see `export_model`."""
+def export_best(tuner, path, formats=DEFAULT_FORMATS, model=None):
+    """Exports the best completed trial of a `NASTuner`; see `export_model`.
+    `model`: that trial's model if already loaded (`tuner.load_model`), so
+    that it is not built and loaded again."""
     formats = _check_formats(formats)
     best = [t for t in tuner.oracle.get_best_trials(1) if t.status == trials.COMPLETED]
     if not best:
         raise _no_completed_trial(tuner.project_dir)
     record = architecture_record(project.space_record(tuner.hypermodel),
                                  tuner.oracle.objective.name, best[0])
-    return export_model(tuner.load_model(best[0]), record, path, formats,
+    model = tuner.load_model(best[0]) if model is None else model
+    return export_model(model, record, path, formats,
                         preprocessing=project_preprocessing(tuner.project_dir))
 
 

@@ -799,14 +799,16 @@ class NASTuner(kt.Tuner):
 
         return final_training.train_best(self, x, validation_data, test_data, **options)
 
-    def export_best(self, path, formats=("saved_model", "keras")):
+    def export_best(self, path, formats=("saved_model", "keras"), model=None):
         """Exports the best model and its architecture; see `tfnas.export`.
 
         Args:
             path: Output directory.
             formats: Any of "saved_model", "keras" and "tflite".
+            model: The best trial's model if already loaded with
+                `load_model` (not built and loaded again).
         """
         from tfnas import export
 
         with atomic.fatal_when_disk_full(path):
-            return export.export_best(self, path, formats=formats)
+            return export.export_best(self, path, formats=formats, model=model)

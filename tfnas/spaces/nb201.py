@@ -133,7 +133,7 @@ class NASBench201Space(SearchSpace):
                 x = ops.ResNetBasicBlock(filters, strides=2)(x)
             for _ in range(self.cells_per_stage):
                 x = self._cell(hp, x, filters)
-        x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
+        x = ops._batch_norm()(x)
         return keras.layers.ReLU()(x)
 
     def size(self):

@@ -14,6 +14,7 @@ layers inside (`Conv1D` or `Conv2D`, ...) are chosen by the input's rank.
 
 import keras
 
+from tfnas.supernet import batch_norm
 from tfnas.validation import check_int, check_positive_int
 
 PACKAGE = "tfnas"
@@ -76,7 +77,10 @@ def _build_chain(layers, input_shape):
 
 def _batch_norm():
     # Momentum 0.9 rather than Keras' 0.99: short NAS trainings must leave
-    # usable moving statistics after a few hundred steps.
+    # usable moving statistics after a few hundred steps. In a supernet, the
+    # same normalization on the fused kernel (a much smaller graph).
+    if batch_norm.in_supernet_scope():
+        return batch_norm.FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
 
 

@@ -23,6 +23,7 @@ import keras_tuner as kt
 
 from tfnas import decisions
 from tfnas.optimizers import FusedAdam
+from tfnas.supernet.batch_norm import supernet_scope
 from tfnas.supernet.elastic import ElasticLayer
 from tfnas.supernet.mixed import MixedOp
 from tfnas.supernet.values import SharedValue, roots
@@ -271,7 +272,8 @@ def build_supernet(space, mode="darts", fixed_values=None, seed=None):
     """
     builder = SupernetBuilder(mode, seed=seed, fixed=fixed_values or {})
     hp = SupernetHyperParameters(builder, fixed_values)
-    model = space.build(hp)
+    with supernet_scope():  # its batch normalizations on the fused kernel
+        model = space.build(hp)
     check_shareable(hp, builder)
     if type(getattr(model, "optimizer", None)) is keras.optimizers.Adam:
         # The same Adam, one op per variable: a supernet has hundreds of

