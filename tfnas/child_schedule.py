@@ -15,7 +15,7 @@ Liu et al. 2020, RAdam).
 
 import math
 
-import keras
+from tfnas.step_schedules import StepSchedule
 
 #: The fraction of a child's steps spent warming up.
 WARMUP_FRACTION = 0.1
@@ -33,14 +33,16 @@ def child_learning_rate(step, steps, base, warmup_fraction=WARMUP_FRACTION):
     return base * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class ChildSchedule(keras.callbacks.Callback):
+class ChildSchedule(StepSchedule):
     """Sets the optimizer's learning rate before each training step to
     `child_learning_rate` of the step, from the rate the model was compiled
     with, over all the steps of the `fit` call; puts the compiled rate back
     when training ends (the model is the trial's, saved or exported later).
     A model compiled with a `LearningRateSchedule` keeps its own schedule,
     and training data of unknown size (no steps per epoch in the `fit`
-    parameters: the schedule's length is unknown) the compiled rate.
+    parameters: the schedule's length is unknown) the compiled rate: a
+    schedule of a guessed length would reach zero too early and stop the
+    training.
 
     Args:
         warmup_fraction: The fraction of the steps spent warming up.
@@ -50,32 +52,5 @@ class ChildSchedule(keras.callbacks.Callback):
         super().__init__()
         self.warmup_fraction = warmup_fraction
 
-    def on_train_begin(self, logs=None):
-        rate = self.model.optimizer.learning_rate
-        # A model compiled with its own schedule (a user's hypermodel) keeps it.
-        self._variable = rate if hasattr(rate, "assign") else None
-        # Unknown steps (a dataset of unknown cardinality): a schedule of a
-        # guessed length would reach zero too early and stop the training.
-        steps_per_epoch = self.params.get("steps")
-        if self._variable is None or not steps_per_epoch:
-            self._variable = None
-            return
-        self._base = float(keras.ops.convert_to_numpy(rate))
-        self._steps = None  # set at the first epoch: `fit` may start at `initial_epoch`
-        self._step = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._variable is not None and self._steps is None:
-            remaining = self.params.get("epochs", 1) - epoch
-            self._steps = max(1, self.params["steps"] * remaining)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._variable is None:
-            return
-        self._variable.assign(child_learning_rate(
-            self._step, self._steps, self._base, self.warmup_fraction))
-        self._step += 1
-
-    def on_train_end(self, logs=None):
-        if self._variable is not None:
-            self._variable.assign(self._base)
+    def rate(self, step, steps, base):
+        return child_learning_rate(step, steps, base, self.warmup_fraction)
