@@ -196,7 +196,8 @@ class CurveExtrapolationRule(StoppingRule):
 
     Args:
         min_epochs: Epochs before the rule may stop a trial, at least 3.
-            Defaults to 4.
+            Defaults to 4: the fewest at which the 3-parameter families fit
+            with a degree of freedom left for the noise.
         min_completed: Completed trials that trained to the trial's final
             epoch needed before the rule acts. Defaults to 3.
         threshold: Stop when P(final value > best) is below it, in (0, 1).
