@@ -62,7 +62,8 @@ MODES = {
     "replay": ("Mode replay: every architecture trained once for all its epochs (weights "
                "from seed 0; this run trained {trained} of them, the rest came from the "
                "cache) with `NASTuner`'s fit callbacks (its best-epoch checkpoint, its stop "
-               "on a non-finite loss; its training state built first), the searches "
+               "on a non-finite loss; its training state built first; its lean grappler "
+               "settings), the searches "
                "replaying the recorded curves through the real oracle and rule; a trial's "
                "training time is the recorded `fit` time up to the end of the epochs it "
                "trained (the set-up before the first epoch and the end of `fit` after the "
@@ -146,7 +147,8 @@ class CurveStore:
         if os.path.exists(path):  # curves recorded through NASTuner's fit callbacks
             with open(path) as file:
                 self.curves = {k: v for k, v in json.load(file).items()
-                               if len(v["val"]) >= epochs and "teardown" in v}
+                               if len(v["val"]) >= epochs and "teardown" in v
+                               and v.get("graph_optimization") == "lean"}
 
     def get(self, values):
         key = Architecture(values).to_json()
@@ -159,20 +161,22 @@ class CurveStore:
 
     def _train(self, values):
         """Trains `values` as a `NASTuner` trial's `fit` does (its training state
-        built first, its best-epoch checkpoint and non-finite-loss callbacks; the
+        built first, its best-epoch checkpoint and non-finite-loss callbacks, its
+        lean grappler settings: `tfnas.graph_options`; the
         per-epoch reports to the oracle are timed by the replay itself), and
         records its curves and times: `setup` from the start (where `NASTuner`
         starts `train_time_s`) to the first epoch, `seconds`/`cpu` each epoch
         from its start to the next one's (the callbacks' epoch ends included,
         this recorder's test evaluation excluded), `teardown` from the end of
         the last epoch to the return of `fit` (the checkpoint's write)."""
-        from tfnas import checkpoints, compat, prebuild, proxies
+        from tfnas import checkpoints, compat, graph_options, prebuild, proxies
         from tfnas.tuner import StopOnNonFiniteLoss
 
         keras.backend.clear_session()
         model = proxies.build(self.space, values, seed=0)
         record = {"setup": 0.0, "setup_cpu": 0.0, "val": [], "test": [], "seconds": [],
-                  "cpu": [], "teardown": 0.0, "teardown_cpu": 0.0}
+                  "cpu": [], "teardown": 0.0, "teardown_cpu": 0.0,
+                  "graph_optimization": "lean"}
         test = self.data.test
         marks = []  # (wall, cpu) at each epoch's start, then at the end of training
         evaluating = [0.0, 0.0]  # this recorder's test evaluations, per epoch
@@ -205,8 +209,9 @@ class CurveStore:
             checkpoints.make_atomic(callbacks)  # as NASTuner does
             start = now()
             prebuild.build_training_state(model, prebuild.data_spec(self.data.train))
-            model.fit(self.data.train, validation_data=self.data.validation,
-                      epochs=self.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+            with graph_options.candidate_graph_optimization():  # as NASTuner does
+                model.fit(self.data.train, validation_data=self.data.validation,
+                          epochs=self.epochs, verbose=0, shuffle=False, callbacks=callbacks)
             end = now()
         spent = record.pop("evaluating")
         record["setup"] = round(marks[0][0] - start[0], 4)

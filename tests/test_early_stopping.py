@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tfnas
-from tfnas import cli, early_stopping, oracles, project, report, spaces, trials
+from tfnas import cli, curve_families, early_stopping, oracles, project, report, spaces, trials
 from tfnas.bench import LookupTuner
 from tfnas.early_stopping import CurveExtrapolationRule, MedianStoppingRule
 from tfnas.oracles.halving import EPOCHS, INITIAL_EPOCH, PARENT, RUNG, SuccessiveHalving
@@ -112,6 +112,38 @@ def test_curve_rule_stops_a_plateau_below_the_best_and_lets_a_rising_curve_run(t
     rule = oracle.early_stopping
     assert rule.probability_to_beat(x[:4], np.asarray(rising[:4]), 10, 0.91) > 0.5
     assert rule.probability_to_beat(x[:4], np.asarray(plateau[:4]), 10, 0.91) < 0.01
+
+
+def test_curve_rule_fits_domhan_s_eleven_rising_families():
+    x = np.arange(1, 21, dtype=float)
+    curve = np.asarray(_noisy(0.9 - 0.4 * x ** -0.7, 2))
+    families = curve_families.families(curve[:6])
+    assert set(families) == {"vapor_pressure", "pow3", "loglog_linear", "hill3", "log_power",
+                             "pow4", "mmf", "exp4", "janoschek", "weibull", "ilog2"}
+    for name, (function, start, low, high) in families.items():
+        assert len(start) == len(low) == len(high)
+        assert np.all(np.isfinite(function(x, *start))), name
+    # Domhan et al.'s monotonicity prior: only curves that do not fall count.
+    rising = early_stopping._rising(curve_families.pow3, np.array([[0.9, 0.4, 0.7],
+                                                                   [0.9, -0.4, 0.7]]), 20)
+    assert list(rising) == [True, False]
+
+
+def test_curve_rule_lets_a_slow_starting_winner_run():
+    """After 4 epochs of a slow, S-shaped start (a Hill curve) heading above
+    the best, the trial is not judged hopeless: S-shaped families (Hill3, log
+    power) are among the fits, and the noise's variance is drawn from its
+    posterior rather than fixed at its estimate from 4 points. (Five concave
+    families with a fixed noise gave it probability 0.)"""
+    x = np.arange(1, 21, dtype=float)
+    curve = curve_families.hill3(x, 0.9, 3.0, 6.0) + np.random.default_rng(1).normal(0, 0.005, 20)
+    best = curve_families.hill3(20.0, 0.9, 3.0, 6.0) - 0.03
+    rule = CurveExtrapolationRule()
+    assert rule.probability_to_beat(x[:4], curve[:4], 20, best) > 0.5
+    assert not rule.should_stop(x[:4], curve[:4], [(x, np.full(20, best))] * 3, 20, key=0)
+    # A curve levelling off far below the best is still stopped.
+    plateau = 0.6 - 0.3 * np.exp(-0.9 * x) + np.random.default_rng(2).normal(0, 0.005, 20)
+    assert rule.should_stop(x[:5], plateau[:5], [(x, np.full(20, best))] * 3, 20, key=0)
 
 
 def test_rules_on_a_min_objective_stop_the_curve_that_stays_high(tmp_path):

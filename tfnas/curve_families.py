@@ -1,0 +1,97 @@
+"""The eleven learning-curve families of Domhan et al. (2015, Table 1).
+
+Each family is a parametric curve y = f(x) of the epoch x >= 1 that can
+describe a rising learning curve: vapor pressure, pow3, log-log linear,
+Hill3 (Hill's curve without background), log power, pow4, MMF, exp4,
+Janoschek, Weibull and ilog2 (the list of Domhan et al.'s termination
+criterion). `families(values)` gives each with starting parameters read from
+the curve and bounds that keep it defined (the increasing ones are chosen by
+the caller: Domhan et al.'s prior is a monotonicity constraint, not
+bounds).
+"""
+
+import numpy as np
+
+INF = np.inf
+
+
+def vapor_pressure(x, a, b, c):
+    return np.exp(a + b / x + c * np.log(x))
+
+
+def pow3(x, c, a, alpha):
+    return c - a * x ** (-alpha)
+
+
+def loglog_linear(x, a, b):
+    return np.log(a * np.log(x) + b)
+
+
+def hill3(x, theta, eta, kappa):
+    return theta * x ** eta / (kappa ** eta + x ** eta)
+
+
+def log_power(x, a, b, c):
+    return a / (1.0 + (x / np.exp(b)) ** c)
+
+
+def pow4(x, c, a, b, alpha):
+    return c - (a * x + b) ** (-alpha)
+
+
+def mmf(x, alpha, beta, kappa, delta):
+    return alpha - (alpha - beta) / (1.0 + (kappa * x) ** delta)
+
+
+def exp4(x, c, a, b, alpha):
+    return c - np.exp(-a * x ** alpha + b)
+
+
+def janoschek(x, alpha, beta, kappa, delta):
+    return alpha - (alpha - beta) * np.exp(-kappa * x ** delta)
+
+
+def weibull(x, alpha, beta, kappa, delta):
+    return alpha - (alpha - beta) * np.exp(-(kappa * x) ** delta)
+
+
+def ilog2(x, c, a):
+    return c - a / np.log(x + 1.0)
+
+
+def families(values):
+    """name -> (function, starting parameters, lower bounds, upper bounds)
+    for a curve `values` at epochs 1..n (n = len(values))."""
+    n = len(values)
+    last, first = float(values[-1]), float(values[0])
+    rise = max(last - first, 1e-3)
+    top = last + rise / 2  # an asymptote a little above the last value
+    log_n = np.log(max(n, 2))
+    positive = first > 0 and last > 0
+    return {
+        "vapor_pressure": (
+            vapor_pressure,
+            [np.log(last), np.log(first / last), 0.0] if positive else [0.0, -0.5, 0.0],
+            [-INF, -INF, -INF], [INF, INF, INF]),
+        "pow3": (pow3, [top, rise, 0.5], [-INF, 0, 0], [INF, INF, 5]),
+        "loglog_linear": (
+            loglog_linear,
+            [max((np.exp(last) - np.exp(first)) / log_n, 1e-3), np.exp(first)],
+            [0, 0], [INF, INF]),
+        "hill3": (hill3, [top, 1.0, max(top / first - 1.0, 1e-3) if first > 0 else 1.0],
+                  [0, 0, 0], [INF, 10, INF]),
+        "log_power": (
+            log_power,
+            [top, np.log(top / first - 1.0) if first > 0 and top > first else 1.0, -1.0],
+            [-INF, -INF, -INF], [INF, INF, 0]),
+        "pow4": (pow4, [top, 1.0 / (1.5 * rise), 0.0, 1.0], [-INF, 0, 0, 0],
+                 [INF, INF, INF, 5]),
+        "mmf": (mmf, [top, first - rise, 0.5, 1.0], [-INF, -INF, 0, 0], [INF, INF, 10, 5]),
+        "exp4": (exp4, [top, 0.5, 0.5 + np.log(1.5 * rise), 1.0], [-INF, 0, -INF, 0],
+                 [INF, INF, INF, 5]),
+        "janoschek": (janoschek, [top, first - rise, 0.5, 1.0],
+                      [-INF, -INF, 0, 0], [INF, INF, 10, 5]),
+        "weibull": (weibull, [top, first - rise, 0.5, 1.0],
+                    [-INF, -INF, 0, 0], [INF, INF, 10, 5]),
+        "ilog2": (ilog2, [last + rise, rise], [-INF, 0], [INF, INF]),
+    }
