@@ -307,3 +307,33 @@ def test_fit_traces_the_train_step_once(digits):
     assert model.train_step_traces == 1
     assert model.optimizer.built and len(model.optimizer.variables) > 1
     assert 0.0 <= history.history["accuracy"][-1] <= 1.0
+
+
+def _traced_kinds(layer, shape):
+    """Op types of `layer`'s training call and its gradients, traced."""
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True) ** 2)
+        return tape.gradient(loss, layer.trainable_variables)
+
+    graph = tf.function(step, autograph=False).get_concrete_function(
+        tf.TensorSpec(shape)).graph
+    return [op.type for op in graph.get_operations()]
+
+
+def test_darts_mixing_and_fused_batch_norm_trace_no_shape_slicing():
+    """The nodes a supernet's gradient function is made of, per mixed layer
+    and per batch norm: a DARTS mixture reads its weights with one `Unpack`
+    (not a strided slice per candidate and its gradient), the fused batch
+    norm counts its values with one `Size` (not a slice and product of
+    its shape). Their values are tested in test_mixed.py and test_batch_norm.py."""
+    from tfnas.supernet import MixedOp
+    from tfnas.supernet.batch_norm import FusedBatchNormalization
+
+    mixed = MixedOp([keras.layers.Dense(2) for _ in range(3)], ["a", "b", "c"], mode="darts")
+    kinds = _traced_kinds(mixed, (None, 3))
+    assert "StridedSlice" not in kinds and "StridedSliceGrad" not in kinds
+    assert kinds.count("Unpack") == 1
+    kinds = _traced_kinds(FusedBatchNormalization(), (None, 4, 4, 3))
+    assert "FusedBatchNormV3" in kinds
+    assert not {"StridedSlice", "Prod"} & set(kinds), kinds

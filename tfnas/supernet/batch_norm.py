@@ -71,7 +71,6 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if not self._fused(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
         x = tf.cast(inputs, "float32")  # as Keras: statistics in float32
-        shape = tf.shape(x)
         if len(inputs.shape) == 3:  # (batch, length, channels) -> (batch, length, 1, channels)
             x = tf.expand_dims(x, 2)
         y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
@@ -79,7 +78,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=self.epsilon,
             exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
         # The kernel's variance is Bessel-corrected; Keras averages the biased one.
-        count = tf.cast(tf.reduce_prod(shape[:-1]), "float32")
+        # Values per channel: one `Size` op, not the shape's slice and product.
+        count = tf.cast(tf.size(x), "float32") / float(inputs.shape[-1])
         variance = variance * tf.maximum(count - 1.0, 0.0) / tf.maximum(count, 1.0)
         self.moving_mean.assign(self.moving_mean * self.momentum
                                 + mean * (1.0 - self.momentum))
