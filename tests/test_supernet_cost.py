@@ -1,6 +1,8 @@
 """The supernet's own cost: one trace of its forward and backward pass per
 train step graph, and the same updates as the plain bi-level step."""
 
+import sys
+
 import keras
 import keras_tuner as kt
 import numpy as np
@@ -10,7 +12,7 @@ import tensorflow as tf
 import tfnas
 from tfnas import spaces
 from tfnas import strategies as tfnas_strategies
-from tfnas.supernet import strategies
+from tfnas.supernet import memory, strategies
 from tfnas.supernet.builder import build_supernet
 from tfnas.supernet.oneshot import OneShotModel, paired
 
@@ -307,6 +309,11 @@ def test_fit_traces_the_train_step_once(digits):
     assert model.train_step_traces == 1
     assert model.optimizer.built and len(model.optimizer.variables) > 1
     assert 0.0 <= history.history["accuracy"][-1] <= 1.0
+    # The first step's freed memory is handed back once, after that step.
+    assert model._release.released == 1
+    model.fit(paired(digits.train.take(2), digits.validation), epochs=1, verbose=0)
+    assert model._release.released == 1 and model.train_step_traces == 1
+    assert memory.release_free_memory() == sys.platform.startswith("linux")
 
 
 def _traced_kinds(layer, shape):

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.optimizers import FusedAdam
+from tfnas.supernet import memory
 from tfnas.supernet.graph_options import lean_graph_optimization
 
 
@@ -81,6 +82,9 @@ class OneShotModel(keras.Model):
 
     def fit(self, *args, **kwargs):
         self._build_state(args[0] if args else kwargs.get("x"))
+        if getattr(self, "_release", None) is None:  # once per model: one first step
+            object.__setattr__(self, "_release", memory.ReleaseAfterFirstStep())
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self._release]
         # Grappler's defaults spend a third of the first step on passes that
         # change nothing in a supernet's graph (see graph_options).
         with lean_graph_optimization():
