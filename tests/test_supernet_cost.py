@@ -333,7 +333,8 @@ def test_darts_mixing_and_fused_batch_norm_trace_no_shape_slicing():
     and per batch norm: a DARTS mixture reads its weights with one `Unpack`
     (not a strided slice per candidate and its gradient), the fused batch
     norm counts its values with one `Size` (not a slice and product of
-    its shape). Their values are tested in test_mixed.py and test_batch_norm.py."""
+    its shape) and runs version 1 of the fused op, whose unused outputs need
+    no zero gradients. Their values are tested in test_mixed.py and test_batch_norm.py."""
     from tfnas.supernet import MixedOp
     from tfnas.supernet.batch_norm import FusedBatchNormalization
 
@@ -342,5 +343,6 @@ def test_darts_mixing_and_fused_batch_norm_trace_no_shape_slicing():
     assert "StridedSlice" not in kinds and "StridedSliceGrad" not in kinds
     assert kinds.count("Unpack") == 1
     kinds = _traced_kinds(FusedBatchNormalization(), (None, 4, 4, 3))
-    assert "FusedBatchNormV3" in kinds
-    assert not {"StridedSlice", "Prod"} & set(kinds), kinds
+    assert "FusedBatchNorm" in kinds
+    # No shape arithmetic, and no zeros for the statistics outputs' gradients.
+    assert not {"StridedSlice", "Prod", "ZerosLike"} & set(kinds), kinds
