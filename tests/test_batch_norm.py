@@ -61,12 +61,12 @@ def test_runs_the_fused_kernel_and_keras_path_elsewhere():
     graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
         tf.TensorSpec((None, 4, 4, 3))).graph
     kinds = {op.type for op in graph.get_operations()}
-    assert "FusedBatchNormV3" in kinds and "SquaredDifference" not in kinds
+    assert "FusedBatchNorm" in kinds and "SquaredDifference" not in kinds
     # Rank 2 (after a Dense layer) and masks: Keras's own computation.
     dense = FusedBatchNormalization()
     graph = tf.function(lambda x: dense(x, training=True)).get_concrete_function(
         tf.TensorSpec((None, 5))).graph
-    assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
+    assert "FusedBatchNorm" not in {op.type for op in graph.get_operations()}
     expected, received = _train_side_by_side((6, 5), steps=2)
     for want, got in zip(expected, received):
         for a, b in zip(want, got):

@@ -1,6 +1,8 @@
 """The supernet's own cost: one trace of its forward and backward pass per
 train step graph, and the same updates as the plain bi-level step."""
 
+import platform
+
 import keras
 import keras_tuner as kt
 import numpy as np
@@ -10,7 +12,7 @@ import tensorflow as tf
 import tfnas
 from tfnas import spaces
 from tfnas import strategies as tfnas_strategies
-from tfnas.supernet import strategies
+from tfnas.supernet import memory, strategies
 from tfnas.supernet.builder import build_supernet
 from tfnas.supernet.oneshot import OneShotModel, paired
 
@@ -286,11 +288,16 @@ class RaiseAtFirstBatch(keras.callbacks.Callback):
 
 
 class CountingOneShotModel(OneShotModel):
-    """Counts the traces of its train step."""
+    """Counts the traces of its train step and its calls (the train step
+    calls the supernet itself)."""
 
     def train_step(self, data):
         self.train_step_traces = getattr(self, "train_step_traces", 0) + 1
         return super().train_step(data)
+
+    def call(self, inputs, training=None):
+        self.calls = getattr(self, "calls", 0) + 1
+        return super().call(inputs, training=training)
 
 
 @pytest.mark.slow
@@ -305,5 +312,46 @@ def test_fit_traces_the_train_step_once(digits):
                   metrics=["accuracy"])
     history = model.fit(paired(digits.train.take(2), digits.validation), epochs=1, verbose=0)
     assert model.train_step_traces == 1
+    # The compiled metrics and loss are built from the supernet's output
+    # spec: no symbolic pass of the whole supernet before the step's trace.
+    assert getattr(model, "calls", 0) == 0
+    assert [m.name for m in model.metrics] == ["loss", "compile_metrics"]
     assert model.optimizer.built and len(model.optimizer.variables) > 1
     assert 0.0 <= history.history["accuracy"][-1] <= 1.0
+    # The first step's freed memory is handed back once, after that step.
+    assert model._release.released == 1
+    model.fit(paired(digits.train.take(2), digits.validation), epochs=1, verbose=0)
+    assert model._release.released == 1 and model.train_step_traces == 1
+    assert memory.release_free_memory() == (platform.libc_ver()[0] == "glibc")
+
+
+def _traced_kinds(layer, shape):
+    """Op types of `layer`'s training call and its gradients, traced."""
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True) ** 2)
+        return tape.gradient(loss, layer.trainable_variables)
+
+    graph = tf.function(step, autograph=False).get_concrete_function(
+        tf.TensorSpec(shape)).graph
+    return [op.type for op in graph.get_operations()]
+
+
+def test_darts_mixing_and_fused_batch_norm_trace_no_shape_slicing():
+    """The nodes a supernet's gradient function is made of, per mixed layer
+    and per batch norm: a DARTS mixture reads its weights with one `Unpack`
+    (not a strided slice per candidate and its gradient), the fused batch
+    norm counts its values with one `Size` (not a slice and product of
+    its shape) and runs version 1 of the fused op, whose unused outputs need
+    no zero gradients. Their values are tested in test_mixed.py and test_batch_norm.py."""
+    from tfnas.supernet import MixedOp
+    from tfnas.supernet.batch_norm import FusedBatchNormalization
+
+    mixed = MixedOp([keras.layers.Dense(2) for _ in range(3)], ["a", "b", "c"], mode="darts")
+    kinds = _traced_kinds(mixed, (None, 3))
+    assert "StridedSlice" not in kinds and "StridedSliceGrad" not in kinds
+    assert kinds.count("Unpack") == 1
+    kinds = _traced_kinds(FusedBatchNormalization(), (None, 4, 4, 3))
+    assert "FusedBatchNorm" in kinds
+    # No shape arithmetic, and no zeros for the statistics outputs' gradients.
+    assert not {"StridedSlice", "Prod", "ZerosLike"} & set(kinds), kinds

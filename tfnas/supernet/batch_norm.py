@@ -6,8 +6,8 @@ its gradient as as many again: a supernet's 255 batch normalizations are
 thousands of the shared gradient function's nodes, which TensorFlow traces,
 optimizes and sets up kernels for before the first step (see
 benchmarks/results/supernet_cost.md). This layer computes the same
-training-mode normalization with one `FusedBatchNormV3` op (and its
-registered gradient, one `FusedBatchNormGradV3`), and the same moving
+training-mode normalization with one `FusedBatchNorm` op (and its
+registered gradient, one `FusedBatchNormGrad`), and the same moving
 statistics: the fused kernel returns the Bessel-corrected batch variance,
 `n / (n - 1)` times the biased one that Keras's moving variance averages, so
 it is corrected back.
@@ -71,15 +71,19 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if not self._fused(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
         x = tf.cast(inputs, "float32")  # as Keras: statistics in float32
-        shape = tf.shape(x)
         if len(inputs.shape) == 3:  # (batch, length, channels) -> (batch, length, 1, channels)
             x = tf.expand_dims(x, 2)
-        y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+        # Version 1 of the op: the same kernel as V3, and the gradient tape
+        # knows that its gradient needs no zeros for the unused statistics
+        # outputs (for V3 it adds five dead nodes per batch norm).
+        empty = tf.zeros([0])  # no population statistics in training
+        y, mean, variance, _, _ = tf.raw_ops.FusedBatchNorm(
             x=x, scale=tf.cast(self.gamma, "float32"), offset=tf.cast(self.beta, "float32"),
-            mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=self.epsilon,
+            mean=empty, variance=empty, epsilon=self.epsilon,
             exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
         # The kernel's variance is Bessel-corrected; Keras averages the biased one.
-        count = tf.cast(tf.reduce_prod(shape[:-1]), "float32")
+        # Values per channel: one `Size` op, not the shape's slice and product.
+        count = tf.cast(tf.size(x), "float32") / float(inputs.shape[-1])
         variance = variance * tf.maximum(count - 1.0, 0.0) / tf.maximum(count, 1.0)
         self.moving_mean.assign(self.moving_mean * self.momentum
                                 + mean * (1.0 - self.momentum))

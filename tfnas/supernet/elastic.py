@@ -99,13 +99,14 @@ def mix(weights, branches, mode, training, switch=True, support=None, zeros=None
         return tf.cast(weights[0], output.dtype) * output
     if switch and mode == "proxyless" and training and support is not None:
         return _mix_supported(weights, branches, support, zeros)
-    weights = tf.stack(weights)
     if switch and (mode in SAMPLING_MODES or (mode == "proxyless" and not training)):
-        index = tf.argmax(weights, output_type=tf.int32)
+        stacked = tf.stack(weights)
+        index = tf.argmax(stacked, output_type=tf.int32)
         output = tf.switch_case(index, branches)
-        return tf.cast(tf.gather(weights, index), output.dtype) * output
+        return tf.cast(tf.gather(stacked, index), output.dtype) * output
     outputs = [branch() for branch in branches]
-    return tf.add_n([tf.cast(weights[i], o.dtype) * o for i, o in enumerate(outputs)])
+    # The weights as given, not sliced back out of a stack (fewer nodes).
+    return tf.add_n([tf.cast(w, o.dtype) * o for w, o in zip(weights, outputs)])
 
 
 def _mix_supported(weights, branches, support, zeros):

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.optimizers import FusedAdam
+from tfnas.supernet import memory
 from tfnas.supernet.graph_options import lean_graph_optimization
 
 
@@ -81,6 +82,9 @@ class OneShotModel(keras.Model):
 
     def fit(self, *args, **kwargs):
         self._build_state(args[0] if args else kwargs.get("x"))
+        if getattr(self, "_release", None) is None:  # once per model: one first step
+            object.__setattr__(self, "_release", memory.ReleaseAfterFirstStep())
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self._release]
         # Grappler's defaults spend a third of the first step on passes that
         # change nothing in a supernet's graph (see graph_options).
         with lean_graph_optimization():
@@ -115,7 +119,29 @@ class OneShotModel(keras.Model):
         if (iterator is None and isinstance(data_batch, (tuple, list))
                 and len(data_batch) == 2 and isinstance(data_batch[0], (tuple, list))):
             data_batch = tuple(data_batch[0])
+        if data_batch is not None and self._build_compiled_state(data_batch):
+            return
         return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _build_compiled_state(self, data_batch):
+        """Builds the compiled loss and metrics from the built supernet's
+        output spec, as Keras's `_symbolic_build` does from a symbolic call
+        of the whole model (a trace of every candidate's forward pass, 3 s
+        of CPU on the cell space, thrown away). Returns whether it could
+        (a built supernet of one output, an `(x, y)` batch)."""
+        outputs = self.supernet.outputs if self.supernet.built else None
+        if (not outputs or len(outputs) != 1 or not isinstance(data_batch, tuple)
+                or len(data_batch) != 2):
+            return False
+        y = data_batch[1]
+        y_true = keras.KerasTensor(y.shape, keras.backend.standardize_dtype(y.dtype))
+        y_pred = keras.KerasTensor(outputs[0].shape, outputs[0].dtype)
+        for compiled in (self._compile_metrics, self._compile_loss):
+            if compiled is not None and not compiled.built:
+                compiled.build(y_true, y_pred)
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        return True
 
     def probabilities(self):
         """`{decision: {candidate: probability}}` under the current alphas."""
