@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tfnas
-from tfnas import spaces
+from tfnas import allocator, spaces
 from tfnas import strategies as tfnas_strategies
 from tfnas.supernet import memory, strategies
 from tfnas.supernet.builder import build_supernet
@@ -322,7 +322,7 @@ def test_fit_traces_the_train_step_once(digits):
     assert model._release.released == 1
     model.fit(paired(digits.train.take(2), digits.validation), epochs=1, verbose=0)
     assert model._release.released == 1 and model.train_step_traces == 1
-    assert memory.release_free_memory() == (platform.libc_ver()[0] == "glibc")
+    assert allocator.release_free_memory() == (platform.libc_ver()[0] == "glibc")
 
 
 def _traced_kinds(layer, shape):

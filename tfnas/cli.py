@@ -8,7 +8,7 @@ import tempfile
 import time
 import warnings
 
-from tfnas import errors, trials
+from tfnas import allocator, errors, trials
 from tfnas.datasets import arguments as data_arguments
 
 DEFAULT_DIRECTORY = "tfnas_projects"
@@ -825,6 +825,8 @@ def run_export(args):
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Before TensorFlow starts its thread pools (its first op): see tfnas.allocator.
+    allocator.limit_arenas()
     errors.one_line_warnings()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)

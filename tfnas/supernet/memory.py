@@ -9,34 +9,12 @@ the copies are freed, but glibc's allocator keeps most of their pages
 first step's peak, and the later steps' own allocations, spread over the
 runtime's threads, add to it. `ReleaseAfterFirstStep` returns them
 (`malloc_trim`) after the first step, so that the rest of the search runs
-well below that peak. It changes nothing the search computes.
+well below that peak. It changes nothing the search computes (`tfnas.allocator`).
 """
-
-import ctypes
-import ctypes.util
-import gc
 
 import keras
 
-
-def _malloc_trim():
-    """glibc's `malloc_trim`, or None where the C library has none."""
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
-
-
-def release_free_memory():
-    """Collects garbage and returns the allocator's free pages to the
-    system; returns whether the C library could (glibc)."""
-    gc.collect()
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
+from tfnas.allocator import release_free_memory
 
 
 class ReleaseAfterFirstStep(keras.callbacks.Callback):
