@@ -12,7 +12,7 @@ import tensorflow as tf
 import tfnas
 from tfnas import allocator, spaces
 from tfnas import strategies as tfnas_strategies
-from tfnas.supernet import memory, strategies
+from tfnas.supernet import strategies
 from tfnas.supernet.builder import build_supernet
 from tfnas.supernet.oneshot import OneShotModel, paired
 
