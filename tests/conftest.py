@@ -14,6 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# Keeps `--dist loadgroup` honouring `xdist_group` under pytest >= 9.2.
+from tests.xdist_groups import pytest_collection_modifyitems  # noqa: E402,F401
+
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0],
