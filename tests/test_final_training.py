@@ -1,7 +1,8 @@
 """The final training: `tfnas train DIR` and `NASTuner.train_best`.
 
 The end-to-end tests start from one tiny finished search of the cell space
-(made once by the real CLI), each on its own copy in a sandbox folder.
+(made once by `tfnas search`'s code, in this process), each on its own copy
+in a sandbox folder; `tfnas train` runs as a real process.
 """
 
 import json
@@ -39,17 +40,19 @@ def run(*args, timeout=600):
 
 
 def search(directory, space, space_args, max_trials):
+    """`tfnas search` in this process: no TensorFlow start-up."""
+    from tfnas import cli
+
     args = ["search", "--space", space, "--strategy", "random", "--max-trials",
             str(max_trials), "--epochs", "1", "--directory", str(directory)]
     for space_arg in space_args:
         args += ["--space-arg", space_arg]
-    result = run(*args)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert cli.main(args) == 0
 
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """A finished search of the cell space (1 trial x 1 epoch), by the CLI: a
+    """A finished search of the cell space (1 trial x 1 epoch), by `tfnas search`: a
     space with skeleton arguments to scale up."""
     directory = tmp_path_factory.mktemp("final") / "searches"
     search(directory, "cell", SEARCH_SPACE_ARGS, 1)
@@ -58,7 +61,7 @@ def searched(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chain_searched(tmp_path_factory):
-    """A finished search of a small chain space (2 trials x 1 epoch), by the CLI:
+    """A finished search of a small chain space (2 trials x 1 epoch), by `tfnas search`:
     quick to train for several epochs."""
     directory = tmp_path_factory.mktemp("final") / "searches"
     search(directory, "chain", ["max_layers=2", "filters=[8,16]"], 2)
