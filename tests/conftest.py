@@ -24,13 +24,17 @@ tf.config.set_logical_device_configuration(
 )
 
 
-def pytest_collection_finish(session):
-    """Sets aside every object alive once the tests are collected (TensorFlow's,
-    Keras's, the test modules') from the garbage collector's full scans, as
-    `tfnas.gc_scope` does for a search. Each full collection (Keras's
-    `clear_session` runs one) otherwise walks those millions of objects:
-    about 0.2 s each, 39 % of test_inheritance.py's CPU time. Reference
-    counting still frees them; test_gc_scope.py undoes this for its tests."""
+@pytest.fixture(scope="module", autouse=True)
+def set_aside_survivors():
+    """Sets aside every object still alive when a test module starts (after
+    one collection) from the garbage collector's full scans, as
+    `tfnas.gc_scope` does for a search. A full collection (Keras's
+    `clear_session` runs one) otherwise walks TensorFlow's and Keras's
+    long-lived objects, about 0.2 s each time, and what earlier tests left
+    in their caches: 39 % of test_inheritance.py's CPU time. Objects set
+    aside are still freed by reference counting (only cyclic garbage among
+    them, rare since all were alive, waits); test_gc_scope.py undoes this
+    for its tests."""
     gc.collect()
     gc.freeze()
 
