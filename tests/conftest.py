@@ -24,17 +24,29 @@ tf.config.set_logical_device_configuration(
 )
 
 
+# The garbage collector. A full collection (Keras's `clear_session` runs one,
+# KerasTuner two per trial) walks every object Python tracks: after importing
+# TensorFlow and Keras that is about 377,000 objects, 0.2 s, and each model
+# built leaves about 9,000 more in TensorFlow's caches. As `tfnas.gc_scope`
+# does for a search, each test starts with every object still alive set aside
+# (`gc.freeze`): its collections walk only what it made. Objects set aside are
+# still freed by reference counting; cyclic garbage among them (an object alive
+# at one test's start, in a cycle, dropped later) is collected when the next
+# module starts. 36 % of test_inheritance.py's CPU time went to full
+# collections (benchmarks/results/test_suite_time.md); test_gc_scope.py
+# undoes this for its tests.
+
 @pytest.fixture(scope="module", autouse=True)
-def set_aside_survivors():
-    """Sets aside every object still alive when a test module starts (after
-    one collection) from the garbage collector's full scans, as
-    `tfnas.gc_scope` does for a search. A full collection (Keras's
-    `clear_session` runs one) otherwise walks TensorFlow's and Keras's
-    long-lived objects, about 0.2 s each time, and what earlier tests left
-    in their caches: 39 % of test_inheritance.py's CPU time. Objects set
-    aside are still freed by reference counting (only cyclic garbage among
-    them, rare since all were alive, waits); test_gc_scope.py undoes this
-    for its tests."""
+def collect_what_was_set_aside():
+    """At each module's start: one collection over every object."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def set_aside_survivors(collect_what_was_set_aside):
+    """At each test's start: collect what the last test left, set the rest aside."""
     gc.collect()
     gc.freeze()
 
