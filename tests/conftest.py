@@ -31,24 +31,26 @@ tf.config.set_logical_device_configuration(
 # does for a search, each test starts with every object still alive set aside
 # (`gc.freeze`): its collections walk only what it made. Objects set aside are
 # still freed by reference counting; cyclic garbage among them (an object alive
-# at one test's start, in a cycle, dropped later) is collected when the next
-# module starts. 36 % of test_inheritance.py's CPU time went to full
-# collections (benchmarks/results/test_suite_time.md); test_gc_scope.py
-# undoes this for its tests.
-
-@pytest.fixture(scope="module", autouse=True)
-def collect_what_was_set_aside():
-    """At each module's start: one collection over every object."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
+# at one test's start, in a cycle, dropped later) waits for the next full
+# collection, made when the objects set aside have doubled since the last
+# one: such garbage stays below what is alive, and full collections are few.
+# 36 % of test_inheritance.py's CPU time went to full collections
+# (benchmarks/results/test_suite_time.md); test_gc_scope.py undoes this for
+# its tests.
+_set_aside_after_full_collection = [0]
 
 
 @pytest.fixture(autouse=True)
-def set_aside_survivors(collect_what_was_set_aside):
+def set_aside_survivors():
     """At each test's start: collect what the last test left, set the rest aside."""
-    gc.collect()
-    gc.freeze()
+    if gc.get_freeze_count() >= 2 * _set_aside_after_full_collection[0]:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        _set_aside_after_full_collection[0] = gc.get_freeze_count()
+    else:
+        gc.collect()
+        gc.freeze()
 
 
 def pytest_unconfigure(config):
