@@ -1,4 +1,8 @@
-"""The `tfnas` command, run as a user runs it: in a real subprocess."""
+"""The `tfnas` command, run as a user runs it: in a real subprocess.
+
+Help and refusals, which end before any work, run `cli.main` in this process:
+the same code, without a TensorFlow start-up (seconds) each.
+"""
 
 import json
 import os
@@ -23,17 +27,32 @@ def run(*args, timeout=300):
     )
 
 
+def run_here(capsys, *args):
+    """`tfnas ARGS` in this process: its exit status and standard error."""
+    from tfnas import cli
+
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
 def trial_lines(output):
     return [m.groups() for m in map(TRIAL_LINE.match, output.splitlines()) if m]
 
 
-def test_help_documents_every_option():
-    result = run("search", "--help")
-    assert result.returncode == 0
+def test_help_documents_every_option(capsys):
+    from tfnas import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["search", "--help"])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out
     for option in ("--space", "--strategy", "--dataset", "--data-dir", "--max-trials",
                    "--epochs", "--batch-size", "--directory", "--project-name",
                    "--seed", "--objective", "--overwrite"):
-        assert option in result.stdout, option
+        assert option in shown, option
 
 
 @pytest.mark.parametrize(
@@ -44,14 +63,14 @@ def test_help_documents_every_option():
         (["--space", "nope"], "invalid choice: 'nope'"),
     ],
 )
-def test_bad_arguments_exit_with_a_clear_error(tmp_path, args, message):
-    result = run("search", "--directory", str(tmp_path), *args)
-    assert result.returncode == 2
-    assert message in result.stderr
+def test_bad_arguments_exit_with_a_clear_error(tmp_path, capsys, args, message):
+    code, err = run_here(capsys, "search", "--directory", str(tmp_path), *args)
+    assert code == 2
+    assert message in err
     assert not list(tmp_path.iterdir())  # nothing was trained or written
 
 
-def test_search_runs_to_completion_and_exports(tmp_path):
+def test_search_runs_to_completion_and_exports(tmp_path, capsys):
     result = run("search", "--max-trials", "2", "--epochs", "1",
                  "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -66,10 +85,10 @@ def test_search_runs_to_completion_and_exports(tmp_path):
     assert (project / "best" / "model.keras").exists()
 
     # The same command with other search arguments refuses to mix projects.
-    changed = run("search", "--max-trials", "2", "--epochs", "3",
-                  "--directory", str(tmp_path))
-    assert changed.returncode == 2
-    assert "epochs: 1 -> 3" in changed.stderr and "--overwrite" in changed.stderr
+    code, err = run_here(capsys, "search", "--max-trials", "2", "--epochs", "3",
+                         "--directory", str(tmp_path))
+    assert code == 2
+    assert "epochs: 1 -> 3" in err and "--overwrite" in err
 
 
 def _completed_scores(project):
@@ -151,7 +170,7 @@ def test_unknown_space_argument_is_a_clear_error(tmp_path, capsys):
     assert "--space-arg for space 'nb201'" in capsys.readouterr().err
 
 
-def test_weight_sharing_search_from_the_command_line(tmp_path):
+def test_weight_sharing_search_from_the_command_line(tmp_path, capsys):
     result = run("search", "--strategy", "darts", "--epochs", "1",
                  "--space-arg", "max_layers=2", "--space-arg", "filters=[4]",
                  "--space-arg", 'operations=["conv3x3","sepconv3x3"]',
@@ -163,7 +182,7 @@ def test_weight_sharing_search_from_the_command_line(tmp_path):
     assert (project / "best" / "saved_model" / "saved_model.pb").exists()
 
     # A stride choice changes shapes: refused before training, with the way out.
-    refused = run("search", "--strategy", "darts", "--epochs", "1",
-                  "--space-arg", "strides=[1,2]", "--directory", str(tmp_path / "other"))
-    assert refused.returncode == 2
-    assert "`layer_0/stride`" in refused.stderr and "strides=[1]" in refused.stderr
+    code, err = run_here(capsys, "search", "--strategy", "darts", "--epochs", "1",
+                         "--space-arg", "strides=[1,2]", "--directory", str(tmp_path / "other"))
+    assert code == 2
+    assert "`layer_0/stride`" in err and "strides=[1]" in err

@@ -1,7 +1,8 @@
 """The final training: `tfnas train DIR` and `NASTuner.train_best`.
 
 The end-to-end tests start from one tiny finished search of the cell space
-(made once by the real CLI), each on its own copy in a sandbox folder.
+(made once by `tfnas search`'s code, in this process), each on its own copy
+in a sandbox folder; `tfnas train` runs as a real process.
 """
 
 import json
@@ -39,17 +40,19 @@ def run(*args, timeout=600):
 
 
 def search(directory, space, space_args, max_trials):
+    """`tfnas search` in this process: no TensorFlow start-up."""
+    from tfnas import cli
+
     args = ["search", "--space", space, "--strategy", "random", "--max-trials",
             str(max_trials), "--epochs", "1", "--directory", str(directory)]
     for space_arg in space_args:
         args += ["--space-arg", space_arg]
-    result = run(*args)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert cli.main(args) == 0
 
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """A finished search of the cell space (1 trial x 1 epoch), by the CLI: a
+    """A finished search of the cell space (1 trial x 1 epoch), by `tfnas search`: a
     space with skeleton arguments to scale up."""
     directory = tmp_path_factory.mktemp("final") / "searches"
     search(directory, "cell", SEARCH_SPACE_ARGS, 1)
@@ -58,7 +61,7 @@ def searched(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chain_searched(tmp_path_factory):
-    """A finished search of a small chain space (2 trials x 1 epoch), by the CLI:
+    """A finished search of a small chain space (2 trials x 1 epoch), by `tfnas search`:
     quick to train for several epochs."""
     directory = tmp_path_factory.mktemp("final") / "searches"
     search(directory, "chain", ["max_layers=2", "filters=[8,16]"], 2)
@@ -189,23 +192,31 @@ def test_scaled_up_model_has_the_expected_parameter_count(trained):
 
 
 @pytest.mark.slow
-def test_report_shows_the_final_training(trained, tmp_path):
+def test_report_shows_the_final_training(trained, tmp_path, capsys):
+    from tfnas import cli
+
     project_dir, _ = trained
     result = run("report", str(project_dir), "--plots", str(tmp_path / "plots"))
     assert result.returncode == 0, result.stderr
     assert "## Final training (completed): trial" in result.stdout
     assert "test (final model): accuracy=" in result.stdout
-    as_json = run("report", str(project_dir), "--format", "json", "--plots", "none")
-    assert json.loads(as_json.stdout)["final_training"]["status"] == "completed"
+    # The JSON format in this process: one TensorFlow start-up less.
+    assert cli.main(["report", str(project_dir), "--format", "json", "--plots", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["final_training"]["status"] == "completed"
 
 
 @pytest.mark.slow
-def test_decision_changing_space_arg_is_refused(project_copy):
-    result = run("train", str(project_copy), "--epochs", "1", "--space-arg", "num_blocks=2",
-                 "--space-arg", "num_cells=4")
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.startswith("tfnas: error:")]
-    assert len(lines) == 1, result.stderr
+def test_decision_changing_space_arg_is_refused(project_copy, capsys):
+    from tfnas import cli
+
+    # In this process (the refusal comes before any training or TensorFlow
+    # work); `tfnas train` as a process is run by the tests above.
+    code = cli.main(["train", str(project_copy), "--epochs", "1", "--space-arg",
+                     "num_blocks=2", "--space-arg", "num_cells=4"])
+    assert code == 2
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.startswith("tfnas: error:")]
+    assert len(lines) == 1 and stderr.strip() == lines[0], stderr
     assert "num_blocks=2" in lines[0] and "num_cells" not in lines[0].split("which")[0]
     assert "would change the architecture's decisions" in lines[0]
     assert "adds the decisions" in lines[0] and "normal/block_1" in lines[0]

@@ -11,7 +11,17 @@ import tfnas
 from tfnas import gc_scope
 
 
-def test_search_collections_set_aside_then_return_objects():
+@pytest.fixture
+def unfrozen():
+    """Nothing set aside during the test, as in a fresh process (conftest.py
+    sets aside what the collection of the tests left alive)."""
+    gc.unfreeze()
+    yield
+    gc.collect()
+    gc.freeze()
+
+
+def test_search_collections_set_aside_then_return_objects(unfrozen):
     assert gc.get_freeze_count() == 0
     with gc_scope.SearchCollections():
         frozen = gc.get_freeze_count()
@@ -27,7 +37,7 @@ def test_search_collections_set_aside_then_return_objects():
 
 
 @pytest.mark.slow
-def test_each_trials_model_is_collected_before_the_next_is_built(tmp_path, digits):
+def test_each_trials_model_is_collected_before_the_next_is_built(tmp_path, digits, unfrozen):
     models, alive_at_build, frozen_at_build = [], [], []
 
     class Space(kt.HyperModel):

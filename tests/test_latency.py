@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -39,10 +37,16 @@ def test_table_sums_measured_operations_and_round_trips(tmp_path):
 
 
 def _tfnas(*args, cwd):
-    result = subprocess.run([sys.executable, "-m", "tfnas", *args], capture_output=True,
-                            text=True, timeout=600, cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+    """`tfnas ARGS` run from `cwd`, in this process: the command's code without a
+    TensorFlow start-up (test_cli.py runs the command as a process)."""
+    from tfnas import cli
+
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert cli.main(list(args)) == 0
+    finally:
+        os.chdir(previous)
 
 
 def test_latency_aware_search_from_the_command_line(tmp_path):

@@ -1,8 +1,6 @@
 """Value choices shared by supernets: width, kernel size, expansion, on/off,
 activation and block type, from the spaces' own `choose_value` decisions."""
 
-import subprocess
-import sys
 
 import keras
 import keras_tuner as kt
@@ -289,10 +287,12 @@ def test_the_default_chain_space_builds_as_a_supernet():
 
 
 @pytest.mark.slow
-def test_default_chain_space_one_shot_search_from_the_command_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tfnas", "search", "--strategy", "darts", "--max-trials", "1",
-         "--epochs", "1", "--directory", str(tmp_path)],
-        capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_default_chain_space_one_shot_search_from_the_command_line(tmp_path, capsys):
+    from tfnas import cli
+
+    # `tfnas search` in this process: the command's code without a TensorFlow
+    # start-up (test_cli.py runs the command as a process).
+    code = cli.main(["search", "--strategy", "darts", "--max-trials", "1", "--epochs", "1",
+                     "--directory", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err[-3000:]
     assert (tmp_path / "chain-darts-digits" / "architecture_probabilities.json").exists()
