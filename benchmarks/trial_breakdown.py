@@ -11,13 +11,15 @@ kernels: compare the parts with each other, and the totals with
 With `--table NAME` (a packaged ground-truth table: "mnist1d" or "digits"),
 instead times one NASTuner trial of a 3-layer architecture of that table's
 space on its dataset, part by part with wall and CPU timers (no profiler),
-for each of `--trial-epochs` (default 20 and 4): the build, the training
-state, the first epoch (the training and validation steps' first batches,
+for each of `--trial-epochs` (default 20 and 4), with grappler's default
+and lean settings (`tfnas.graph_options`; `--compare checkpoint`: the
+best-epoch checkpoint written at every improving epoch or once): the
+build, the training state, the first epoch (the training and validation steps' first batches,
 where their graphs are traced, and the rest), the later epochs, the
 best-epoch checkpoint, the per-epoch reports to the oracle, the end of
 `fit`, and the rest of the trial. Each setting runs `--repeats` times (after
-a warm-up trial) and the medians are reported, side by side with KerasTuner's
-checkpoint written at every improving epoch (tfnas before stop 24).
+a warm-up trial) and the medians are reported; the columns' trials run in
+turn.
 
 Usage: python benchmarks/trial_breakdown.py [--epochs 1] [--trials 3]
        python benchmarks/trial_breakdown.py --table mnist1d [--trial-epochs 20 4]
@@ -192,7 +194,7 @@ def _timeline_callback(marks):
     return Timeline()
 
 
-def _one_trial(space, architecture, data, epochs, writes_every_improvement):
+def _one_trial(space, architecture, data, epochs, writes_every_improvement, lean=True):
     """Times one NASTuner trial; returns {part: (wall s, cpu s)}."""
     import keras_tuner as kt
 
@@ -214,6 +216,7 @@ def _one_trial(space, architecture, data, epochs, writes_every_improvement):
             tuner = tfnas.NASTuner(Fixed(), max_trials=1, seed=0, directory=directory,
                                    measure_latency=False, count_flops=False, log_dir=None,
                                    progress=False)
+            tuner.lean_graph_optimization = lean
             tuner.search(data.train, validation_data=data.validation, epochs=epochs,
                          verbose=0, callbacks=[_timeline_callback(marks)])
     finally:
@@ -252,7 +255,7 @@ def _one_trial(space, architecture, data, epochs, writes_every_improvement):
     return parts
 
 
-def table_breakdown(table, trial_epochs, repeats):
+def table_breakdown(table, trial_epochs, repeats, compare="checkpoint"):
     """Rows of the per-part table for `table`'s space, each of `trial_epochs`."""
     from tfnas import spaces
     from tfnas.bench import tables
@@ -271,17 +274,23 @@ def table_breakdown(table, trial_epochs, repeats):
                     "layer_2/op": "maxpool3x3", "layer_2/filters": filters[0]}
     _one_trial(space, architecture, data, 2, False)  # warm-up: imports, first graphs
     columns = {}
+    # checkpoint: written at every improving epoch or once (grappler lean);
+    # grappler: TensorFlow's default settings or lean ones (checkpoint once).
+    variants = ((True, True), (False, True)) if compare == "checkpoint" else (
+        (False, False), (False, True))
     for epochs in trial_epochs:
-        for every in (True, False):
-            runs = []
-            for _ in range(repeats):
-                runs.append(_one_trial(space, architecture, data, epochs, every))
-                print(table, epochs, "every improvement" if every else "once", runs[-1],
-                      flush=True)
-            parts = {part for run in runs for part in run}
-            columns[(epochs, every)] = {
-                part: (statistics.median(run.get(part, (0, 0))[0] for run in runs),
-                       statistics.median(run.get(part, (0, 0))[1] for run in runs))
+        runs = {variant: [] for variant in variants}
+        for _ in range(repeats):  # the variants interleaved
+            for every, lean in variants:
+                run = _one_trial(space, architecture, data, epochs, every, lean)
+                runs[(every, lean)].append(run)
+                print(table, epochs, "every improvement" if every else "once",
+                      "lean" if lean else "default", run, flush=True)
+        for (every, lean), variant_runs in runs.items():
+            parts = {part for run in variant_runs for part in run}
+            columns[(epochs, lean if compare == "grappler" else every)] = {
+                part: (statistics.median(run.get(part, (0, 0))[0] for run in variant_runs),
+                       statistics.median(run.get(part, (0, 0))[1] for run in variant_runs))
                 for part in parts}
     order = ["build the model", "training state (before fit)",
              "epoch 1: first training batch (training step traced)",
@@ -293,8 +302,12 @@ def table_breakdown(table, trial_epochs, repeats):
              "per-epoch reports to the oracle (trial.json written)", "model.fit",
              "whole trial (run_trial)"]
     keys = list(columns)
-    header = " | ".join(f"{e} epochs, checkpoint {'every improvement' if every else 'once'}"
-                        for e, every in keys)
+    if compare == "grappler":
+        header = " | ".join(f"{e} epochs, grappler {'lean' if lean else 'default'}"
+                            for e, lean in keys)
+    else:
+        header = " | ".join(f"{e} epochs, checkpoint {'every improvement' if every else 'once'}"
+                            for e, every in keys)
     rows = [f"| part (ms wall / ms CPU, median of {repeats}) | {header} |",
             "|---|" + "---:|" * len(keys)]
     for part in order:
@@ -309,20 +322,24 @@ def table_breakdown(table, trial_epochs, repeats):
 
 def main_table(args):
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    meta, architecture, rows = table_breakdown(args.table, args.trial_epochs, args.repeats)
+    meta, architecture, rows = table_breakdown(args.table, args.trial_epochs, args.repeats,
+                                               args.compare)
     load = os.getloadavg()
     output = args.output
     if output.endswith("trial_breakdown.md"):
-        output = output.replace("trial_breakdown.md", f"trial_breakdown_{args.table}.md")
+        suffix = "_grappler" if args.compare == "grappler" else ""
+        output = output.replace("trial_breakdown.md",
+                                f"trial_breakdown_{args.table}{suffix}.md")
     epochs = " ".join(str(e) for e in args.trial_epochs)
     report.write_table(
         output, f"One trial's time, part by part, on the {args.table} table's space",
         f"`python benchmarks/trial_breakdown.py --table {args.table} --trial-epochs "
-        f"{epochs} --repeats {args.repeats}`: one NASTuner trial (no FLOPs, latency or "
-        f"TensorBoard; evolution's oracle, no stopping rule) of `{architecture}` in the "
+        f"{epochs} --repeats {args.repeats} --compare {args.compare}`: one NASTuner trial "
+        f"(no FLOPs, latency or TensorBoard; evolution's oracle, no stopping rule) of "
+        f"`{architecture}` in the "
         f"{meta['space']} space of `tfnas/bench/data/{args.table}.csv` on {meta['dataset']} "
         f"(batch {meta['batch_size']}), timed with wall and CPU timers (this process, all "
-        "threads); each column's trials run one after the other, the columns in turn. "
+        "threads); the columns' trials interleaved. "
         "Parts of epoch 1 end at the next part's start; `model.fit` includes every "
         "epoch, the checkpoint and the reports; the whole trial also the build, the "
         "training state and the trial's records. "
@@ -337,6 +354,9 @@ def main():
     parser.add_argument("--table", choices=["mnist1d", "digits"], default=None)
     parser.add_argument("--trial-epochs", type=int, nargs="+", default=[20, 4])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compare", choices=["checkpoint", "grappler"], default="grappler",
+                        help="the columns: the best-epoch checkpoint written at every "
+                        "improvement or once, or grappler's default or lean settings")
     args = parser.parse_args()
     if args.table is not None:
         return main_table(args)

@@ -1,9 +1,12 @@
 """The training state built before `fit`: one trace of the training step."""
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
 
 import tfnas
 from tfnas import prebuild
@@ -126,7 +129,61 @@ def test_a_search_traces_each_candidate_s_training_step_once(digits, tmp_path):
                            directory=tmp_path / "sandbox" / "search", project_name="p",
                            measure_latency=False, count_flops=False, log_dir=None,
                            progress=False)
-    tuner.search(digits.train, validation_data=digits.validation, epochs=2, verbose=0)
+    log = RewriteOptionsLog()
+    log.seen.clear()
+    before = current_rewrite_options()
+    tuner.search(digits.train, validation_data=digits.validation, epochs=2, verbose=0,
+                 callbacks=[log])
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     assert len(completed) == 2
     assert len(CountingChainSpace.traces) == 2  # one per candidate, not two
+    # Every candidate's training and validation functions first run under the
+    # lean grappler settings, which are restored after each fit.
+    assert len(log.seen) == 2 * 2 * 2  # trials x epochs x (training, validation)
+    for options in log.seen:
+        assert options.meta_optimizer_iterations == rewriter_config_pb2.RewriterConfig.ONE
+        assert options.memory_optimization == rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+        assert options.disable_tfg_optimizer
+        assert options.constant_folding == before.constant_folding
+    assert current_rewrite_options() == before
+
+
+class RewriteOptionsLog(keras.callbacks.Callback):
+    """Grappler's options in effect at the start of training and validation
+    (in a class list: KerasTuner gives each trial a copy of the callbacks)."""
+
+    seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(current_rewrite_options())
+
+    def on_test_begin(self, logs=None):
+        self.seen.append(current_rewrite_options())
+
+
+def current_rewrite_options():
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    serialized = context.context().function_call_options.config_proto_serialized
+    return config_pb2.ConfigProto.FromString(serialized).graph_options.rewrite_options
+
+
+def test_lean_graph_optimization_leaves_training_bit_identical():
+    """The grappler passes a candidate's fit skips change no value: the same
+    seed trains to exactly the same weights and losses with and without them."""
+    from tfnas import graph_options
+
+    x, y = _arrays()
+    trained = []
+    for lean in (False, True):
+        model = _model(seed=5)
+        with graph_options.lean_graph_optimization() if lean else contextlib.nullcontext():
+            history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+                                validation_data=(x[:16], y[:16]))
+        trained.append((model.get_weights(), history.history))
+    (default, default_history), (lean, lean_history) = trained
+    assert default_history == lean_history
+    assert len(default) == len(lean)
+    for a, b in zip(default, lean):
+        assert np.array_equal(a, b)

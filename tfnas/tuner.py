@@ -24,6 +24,7 @@ from tfnas import epoch_logs
 from tfnas import errors
 from tfnas import estimation
 from tfnas import gc_scope
+from tfnas import graph_options
 from tfnas import inheritance
 from tfnas import integrity
 from tfnas import latency
@@ -561,7 +562,8 @@ class NASTuner(kt.Tuner):
         if plain_fit:
             prebuild.build_training_state(model, prebuild.fit_data_spec(args, kwargs))
         try:
-            results = self.hypermodel.fit(hp, model, *args, **kwargs)
+            with self._graph_optimization():
+                results = self.hypermodel.fit(hp, model, *args, **kwargs)
         except _OUT_OF_MEMORY as error:
             raise CandidateFailed(_out_of_memory("training", error)) from error
         train_time = time.perf_counter() - start
@@ -581,6 +583,14 @@ class NASTuner(kt.Tuner):
             atomic.write_atomically(self._get_build_config_fname(trial.trial_id),
                                     model.get_build_config())
         return metrics
+
+    def _graph_optimization(self):
+        """The grappler settings a candidate's `fit` runs under: one pass, not
+        two, none of which changes a value (`tfnas.graph_options`); set the
+        attribute `lean_graph_optimization = False` for TensorFlow's defaults."""
+        if getattr(self, "lean_graph_optimization", True):
+            return graph_options.candidate_graph_optimization()
+        return contextlib.nullcontext()
 
     def _callbacks(self, callbacks):
         """The fit callbacks, plus a stop on a non-finite loss.
