@@ -154,6 +154,27 @@ def test_two_removed_layers_fold_in_turn():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_a_removed_layer_after_a_skip_is_folded_into_the_head():
+    """The head of a child whose last layer adds a skip reads that sum, as
+    the parent's removed layer did: the removed layer still folds in."""
+    skip = {**PARENT, "layer_1/skip/0": True}
+    values = {**skip, "num_layers": 3, "layer_2/stride": 1, "layer_2/op": "conv3x3",
+              "layer_2/filters": 8, "layer_2/activation": "relu",
+              "layer_2/skip/0": False, "layer_2/skip/1": False}
+    parent, donor = random_parent(values)
+    assert donor.upstream["layer_2.conv3x3"] == "layer_1.conv3x3+layer_1_skip_0.shortcut"
+    child = build(skip)
+    report = inheritance.inherit(child, donor)
+    assert report["fresh_layers"] == 0 and report["pruned_layers"] == 1
+
+    z = np.abs(np.random.default_rng(2).normal(size=(2, 8, 8, 16))).astype("float32")
+    constant = np.broadcast_to(z[:, :1, :1, :], z.shape)
+    after = pre_activation(parent.get_layer("layer_2.conv3x3"), constant)
+    expected = logits(parent.get_layer("head.dense"), after[:, 4, 4, :])
+    got = logits(child.get_layer("head.dense"), z[:, 0, 0, :])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_upstream_keys_name_the_layer_each_layer_reads():
     model = build(PARENT)
     assert layer_removal.upstream_keys(model) == {

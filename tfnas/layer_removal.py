@@ -19,7 +19,9 @@ function away from the borders; for a removed convolution it is its linear
 part (the parent's ReLU between is not kept).
 
 To know which layer read what, the parent's graph is kept with its weights
-(`upstream_keys`: each layer's nearest upstream layer with weights).
+(`upstream_keys`: each layer's nearest upstream layer with weights, or the
+inputs of the skip's sum it reads, so that a child whose last layer adds a
+skip folds too). A removed layer that added a skip itself is not folded.
 """
 
 import keras
@@ -37,13 +39,15 @@ EPSILON = 1e-5
 def upstream_keys(model):
     """`{layer key: the key of the nearest layer with weights it reads, or
     None}` for `model`'s layers with weights (through layers without
-    weights that have one input)."""
+    weights that have one input). A layer that reads a sum (a skip's `Add`)
+    reads the keys of the sum's inputs joined by "+"."""
     return {layer.name: _upstream(layer)[0] for layer in model.layers if layer.weights}
 
 
 def _upstream(layer):
-    """`(the nearest upstream layer's name with weights or None, the layers
-    without weights on the way)`."""
+    """`(the nearest upstream layer's name with weights, the "+"-joined
+    names of an `Add`'s inputs, or None; the layers without weights on the
+    way)`."""
     between = []
     inbound = net2net.inbound_layers(layer)
     while len(inbound) == 1:
@@ -54,7 +58,16 @@ def _upstream(layer):
             return None, between
         between.append(source)
         inbound = net2net.inbound_layers(source)
+    if between and isinstance(between[-1], keras.layers.Add):
+        keys = [source.name if source.weights else _upstream(source)[0] for source in inbound]
+        if all(keys):
+            return "+".join(sorted(keys)), between
     return None, between
+
+
+def _present(key, model_layers):
+    """Whether the layers of an upstream key are all in the child."""
+    return all(name in model_layers for name in key.split("+"))
 
 
 def folded(layer, donor, in_map, model_layers):
@@ -74,18 +87,19 @@ def folded(layer, donor, in_map, model_layers):
     if in_map is not None or parent_upstream is None or parent_upstream == upstream:
         return None  # the same input (or no graph of the parent's)
     removed = []  # the parent's layers between, from the head back
-    while parent_upstream is not None and parent_upstream not in model_layers:
+    while parent_upstream is not None and not _present(parent_upstream, model_layers):
         removed.append(parent_upstream)
         parent_upstream = donor.upstream.get(parent_upstream)
     if not removed or parent_upstream != upstream:
         return None  # not a run of removed layers in between
     if not isinstance(layer, keras.layers.Dense) or not any(
             isinstance(b, _GLOBAL_POOLINGS) for b in between) or not all(
-            isinstance(b, _PASSING) for b in between):
+            isinstance(b, _PASSING) for b in between[:-1]) or not isinstance(
+            between[-1], _PASSING + (keras.layers.Add,)):
         return None
     matrix, offset = None, None
     for key in reversed(removed):  # from the input on
-        part = _linear_part(donor.convolutions.get(key), donor.weights[key])
+        part = _linear_part(donor.convolutions.get(key), donor.weights.get(key))
         if part is None or (matrix is not None and matrix.shape[1] != part[0].shape[0]):
             return None
         matrix, offset = part if matrix is None else (
