@@ -32,8 +32,6 @@ from tfnas import net2net, op_swap
 #: Layers without weights that the head may read its input through.
 _GLOBAL_POOLINGS = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
 _PASSING = _GLOBAL_POOLINGS + (keras.layers.Dropout, keras.layers.Identity)
-#: The batch normalization's epsilon in the spaces' layers (`ops._batch_norm`).
-EPSILON = 1e-5
 
 
 def upstream_keys(model):
@@ -126,7 +124,9 @@ def _linear_part(config, values):
         values = op_swap.projection_from_convolution(config, values)
     if values is None or len(values) != 5:
         return None
+    from tfnas.spaces.ops import BATCH_NORM_EPSILON  # imported late (no cycle)
+
     response, gamma, beta, mean, variance = values
-    scale = gamma / np.sqrt(variance + EPSILON)
+    scale = gamma / np.sqrt(variance + BATCH_NORM_EPSILON)
     matrix = response.reshape(response.shape[-2:]) * scale
     return matrix, beta - mean * scale
