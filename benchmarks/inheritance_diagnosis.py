@@ -40,7 +40,7 @@ import keras_tuner as kt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfnas  # noqa: E402
-from tfnas import child_schedule, inheritance, moves, spaces  # noqa: E402
+from tfnas import child_schedule, inheritance, layer_removal, moves, spaces  # noqa: E402
 from tfnas.bench import ground_truth, tables  # noqa: E402
 
 import report  # noqa: E402
@@ -110,7 +110,8 @@ def main():
             model = build(space, parent_values)
             parent_score, _ = fit_best(model, data, args.epochs, path)
             donor = inheritance.Donor("p", inheritance.weights_by_key(model), args.child_epochs,
-                                      convolutions=inheritance.conv_configs(model))
+                                      convolutions=inheritance.conv_configs(model),
+                                      upstream=layer_removal.upstream_keys(model))
             children = {"same": dict(parent_values)}
             for child in moves.neighbours(decisions, parent_values, rng):
                 children.setdefault(kind(parent_values, child), child)

@@ -237,8 +237,11 @@ def main():
                           f"{median([c['gain'] for c in result['children']]):+.4f}, "
                           "morphed ", [c["morphed_layers"] for c in result["children"]],
                           flush=True)
+    with open(os.path.splitext(args.output)[0] + ".json", "w") as file:
+        json.dump({"command": sys.argv[1:], "results": results}, file, indent=1,
+                  default=float)
     if len(args.configs) < len(CONFIGS):
-        return
+        return  # one config: its results (the JSON file), no comparison
 
     rows = ["| target | val. accuracy (median) | plain: training s to target | inherit: "
             "training s | plain: CPU s | inherit: CPU s | plain: wall s | inherit: wall s | "
@@ -327,9 +330,6 @@ def main():
                  f"{g}: {median([c['gain'] for c in children if c['generation'] == g]):+.4f} "
                  f"({sum(1 for c in children if c['generation'] == g)})"
                  for g in range(1, deepest + 1)) + "."]
-    with open(os.path.splitext(args.output)[0] + ".json", "w") as file:
-        json.dump({"command": sys.argv[1:], "results": results}, file, indent=1,
-                  default=float)
     command = " ".join(["`python benchmarks/weight_inheritance.py", *sys.argv[1:]]) + "`"
     report.write_table(
         args.output, "Regularized evolution with and without weight inheritance",

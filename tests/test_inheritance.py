@@ -621,7 +621,7 @@ def test_remember_reads_the_checkpoint_after_an_execution_that_may_not_hold_it(t
     history = keras.callbacks.History()
     history.history = {"loss": [1.0, 0.8], "val_accuracy": [0.5, 0.6]}  # its own best last
     inheritance.remember(tuner, trial, model, history)
-    remembered, _ = tuner._inheritance_donors.get(trial.trial_id)
+    remembered = tuner._inheritance_donors.get(trial.trial_id)[0]
     assert remembered.keys() == best.keys()
     assert all(same(remembered[key], best[key]) for key in best)
 

@@ -61,11 +61,17 @@ is built in a fresh session too). A child's layer then:
   in the same role (conv5x5 -> conv3x3) starts from the centre of the
   parent's kernel. Each started better than Keras's initialisers, after
   the same training, in `benchmarks/results/inheritance_diagnosis*.md`;
-- starts fresh (Keras's initialisers) otherwise: another kind of operation
-  (a convolution for a pooling, a separable for a regular convolution), a
-  new layer that changes the strides or uses another activation, a
-  pooling's projection, and a skip without a projection (the same shape,
-  nothing to zero: it adds its source, so the child's function changes).
+- starts from the layer it replaces when a convolution became a pooling or
+  a pooling a convolution (`tfnas.op_swap`: the same response to a locally
+  constant input; exact for an average pooling away from the borders), and,
+  in a shallower child, the layer that read a removed layer folds the
+  removed layer's linear part in (`tfnas.layer_removal`: the spaces' head
+  after global average pooling): both "pruned";
+- starts fresh (Keras's initialisers) otherwise: another kind of
+  convolution (a separable for a regular one), a new layer that changes
+  the strides or uses another activation, a pooling's projection, and a
+  skip without a projection (the same shape, nothing to zero: it adds its
+  source, so the child's function changes).
 
 A child trains its fewer epochs under `tfnas.child_schedule`: a short
 warm-up, then a cosine decay of the learning rate to zero (as NASH and
@@ -85,7 +91,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from tfnas import child_schedule, net2net
+from tfnas import child_schedule, layer_removal, net2net, op_swap
 from tfnas.validation import check_int
 
 INHERIT_FROM = "tuner/inherit_from"
@@ -144,6 +150,9 @@ class Donor:
     #: `{layer key: config}` of the parent's `ConvBN` layers (`conv_configs`),
     #: for kernel widening.
     convolutions: dict = dataclasses.field(default_factory=dict)
+    #: `{layer key: key of the layer with weights it reads}`
+    #: (`layer_removal.upstream_keys`), for shallower children.
+    upstream: dict = dataclasses.field(default_factory=dict)
 
 
 #: Trials whose trained weights a tuner keeps in memory (the latest ones:
@@ -165,14 +174,14 @@ class DonorCache:
         self.size = size
         self._donors = collections.OrderedDict()
 
-    def remember(self, trial_id, weights, convolutions):
-        self._donors[str(trial_id)] = (weights, convolutions)
+    def remember(self, trial_id, weights, convolutions, upstream=None):
+        self._donors[str(trial_id)] = (weights, convolutions, upstream or {})
         self._donors.move_to_end(str(trial_id))
         while len(self._donors) > self.size:
             self._donors.popitem(last=False)
 
     def get(self, trial_id):
-        """`(weights, convolutions)` of trial `trial_id`, or None."""
+        """`(weights, convolutions, upstream)` of trial `trial_id`, or None."""
         return self._donors.get(str(trial_id))
 
 
@@ -198,7 +207,8 @@ def remember(tuner, trial, model, history=None):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Skipping variable loading")
             model.load_weights(checkpoint)
-    _cache(tuner).remember(trial.trial_id, weights_by_key(model), conv_configs(model))
+    _cache(tuner).remember(trial.trial_id, weights_by_key(model), conv_configs(model),
+                           layer_removal.upstream_keys(model))
     return time.perf_counter() - start
 
 
@@ -247,7 +257,8 @@ def load_parent(tuner, trial):
     remembered = _cache(tuner).get(parent_id)
     if remembered is not None:
         return Donor(str(parent_id), remembered[0], epochs,
-                     load_s=time.perf_counter() - start, convolutions=remembered[1])
+                     load_s=time.perf_counter() - start, convolutions=remembered[1],
+                     upstream=remembered[2])
     checkpoint = kt.Tuner._get_checkpoint_fname(tuner, parent_id)  # the reporter's
     problem = None
     if not os.path.exists(checkpoint):
@@ -267,7 +278,8 @@ def load_parent(tuner, trial):
                       f"{parent_id}: {problem}; training from scratch.")
         return None
     return Donor(str(parent_id), weights_by_key(model), epochs,
-                 load_s=time.perf_counter() - start, convolutions=conv_configs(model))
+                 load_s=time.perf_counter() - start, convolutions=conv_configs(model),
+                 upstream=layer_removal.upstream_keys(model))
 
 
 def weights_by_key(model):
@@ -277,11 +289,18 @@ def weights_by_key(model):
 
 
 def conv_configs(model):
-    """`{layer key: config}` of `model`'s `ConvBN` layers."""
+    """`{layer key: config}` of `model`'s `ConvBN` layers and of its
+    poolings followed by a projection (`op_swap.pooling_config`)."""
+    configs = {layer.name: _layer_config(layer) for layer in model.layers}
+    return {key: config for key, config in configs.items() if config is not None}
+
+
+def _layer_config(layer):
     from tfnas.spaces import ops  # the spaces' layers; imported late (no cycle)
 
-    return {layer.name: _conv_config(layer) for layer in model.layers
-            if isinstance(layer, ops.ConvBN)}
+    if isinstance(layer, ops.ConvBN):
+        return _conv_config(layer)
+    return op_swap.pooling_config(layer)
 
 
 def _conv_config(layer):
@@ -366,6 +385,9 @@ def _initial_values(layer, donor, in_map, parent_roles, rng, model_layers):
     source = donor.weights.get(layer.name)
     weights = layer.weights
     if source is not None:
+        folded = layer_removal.folded(layer, donor, in_map, model_layers)
+        if folded is not None:  # its parent's input was removed: folded in
+            return "pruned", folded, None
         if in_map is None and len(source) == len(weights) and all(
                 tuple(s.shape) == tuple(w.shape) for s, w in zip(source, weights)):
             return "inherited", source, None
@@ -386,6 +408,12 @@ def _initial_values(layer, donor, in_map, parent_roles, rng, model_layers):
     resized = _resized_kernel(layer, donor, in_map, rng)
     if resized is not None:
         return resized
+    config = _layer_config(layer)
+    swapped = config and op_swap.swapped(layer, config, donor, in_map, rng,
+                                         net2net.outgoing_importance(
+                                             layer, donor.weights, model_layers))
+    if swapped:  # a convolution for a pooling, or a pooling for a convolution
+        return ("pruned",) + swapped
     return "fresh", None, None
 
 

@@ -75,13 +75,18 @@ def _build_chain(layers, input_shape):
     return shape
 
 
+#: The epsilon of every batch normalization the spaces build (read by
+#: `tfnas.layer_removal`, which folds a normalization into a later layer).
+BATCH_NORM_EPSILON = 1e-5
+
+
 def _batch_norm():
     # Momentum 0.9 rather than Keras' 0.99: short NAS trainings must leave
     # usable moving statistics after a few hundred steps. In a supernet, the
     # same normalization on the fused kernel (a much smaller graph).
     if batch_norm.in_supernet_scope():
-        return batch_norm.FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        return batch_norm.FusedBatchNormalization(momentum=0.9, epsilon=BATCH_NORM_EPSILON)
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=BATCH_NORM_EPSILON)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
