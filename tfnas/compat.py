@@ -240,6 +240,18 @@ def keras_symbolic_build(model):
     return getattr(model, "_symbolic_build", None)
 
 
+def keras_compiled_state(model):
+    """`(model._compile_metrics, model._compile_loss)`, the compiled metrics
+    and loss that Keras's `Trainer` builds in `_symbolic_build`, or None
+    outside the tested Keras versions or when Keras lacks them:
+    `OneShotModel` builds them from a supernet's output spec instead of a
+    symbolic pass over every candidate, an optimisation `fit` does without."""
+    if not is_tested("keras") or not all(
+            hasattr(model, name) for name in ("_compile_metrics", "_compile_loss")):
+        return None
+    return model._compile_metrics, model._compile_loss
+
+
 def keras_graph_neighbours(layer):
     """`(inbound layers, outbound layers)` of `layer` in its functional
     model, read from Keras's private `_inbound_nodes` (its first node: a

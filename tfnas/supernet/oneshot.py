@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas import compat
 from tfnas.optimizers import FusedAdam
 from tfnas.supernet import memory
 from tfnas.supernet.graph_options import lean_graph_optimization
@@ -130,13 +131,14 @@ class OneShotModel(keras.Model):
         of CPU on the cell space, thrown away). Returns whether it could
         (a built supernet of one output, an `(x, y)` batch)."""
         outputs = self.supernet.outputs if self.supernet.built else None
+        compiled_state = compat.keras_compiled_state(self)
         if (not outputs or len(outputs) != 1 or not isinstance(data_batch, tuple)
-                or len(data_batch) != 2):
+                or len(data_batch) != 2 or compiled_state is None):
             return False
         y = data_batch[1]
         y_true = keras.KerasTensor(y.shape, keras.backend.standardize_dtype(y.dtype))
         y_pred = keras.KerasTensor(outputs[0].shape, outputs[0].dtype)
-        for compiled in (self._compile_metrics, self._compile_loss):
+        for compiled in compiled_state:
             if compiled is not None and not compiled.built:
                 compiled.build(y_true, y_pred)
         if self.optimizer is not None and not self.optimizer.built:
