@@ -140,15 +140,18 @@ def run_search(data, space, rule, seed, trials, epochs, population, sample_size,
 class CurveStore:
     """Learning curves of architectures trained once, cached in a JSON file."""
 
-    def __init__(self, path, data, space, epochs):
+    def __init__(self, path, data, space, epochs, batch_size, data_seed=0):
         self.path, self.data, self.space, self.epochs = path, data, space, epochs
+        self.batch_size, self.data_seed = batch_size, data_seed
+        self.train_arrays = None  # the training split, read once (see `_training_set`)
         self.curves = {}
         self.trained = 0
         if os.path.exists(path):  # curves recorded through NASTuner's fit callbacks
             with open(path) as file:
                 self.curves = {k: v for k, v in json.load(file).items()
                                if len(v["val"]) >= epochs and "teardown" in v
-                               and v.get("graph_optimization") == "lean"}
+                               and v.get("graph_optimization") == "lean"
+                               and v.get("data_order") == "per-architecture"}
 
     def get(self, values):
         key = Architecture(values).to_json()
@@ -158,6 +161,28 @@ class CurveStore:
             with open(self.path, "w") as file:
                 json.dump(self.curves, file)
         return self.curves[key]
+
+    def _training_set(self, key):
+        """The training split batched and reshuffled each epoch as `tfnas.load_data`
+        does, but built anew for architecture `key` with a shuffle seed that is a
+        function of (data seed, `key`) only: one shared dataset's shuffle advances
+        with every epoch trained on it, which made a curve depend on how many
+        epochs were recorded before it in this process."""
+        import hashlib
+
+        import tensorflow as tf
+
+        if self.train_arrays is None:  # the examples once, in a canonical order
+            batches = list(self.data.train.as_numpy_iterator())
+            inputs, labels = (np.concatenate(part) for part in zip(*batches))
+            # Sorted by (label, input values): independent of the shared set's shuffle.
+            order = np.lexsort(inputs.reshape(len(inputs), -1).T[::-1].tolist() + [labels])
+            self.train_arrays = inputs[order], labels[order]
+        digest = hashlib.sha256(f"{self.data_seed}:{key}".encode()).digest()
+        shuffle_seed = int.from_bytes(digest[:4], "big") % 2**31
+        dataset = tf.data.Dataset.from_tensor_slices(self.train_arrays)
+        dataset = dataset.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)
+        return dataset.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def _train(self, values):
         """Trains `values` as a `NASTuner` trial's `fit` does (its training state
@@ -173,10 +198,11 @@ class CurveStore:
         from tfnas.tuner import StopOnNonFiniteLoss
 
         keras.backend.clear_session()
-        model = proxies.build(self.space, values, seed=0)
+        model = proxies.build(self.space, values, seed=0)  # sets the global seed
+        train = self._training_set(Architecture(values).to_json())
         record = {"setup": 0.0, "setup_cpu": 0.0, "val": [], "test": [], "seconds": [],
                   "cpu": [], "teardown": 0.0, "teardown_cpu": 0.0,
-                  "graph_optimization": "lean"}
+                  "graph_optimization": "lean", "data_order": "per-architecture"}
         test = self.data.test
         marks = []  # (wall, cpu) at each epoch's start, then at the end of training
         evaluating = [0.0, 0.0]  # this recorder's test evaluations, per epoch
@@ -208,9 +234,9 @@ class CurveStore:
             callbacks = [Record(), checkpoint, StopOnNonFiniteLoss()]
             checkpoints.make_atomic(callbacks)  # as NASTuner does
             start = now()
-            prebuild.build_training_state(model, prebuild.data_spec(self.data.train))
+            prebuild.build_training_state(model, prebuild.data_spec(train))
             with graph_options.candidate_graph_optimization():  # as NASTuner does
-                model.fit(self.data.train, validation_data=self.data.validation,
+                model.fit(train, validation_data=self.data.validation,
                           epochs=self.epochs, verbose=0, shuffle=False, callbacks=callbacks)
             end = now()
         spent = record.pop("evaluating")
@@ -359,7 +385,8 @@ def main():
             name = (os.path.splitext(os.path.basename(args.table))[0] + "_table"
                     if meta else dataset)
             cache = os.path.join(report.RESULTS, f"early_stopping_curves_{name}.json")
-            store = CurveStore(cache, data, space, args.epochs)
+            store = CurveStore(cache, data, space, args.epochs, args.batch_size,
+                               data_seed=meta["data_seed"] if meta else 0)
             for seed in range(args.seeds):
                 order = RULES[seed % len(RULES):] + RULES[:seed % len(RULES)]
                 for rule in order:
