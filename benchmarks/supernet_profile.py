@@ -102,7 +102,7 @@ def main():
     from tfnas.optimizers import FusedAdam
     from tfnas.supernet import oneshot, strategies
     from tfnas.supernet.builder import build_supernet
-    from tfnas.supernet.graph_options import lean_graph_optimization
+    from tfnas.graph_options import lean_graph_optimization
     phase("imports")
     data = tfnas.load_data("digits")
     space = tfnas.spaces.get(args.space, data.input_shape, data.num_classes, **space_args)

@@ -254,7 +254,7 @@ def test_supernet_fit_skips_the_grappler_passes_that_change_nothing(digits):
     from tensorflow.core.protobuf import rewriter_config_pb2
 
     from tfnas.optimizers import FusedAdam
-    from tfnas.supernet.graph_options import LEAN_REWRITES
+    from tfnas.graph_options import LEAN_REWRITES
 
     before = current_rewrite_options()
     model = one_shot_model("darts")

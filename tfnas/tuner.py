@@ -192,7 +192,14 @@ class NASTuner(kt.Tuner):
             environment's (`TFNAS_TOKEN`, `TFNAS_TLS_CERT`, ...).
         **kwargs: Other `keras_tuner.Tuner` arguments: `directory`,
             `project_name`, `overwrite`, `executions_per_trial`, ...
+
+    Attributes:
+        lean_graph_optimization: Whether a candidate's `fit` runs under
+            grappler's lean settings (`tfnas.graph_options`: one pass, the
+            same values). Set it to False for TensorFlow's defaults.
     """
+
+    lean_graph_optimization = True
 
     def __init__(
         self,
@@ -585,10 +592,9 @@ class NASTuner(kt.Tuner):
         return metrics
 
     def _graph_optimization(self):
-        """The grappler settings a candidate's `fit` runs under: one pass, not
-        two, none of which changes a value (`tfnas.graph_options`); set the
-        attribute `lean_graph_optimization = False` for TensorFlow's defaults."""
-        if getattr(self, "lean_graph_optimization", True):
+        """The grappler settings a candidate's `fit` runs under (see the
+        `lean_graph_optimization` attribute)."""
+        if self.lean_graph_optimization:
             return graph_options.candidate_graph_optimization()
         return contextlib.nullcontext()
 

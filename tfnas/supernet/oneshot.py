@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas import compat
+from tfnas.graph_options import lean_graph_optimization
 from tfnas.optimizers import FusedAdam
 from tfnas.supernet import memory
-from tfnas.supernet.graph_options import lean_graph_optimization
 
 
 class OneShotModel(keras.Model):
