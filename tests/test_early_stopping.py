@@ -138,12 +138,68 @@ def test_curve_rule_lets_a_slow_starting_winner_run():
     x = np.arange(1, 21, dtype=float)
     curve = curve_families.hill3(x, 0.9, 3.0, 6.0) + np.random.default_rng(1).normal(0, 0.005, 20)
     best = curve_families.hill3(20.0, 0.9, 3.0, 6.0) - 0.03
+    completed = [(x, np.asarray(_noisy(best - 0.3 / x + 0.3 / 20, seed))) for seed in range(3)]
     rule = CurveExtrapolationRule()
+    prior = rule.noise_prior(completed, 20)
     assert rule.probability_to_beat(x[:4], curve[:4], 20, best) > 0.5
-    assert not rule.should_stop(x[:4], curve[:4], [(x, np.full(20, best))] * 3, 20, key=0)
+    assert rule.probability_to_beat(x[:4], curve[:4], 20, best, value_range=(0.0, 1.0),
+                                    noise_prior=prior) > 0.1
+    assert not rule.should_stop(x[:4], curve[:4], completed, 20, key=0, value_range=(0.0, 1.0))
     # A curve levelling off far below the best is still stopped.
     plateau = 0.6 - 0.3 * np.exp(-0.9 * x) + np.random.default_rng(2).normal(0, 0.005, 20)
-    assert rule.should_stop(x[:5], plateau[:5], [(x, np.full(20, best))] * 3, 20, key=0)
+    assert rule.should_stop(x[:5], plateau[:5], completed, 20, key=0, value_range=(0.0, 1.0))
+
+
+def test_metric_range_reads_the_metric_s_name():
+    assert early_stopping.metric_range("val_accuracy") == (0.0, 1.0)
+    assert early_stopping.metric_range("val_sparse_categorical_accuracy") == (0.0, 1.0)
+    assert early_stopping.metric_range("auc") == (0.0, 1.0)
+    assert early_stopping.metric_range("val_loss") == (0.0, np.inf)
+    assert early_stopping.metric_range("mnasnet_reward") == (-np.inf, np.inf)
+
+
+def test_curve_rule_keeps_an_accuracy_s_extrapolation_inside_0_1():
+    """Domhan et al.'s sanity prior: a curve rising by 0.1 an epoch, judged
+    against 0.99, is stopped only when the rule knows that an accuracy ends
+    below 1 (families such as log-log linear extrapolate it to 1.5)."""
+    x = np.arange(1, 21, dtype=float)
+    steep = np.array([0.55, 0.65, 0.75, 0.85])
+    rule = CurveExtrapolationRule()
+    assert rule.probability_to_beat(x[:4], steep, 20, 0.99) > 0.9
+    assert rule.probability_to_beat(x[:4], steep, 20, 0.99, value_range=(0.0, 1.0)) < 0.01
+    completed = [(x, np.asarray(_noisy(0.99 - 0.5 * np.exp(-0.3 * x), seed))) for seed in range(3)]
+    assert rule.should_stop(x[:4], steep, completed, 20, key=0, value_range=(0.0, 1.0))
+    assert not rule.should_stop(x[:4], steep, completed, 20, key=0)
+    # Through an oracle: judge reads the range from the objective's name.
+    assert early_stopping.metric_range(OBJECTIVE.name) == (0.0, 1.0)
+
+
+def test_curve_rule_learns_the_noise_from_the_completed_curves():
+    """The noise prior: the completed curves' residual variance (of their
+    best fits) with the degrees of freedom of one such fit. The same five
+    epochs are hopeless after smooth completed curves and not after noisy
+    ones, where the noise alone could carry the final value over the best."""
+    x = np.arange(1, 21, dtype=float)
+
+    def completed(noise):
+        rng = np.random.default_rng(1)
+        return [(x, 0.9 - 0.4 * x ** -0.8 + rng.normal(0, noise, 20)) for _ in range(3)]
+
+    rule = CurveExtrapolationRule()
+    for noise in (0.002, 0.02, 0.05):
+        variance, dof = rule.noise_prior(completed(noise), 20)
+        assert noise ** 2 / 3 < variance < 3 * noise ** 2 and 14 <= dof <= 18
+    assert rule.noise_prior([(x[:2], np.array([0.2, 0.3]))], 20) is None  # nothing fits
+    best = max(float(np.max(v)) for _, v in completed(0.01))
+    curve = 0.82 - 0.4 * x[:5] ** -0.8 + np.random.default_rng(10).normal(0, 0.005, 5)
+    smooth, noisy = completed(0.002), completed(0.05)
+    assert rule.probability_to_beat(
+        x[:5], curve, 20, best, noise_prior=rule.noise_prior(smooth, 20)) < 0.01
+    assert rule.probability_to_beat(
+        x[:5], curve, 20, best, noise_prior=rule.noise_prior(noisy, 20)) > 0.1
+    # Without a prior, as before: the noise from the five points alone.
+    assert rule.probability_to_beat(x[:5], curve, 20, best) == rule.probability_to_beat(
+        x[:5], curve, 20, best, noise_prior=None)
 
 
 def test_rules_on_a_min_objective_stop_the_curve_that_stays_high(tmp_path):
