@@ -154,8 +154,17 @@ def test_metric_range_reads_the_metric_s_name():
     assert early_stopping.metric_range("val_accuracy") == (0.0, 1.0)
     assert early_stopping.metric_range("val_sparse_categorical_accuracy") == (0.0, 1.0)
     assert early_stopping.metric_range("auc") == (0.0, 1.0)
-    assert early_stopping.metric_range("val_loss") == (0.0, np.inf)
+    assert early_stopping.metric_range("val_mean_absolute_error") == (0.0, np.inf)
+    assert early_stopping.metric_range("sparse_categorical_crossentropy") == (0.0, np.inf)
+    # A compiled loss can be negative (cosine similarity, Gaussian likelihood).
+    assert early_stopping.metric_range("val_loss") == (-np.inf, np.inf)
     assert early_stopping.metric_range("mnasnet_reward") == (-np.inf, np.inf)
+    # Oriented for a "min" objective, and dropped when a value falls outside.
+    assert early_stopping._value_range("val_mean_absolute_error", "min",
+                                       [np.array([-0.5, -0.3])]) == (-np.inf, 0.0)
+    assert early_stopping._value_range("val_accuracy", "max",
+                                       [np.array([0.5, 0.7]), np.array([0.9, 1.2])]) == (
+        -np.inf, np.inf)
 
 
 def test_curve_rule_keeps_an_accuracy_s_extrapolation_inside_0_1():
@@ -197,9 +206,60 @@ def test_curve_rule_learns_the_noise_from_the_completed_curves():
         x[:5], curve, 20, best, noise_prior=rule.noise_prior(smooth, 20)) < 0.01
     assert rule.probability_to_beat(
         x[:5], curve, 20, best, noise_prior=rule.noise_prior(noisy, 20)) > 0.1
-    # Without a prior, as before: the noise from the five points alone.
-    assert rule.probability_to_beat(x[:5], curve, 20, best) == rule.probability_to_beat(
-        x[:5], curve, 20, best, noise_prior=None)
+    # A candidate stuck at chance (the same value at every epoch) says nothing
+    # of the noise: left out, it does not make the rule certain.
+    stuck = [(x, np.full(20, 0.1))] * 3
+    assert rule.noise_prior(stuck, 20) is None
+    assert rule.noise_prior(stuck + completed(0.02)[:2], 20) == rule.noise_prior(
+        completed(0.02)[:2], 20)
+
+
+def test_curve_rule_without_priors_is_stop_25_s():
+    """Without a noise prior or a range, the probability is the rule's of
+    stop 25 (commit 47e713c), draw for draw."""
+    x = np.arange(1, 6, dtype=float)
+    curve = np.asarray(_noisy(0.9 - 0.4 * x ** -0.7, 3))
+    probability = CurveExtrapolationRule(seed=1).probability_to_beat(x, curve, 20, 0.86, key=5)
+    assert probability == pytest.approx(0.08393669352890189, abs=1e-6)
+
+
+def test_curve_rule_on_a_min_objective_extrapolates_inside_its_range(tmp_path):
+    """Through the oracle, the curve rule on a "min" objective whose range is
+    known (a mean absolute error: oriented, (-inf, 0]; the orientation is
+    checked in test_metric_range_reads_the_metric_s_name): a curve that
+    levels off at 0.6 while the others reach 0.03 is stopped."""
+    objective = kt.Objective("val_mean_absolute_error", "min")
+    oracle = oracles.get("random", objective, 50, seed=0)
+    LookupTuner(oracle, spaces.ChainSpace((4, 4, 1), 2, max_layers=3), lambda values: 0.0,
+                signal_name=objective.name, directory=tmp_path, project_name="p")
+    early_stopping.attach(oracle, CurveExtrapolationRule())
+    x = np.arange(1, EPOCHS_PLANNED + 1)
+
+    def train(curve):
+        trial = oracle.create_trial("tuner0")
+        for epoch, value in enumerate(curve):
+            answer = oracle.update_trial(trial.trial_id, early_stopping.epoch_report(
+                {objective.name: value}, EPOCHS_PLANNED), step=epoch)
+            if answer.status == trials.STOPPED:
+                break
+        oracle.update_trial(trial.trial_id, {objective.name: min(curve[:epoch + 1])}, step=0)
+        trial.status = trials.COMPLETED
+        oracle.end_trial(trial)
+        return epoch + 1
+
+    for seed in range(3):
+        assert train(_noisy(0.03 + 0.5 * np.exp(-0.5 * x), seed)) == EPOCHS_PLANNED
+    assert train(_noisy(0.6 + 0.3 * np.exp(-0.9 * x), 7)) < EPOCHS_PLANNED
+
+
+def test_a_rule_written_before_value_range_still_judges(tmp_path):
+    class EveryThirdEpoch(early_stopping.StoppingRule):
+        def should_stop(self, epochs, values, completed, final_epoch, key):
+            return len(values) >= 3
+
+    oracle = _oracle(tmp_path, EveryThirdEpoch())
+    stopped, trained = _train(oracle, RISING)
+    assert trained == 3 and trials.stopped_at(stopped) == 3
 
 
 def test_rules_on_a_min_objective_stop_the_curve_that_stays_high(tmp_path):

@@ -189,9 +189,17 @@ def test_fused_updates_trains_a_keras_adam_as_keras_does_and_gives_it_back(batch
     assert "ResourceApplyAdam" not in keras_ops and len(fused_ops) < len(keras_ops)
     assert_same_variables([v.numpy() for v in model.variables], expected_model)
     assert_same_variables([v.numpy() for v in optimizer.variables], expected_slots)
-    # Outside the block, Keras's Adam again: saved and exported as Keras's own.
+    # Outside the block, Keras's Adam again: saved and exported as Keras's own,
+    # and the step traced with the fused update dropped (a later fit traces
+    # Keras's).
     assert model.optimizer is optimizer and type(optimizer) is keras.optimizers.Adam
     assert keras.optimizers.serialize(optimizer)["registered_name"] is None
+    assert model.train_function is None
+    # A step traced before the block would not take the fused update.
+    model.fit(as_dataset(batches[:1]), epochs=1, verbose=0)
+    with optimizers.fused_updates(model) as fused:
+        assert not fused and type(optimizer) is keras.optimizers.Adam
+    assert model.train_function is not None
 
 
 def test_fused_updates_reach_a_loss_scaled_adam_and_leave_other_optimizers_alone():

@@ -24,6 +24,7 @@ halving:
 """
 
 import collections
+import inspect
 import math
 import warnings
 import zlib
@@ -89,13 +90,15 @@ def take_planned_epochs(metrics):
 #: Metrics whose values lie in [0, 1], by the end of their name (Keras's
 #: names, with or without "val_").
 UNIT_INTERVAL_METRICS = ("accuracy", "auc", "precision", "recall")
-#: Metrics that are never negative (losses and errors).
-NONNEGATIVE_METRICS = ("loss", "error", "crossentropy", "hinge", "divergence")
+#: Metrics that are never negative (Keras's errors, crossentropies, hinge
+#: losses and divergences; not a compiled `loss`, which a cosine-similarity
+#: or Gaussian log-likelihood loss makes negative).
+NONNEGATIVE_METRICS = ("error", "crossentropy", "hinge", "divergence")
 
 
 def metric_range(metric):
     """`(low, high)`: the values `metric` can take, read from its name
-    (`(-inf, inf)` when the name says nothing)."""
+    (`(-inf, inf)` when the name says nothing, e.g. `loss`)."""
     name = str(metric).lower()
     if name.endswith(UNIT_INTERVAL_METRICS):
         return 0.0, 1.0
@@ -277,17 +280,18 @@ class CurveExtrapolationRule(StoppingRule):
         completed curves `[(epochs, values)]` up to `final_epoch`: the
         median residual variance of each curve's best fit (lowest BIC among
         its rising fits) and the median of those fits' residual degrees of
-        freedom; None when no curve fits."""
+        freedom; None when no curve tells. A curve that a fit matches
+        exactly (e.g. a candidate stuck at chance, the same value at every
+        epoch) says nothing of the noise and is left out: it would make the
+        rule certain of every extrapolation."""
         variances, dofs = [], []
         for epochs, values in completed:
+            epochs, values = np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
             keep = epochs <= final_epoch
             epochs, values = epochs[keep], values[keep]
-            cache_key = (np.asarray(values, dtype=float).tobytes(), float(final_epoch))
+            cache_key = (epochs.tobytes(), values.tobytes(), float(final_epoch))
             if cache_key not in self._noise_fits:
-                fits = _fit_families(epochs, values, final_epoch)
-                best_fit = min(fits, key=lambda fit: fit.bic) if fits else None
-                self._noise_fits[cache_key] = (
-                    None if best_fit is None else (best_fit.noise, best_fit.dof))
+                self._noise_fits[cache_key] = _noise_of(epochs, values, final_epoch)
             if self._noise_fits[cache_key] is not None:
                 variance, dof = self._noise_fits[cache_key]
                 variances.append(variance)
@@ -323,14 +327,13 @@ class CurveExtrapolationRule(StoppingRule):
         mixed = []  # (BIC weight, P(beat)) of the families with draws in the prior's support
         for weight, fit in zip(weights, fits):
             # The noise's variance is drawn from its posterior (scaled inverse
-            # chi-squared), which scales the parameters' covariance (estimated
-            # with the residual variance `fit.noise`) and the added noise: the
-            # predictive is Student's t, not a normal fixed at the estimate.
+            # chi-squared), which scales the parameters' covariance (the fit's
+            # (J^T J)^-1) and the added noise: the predictive is Student's t,
+            # not a normal fixed at the estimate.
             dof = prior_dof + fit.dof
             scale2 = (prior_dof * prior_variance + fit.residual) / dof
             variance = dof * max(scale2, 1e-10) / rng.chisquare(dof, size=self.samples)
-            scale = np.sqrt(variance / fit.noise)
-            draws = fit.params + scale[:, None] * rng.multivariate_normal(
+            draws = fit.params + np.sqrt(variance)[:, None] * rng.multivariate_normal(
                 np.zeros(len(fit.params)), fit.covariance, size=self.samples,
                 check_valid="ignore", method="eigh")
             draws = np.clip(draws, fit.low, fit.high)
@@ -350,8 +353,23 @@ class CurveExtrapolationRule(StoppingRule):
 
 class _Fit(collections.namedtuple(
         "_Fit", "bic function params covariance residual noise dof low high")):
-    """One family's least-squares fit: its BIC, the residual sum of squares,
-    the residual variance (`noise`) and its degrees of freedom (`dof`)."""
+    """One family's least-squares fit: its BIC, its parameters' covariance
+    per unit noise variance ((J^T J)^-1), the residual sum of squares, the
+    residual variance (`noise`) and its degrees of freedom (`dof`)."""
+
+
+def _noise_of(epochs, values, final_epoch):
+    """`(residual variance, degrees of freedom)` of the best fit (lowest
+    BIC) of a completed curve, or None when none fits or one fits it
+    exactly (see `CurveExtrapolationRule.noise_prior`)."""
+    fits = _fit_families(epochs, values, final_epoch)
+    if not fits:
+        return None
+    best = min(fits, key=lambda fit: fit.bic)
+    scale = max(float(np.max(np.abs(values))), 1e-12)
+    if best.residual / best.dof <= (1e-6 * scale) ** 2:  # exact up to rounding
+        return None
+    return best.noise, best.dof
 
 
 def _fit_families(epochs, values, final_epoch):
@@ -377,11 +395,11 @@ def _fit_families(epochs, values, final_epoch):
                         start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
                         params, covariance = curve_fit(
                             function, epochs, values, p0=start, bounds=(low, high),
-                            maxfev=100 * (k + 1))
+                            maxfev=100 * (k + 1), absolute_sigma=True)
                     else:
                         params, covariance = curve_fit(
                             function, epochs, values, p0=start, method="lm",
-                            maxfev=100 * (k + 1))
+                            maxfev=100 * (k + 1), absolute_sigma=True)
             except (RuntimeError, ValueError):
                 params = None
                 continue
@@ -475,13 +493,32 @@ def judge(oracle, trial, step, planned_epochs):
             other_epochs, other_values = learning_curve(other, metric)
             completed.append((other_epochs, _oriented(other_values, direction)))
     key = zlib.crc32(f"{trial.trial_id}/{step}".encode())
-    low, high = metric_range(metric)
-    value_range = (low, high) if direction == "max" else (-high, -low)
-    if not rule.should_stop(epochs, _oriented(values, direction), completed,
-                            planned_epochs, key, value_range=value_range):
+    values = _oriented(values, direction)
+    extra = {}
+    if _takes_value_range(rule):  # a rule written before it existed does not
+        extra["value_range"] = _value_range(metric, direction, [values] + [
+            other_values for _, other_values in completed])
+    if not rule.should_stop(epochs, values, completed, planned_epochs, key, **extra):
         return trial
     trial.metrics.update(trials.STOPPED_AT, float(step + 1), step=step)
     return _stopped_copy(trial)
+
+
+def _value_range(metric, direction, curves):
+    """The oriented range of `metric` (see `metric_range`), or none when an
+    observed value lies outside it (the name misled)."""
+    low, high = metric_range(metric)
+    if direction != "max":
+        low, high = -high, -low
+    if any(len(curve) and (np.min(curve) < low or np.max(curve) > high) for curve in curves):
+        return -math.inf, math.inf
+    return low, high
+
+
+def _takes_value_range(rule):
+    parameters = inspect.signature(rule.should_stop).parameters
+    return "value_range" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _stopped_copy(trial):

@@ -92,17 +92,23 @@ def fused_updates(model):
     the first training batch of a 3-layer chain candidate on digits costs
     0.19 s CPU instead of 0.33 s, the mobile space's default architecture's
     (161 variables) 2.2 s instead of 4.7 s, and its later epochs 5 % less
-    (`benchmarks/results/trial_breakdown_*_fused*.md`). The optimizer is the same object with the same variables
-    and configuration; outside the block it is Keras's `Adam` again, so the
-    model is saved and exported with Keras's own optimizer. Any other
-    optimizer (a subclass of Adam included) is left alone.
+    (`benchmarks/results/trial_breakdown_*_fused*.md`). The optimizer is the
+    same object with the same variables and configuration; after the block
+    it is Keras's `Adam` again and the training step traced in the block is
+    dropped, so later `fit` calls train, and the model is saved and
+    exported, with Keras's own optimizer. A whole-model save inside the
+    block (e.g. a `ModelCheckpoint` without `save_weights_only`) records
+    `tfnas>FusedAdam`: load that file with tfnas imported. Any other
+    optimizer (a subclass of Adam included), and a model whose training
+    step was traced before the block, are left alone.
 
     Yields:
         Whether the optimizer runs fused.
     """
     optimizer = getattr(model, "optimizer", None)
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    if type(optimizer) is not keras.optimizers.Adam:
+    if (type(optimizer) is not keras.optimizers.Adam
+            or getattr(model, "train_function", None) is not None):
         yield False
         return
     # FusedAdam adds no state to Adam: only the update differs.
@@ -111,3 +117,4 @@ def fused_updates(model):
         yield True
     finally:
         optimizer.__class__ = keras.optimizers.Adam
+        model.train_function = None  # traced with the fused update
