@@ -63,7 +63,7 @@ MODES = {
                "from seed 0; this run trained {trained} of them, the rest came from the "
                "cache) with `NASTuner`'s fit callbacks (its best-epoch checkpoint, its stop "
                "on a non-finite loss; its training state built first; its lean grappler "
-               "settings), the searches "
+               "settings; its fused Adam update), the searches "
                "replaying the recorded curves through the real oracle and rule; a trial's "
                "training time is the recorded `fit` time up to the end of the epochs it "
                "trained (the set-up before the first epoch and the end of `fit` after the "
@@ -151,7 +151,8 @@ class CurveStore:
                 self.curves = {k: v for k, v in json.load(file).items()
                                if len(v["val"]) >= epochs and "teardown" in v
                                and v.get("graph_optimization") == "lean"
-                               and v.get("data_order") == "per-architecture"}
+                               and v.get("data_order") == "per-architecture"
+                               and v.get("adam_update") == "fused"}
 
     def get(self, values):
         key = Architecture(values).to_json()
@@ -187,14 +188,15 @@ class CurveStore:
     def _train(self, values):
         """Trains `values` as a `NASTuner` trial's `fit` does (its training state
         built first, its best-epoch checkpoint and non-finite-loss callbacks, its
-        lean grappler settings: `tfnas.graph_options`; the
+        lean grappler settings: `tfnas.graph_options`, its fused Adam update:
+        `tfnas.optimizers.fused_updates`; the
         per-epoch reports to the oracle are timed by the replay itself), and
         records its curves and times: `setup` from the start (where `NASTuner`
         starts `train_time_s`) to the first epoch, `seconds`/`cpu` each epoch
         from its start to the next one's (the callbacks' epoch ends included,
         this recorder's test evaluation excluded), `teardown` from the end of
         the last epoch to the return of `fit` (the checkpoint's write)."""
-        from tfnas import checkpoints, compat, graph_options, prebuild, proxies
+        from tfnas import checkpoints, compat, graph_options, optimizers, prebuild, proxies
         from tfnas.tuner import StopOnNonFiniteLoss
 
         keras.backend.clear_session()
@@ -202,7 +204,8 @@ class CurveStore:
         train = self._training_set(Architecture(values).to_json())
         record = {"setup": 0.0, "setup_cpu": 0.0, "val": [], "test": [], "seconds": [],
                   "cpu": [], "teardown": 0.0, "teardown_cpu": 0.0,
-                  "graph_optimization": "lean", "data_order": "per-architecture"}
+                  "graph_optimization": "lean", "data_order": "per-architecture",
+                  "adam_update": "fused"}
         test = self.data.test
         marks = []  # (wall, cpu) at each epoch's start, then at the end of training
         evaluating = [0.0, 0.0]  # this recorder's test evaluations, per epoch
@@ -235,7 +238,8 @@ class CurveStore:
             checkpoints.make_atomic(callbacks)  # as NASTuner does
             start = now()
             prebuild.build_training_state(model, prebuild.data_spec(train))
-            with graph_options.candidate_graph_optimization():  # as NASTuner does
+            with graph_options.candidate_graph_optimization(), \
+                    optimizers.fused_updates(model):  # as NASTuner does
                 model.fit(train, validation_data=self.data.validation,
                           epochs=self.epochs, verbose=0, shuffle=False, callbacks=callbacks)
             end = now()

@@ -13,7 +13,9 @@ instead times one NASTuner trial of a 3-layer architecture of that table's
 space on its dataset, part by part with wall and CPU timers (no profiler),
 for each of `--trial-epochs` (default 20 and 4), with grappler's default
 and lean settings (`tfnas.graph_options`; `--compare checkpoint`: the
-best-epoch checkpoint written at every improving epoch or once): the
+best-epoch checkpoint written at every improving epoch or once; `--compare
+fused`: Keras's Adam update or the fused one, `tfnas.optimizers`; `--space
+S`: space S's default architecture on the table's data instead): the
 build, the training state, the first epoch (the training and validation steps' first batches,
 where their graphs are traced, and the rest), the later epochs, the
 best-epoch checkpoint, the per-epoch reports to the oracle, the end of
@@ -194,7 +196,18 @@ def _timeline_callback(marks):
     return Timeline()
 
 
-def _one_trial(space, architecture, data, epochs, writes_every_improvement, lean=True):
+#: --compare -> its two columns: (label, settings of `_one_trial` that differ
+#: from the library's: checkpoint once, grappler lean, Adam fused).
+COMPARISONS = {
+    "checkpoint": (("checkpoint every improvement", {"writes_every_improvement": True}),
+                   ("checkpoint once", {})),
+    "grappler": (("grappler default", {"lean": False}), ("grappler lean", {})),
+    "fused": (("Keras's Adam update", {"fused": False}), ("fused Adam update", {})),
+}
+
+
+def _one_trial(space, architecture, data, epochs, writes_every_improvement=False, lean=True,
+               fused=True):
     """Times one NASTuner trial; returns {part: (wall s, cpu s)}."""
     import keras_tuner as kt
 
@@ -217,6 +230,7 @@ def _one_trial(space, architecture, data, epochs, writes_every_improvement, lean
                                    measure_latency=False, count_flops=False, log_dir=None,
                                    progress=False)
             tuner.lean_graph_optimization = lean
+            tuner.fused_optimizer_updates = fused
             tuner.search(data.train, validation_data=data.validation, epochs=epochs,
                          verbose=0, callbacks=[_timeline_callback(marks)])
     finally:
@@ -255,8 +269,10 @@ def _one_trial(space, architecture, data, epochs, writes_every_improvement, lean
     return parts
 
 
-def table_breakdown(table, trial_epochs, repeats, compare="checkpoint"):
-    """Rows of the per-part table for `table`'s space, each of `trial_epochs`."""
+def table_breakdown(table, trial_epochs, repeats, compare="checkpoint", space_name=None):
+    """Rows of the per-part table for `table`'s space (or the space
+    `space_name` at its default architecture, on the table's data), each of
+    `trial_epochs`."""
     from tfnas import spaces
     from tfnas.bench import tables
 
@@ -265,30 +281,30 @@ def table_breakdown(table, trial_epochs, repeats, compare="checkpoint"):
     meta = tables.read_meta(tables.meta_path(tables.PACKAGED_TABLES[table]))
     data = tfnas.load_data(meta["dataset"], batch_size=meta["batch_size"],
                            seed=meta["data_seed"])
-    space = spaces.get(meta["space"], data.input_shape, data.num_classes,
-                       **meta["space_args"])
-    filters = meta["space_args"]["filters"]
-    architecture = {"num_layers": 3,
-                    "layer_0/op": "conv5x5", "layer_0/filters": filters[-1],
-                    "layer_1/op": "conv3x3", "layer_1/filters": filters[0],
-                    "layer_2/op": "maxpool3x3", "layer_2/filters": filters[0]}
-    _one_trial(space, architecture, data, 2, False)  # warm-up: imports, first graphs
+    if space_name is None:
+        space = spaces.get(meta["space"], data.input_shape, data.num_classes,
+                           **meta["space_args"])
+        filters = meta["space_args"]["filters"]
+        architecture = {"num_layers": 3,
+                        "layer_0/op": "conv5x5", "layer_0/filters": filters[-1],
+                        "layer_1/op": "conv3x3", "layer_1/filters": filters[0],
+                        "layer_2/op": "maxpool3x3", "layer_2/filters": filters[0]}
+    else:
+        space = spaces.get(space_name, data.input_shape, data.num_classes)
+        architecture = {}  # every decision at its default
+    _one_trial(space, architecture, data, 2)  # warm-up: imports, first graphs
     columns = {}
-    # checkpoint: written at every improving epoch or once (grappler lean);
-    # grappler: TensorFlow's default settings or lean ones (checkpoint once).
-    variants = ((True, True), (False, True)) if compare == "checkpoint" else (
-        (False, False), (False, True))
+    variants = COMPARISONS[compare]
     for epochs in trial_epochs:
-        runs = {variant: [] for variant in variants}
+        runs = {label: [] for label, _ in variants}
         for _ in range(repeats):  # the variants interleaved
-            for every, lean in variants:
-                run = _one_trial(space, architecture, data, epochs, every, lean)
-                runs[(every, lean)].append(run)
-                print(table, epochs, "every improvement" if every else "once",
-                      "lean" if lean else "default", run, flush=True)
-        for (every, lean), variant_runs in runs.items():
+            for label, settings in variants:
+                run = _one_trial(space, architecture, data, epochs, **settings)
+                runs[label].append(run)
+                print(table, epochs, label, run, flush=True)
+        for label, variant_runs in runs.items():
             parts = {part for run in variant_runs for part in run}
-            columns[(epochs, lean if compare == "grappler" else every)] = {
+            columns[(epochs, label)] = {
                 part: (statistics.median(run.get(part, (0, 0))[0] for run in variant_runs),
                        statistics.median(run.get(part, (0, 0))[1] for run in variant_runs))
                 for part in parts}
@@ -302,12 +318,7 @@ def table_breakdown(table, trial_epochs, repeats, compare="checkpoint"):
              "per-epoch reports to the oracle (trial.json written)", "model.fit",
              "whole trial (run_trial)"]
     keys = list(columns)
-    if compare == "grappler":
-        header = " | ".join(f"{e} epochs, grappler {'lean' if lean else 'default'}"
-                            for e, lean in keys)
-    else:
-        header = " | ".join(f"{e} epochs, checkpoint {'every improvement' if every else 'once'}"
-                            for e, every in keys)
+    header = " | ".join(f"{epochs} epochs, {label}" for epochs, label in keys)
     rows = [f"| part (ms wall / ms CPU, median of {repeats}) | {header} |",
             "|---|" + "---:|" * len(keys)]
     for part in order:
@@ -323,21 +334,28 @@ def table_breakdown(table, trial_epochs, repeats, compare="checkpoint"):
 def main_table(args):
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     meta, architecture, rows = table_breakdown(args.table, args.trial_epochs, args.repeats,
-                                               args.compare)
+                                               args.compare, args.space)
     load = os.getloadavg()
     output = args.output
     if output.endswith("trial_breakdown.md"):
-        suffix = "_grappler" if args.compare == "grappler" else ""
+        suffix = "" if args.compare == "checkpoint" else f"_{args.compare}"
+        suffix += f"_{args.space}" if args.space else ""
         output = output.replace("trial_breakdown.md",
                                 f"trial_breakdown_{args.table}{suffix}.md")
     epochs = " ".join(str(e) for e in args.trial_epochs)
     report.write_table(
-        output, f"One trial's time, part by part, on the {args.table} table's space",
+        output, "One trial's time, part by part, on the "
+        + (f"{args.table} table's space" if args.space is None else
+           f"{args.space} space ({args.table} data)"),
         f"`python benchmarks/trial_breakdown.py --table {args.table} --trial-epochs "
-        f"{epochs} --repeats {args.repeats} --compare {args.compare}`: one NASTuner trial "
-        f"(no FLOPs, latency or TensorBoard; evolution's oracle, no stopping rule) of "
-        f"`{architecture}` in the "
-        f"{meta['space']} space of `tfnas/bench/data/{args.table}.csv` on {meta['dataset']} "
+        f"{epochs} --repeats {args.repeats} --compare {args.compare}"
+        + (f" --space {args.space}" if args.space else "")
+        + "`: one NASTuner trial "
+        "(no FLOPs, latency or TensorBoard; evolution's oracle, no stopping rule) of "
+        + (f"`{architecture}` in the {meta['space']} space of "
+           f"`tfnas/bench/data/{args.table}.csv`" if args.space is None else
+           f"the {args.space} space's default architecture")
+        + f" on {meta['dataset']} "
         f"(batch {meta['batch_size']}), timed with wall and CPU timers (this process, all "
         "threads); the columns' trials interleaved. "
         "Parts of epoch 1 end at the next part's start; `model.fit` includes every "
@@ -354,9 +372,13 @@ def main():
     parser.add_argument("--table", choices=["mnist1d", "digits"], default=None)
     parser.add_argument("--trial-epochs", type=int, nargs="+", default=[20, 4])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compare", choices=["checkpoint", "grappler"], default="grappler",
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="grappler",
                         help="the columns: the best-epoch checkpoint written at every "
-                        "improvement or once, or grappler's default or lean settings")
+                        "improvement or once, grappler's default or lean settings, or "
+                        "Keras's Adam update or the fused one")
+    parser.add_argument("--space", default=None,
+                        help="with --table: this space (its default architecture) on the "
+                        "table's data instead of the table's space")
     args = parser.parse_args()
     if args.table is not None:
         return main_table(args)

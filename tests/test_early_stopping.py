@@ -138,12 +138,128 @@ def test_curve_rule_lets_a_slow_starting_winner_run():
     x = np.arange(1, 21, dtype=float)
     curve = curve_families.hill3(x, 0.9, 3.0, 6.0) + np.random.default_rng(1).normal(0, 0.005, 20)
     best = curve_families.hill3(20.0, 0.9, 3.0, 6.0) - 0.03
+    completed = [(x, np.asarray(_noisy(best - 0.3 / x + 0.3 / 20, seed))) for seed in range(3)]
     rule = CurveExtrapolationRule()
+    prior = rule.noise_prior(completed, 20)
     assert rule.probability_to_beat(x[:4], curve[:4], 20, best) > 0.5
-    assert not rule.should_stop(x[:4], curve[:4], [(x, np.full(20, best))] * 3, 20, key=0)
+    assert rule.probability_to_beat(x[:4], curve[:4], 20, best, value_range=(0.0, 1.0),
+                                    noise_prior=prior) > 0.1
+    assert not rule.should_stop(x[:4], curve[:4], completed, 20, key=0, value_range=(0.0, 1.0))
     # A curve levelling off far below the best is still stopped.
     plateau = 0.6 - 0.3 * np.exp(-0.9 * x) + np.random.default_rng(2).normal(0, 0.005, 20)
-    assert rule.should_stop(x[:5], plateau[:5], [(x, np.full(20, best))] * 3, 20, key=0)
+    assert rule.should_stop(x[:5], plateau[:5], completed, 20, key=0, value_range=(0.0, 1.0))
+
+
+def test_metric_range_reads_the_metric_s_name():
+    assert early_stopping.metric_range("val_accuracy") == (0.0, 1.0)
+    assert early_stopping.metric_range("val_sparse_categorical_accuracy") == (0.0, 1.0)
+    assert early_stopping.metric_range("auc") == (0.0, 1.0)
+    assert early_stopping.metric_range("val_mean_absolute_error") == (0.0, np.inf)
+    assert early_stopping.metric_range("sparse_categorical_crossentropy") == (0.0, np.inf)
+    # A compiled loss can be negative (cosine similarity, Gaussian likelihood).
+    assert early_stopping.metric_range("val_loss") == (-np.inf, np.inf)
+    assert early_stopping.metric_range("mnasnet_reward") == (-np.inf, np.inf)
+    # Oriented for a "min" objective, and dropped when a value falls outside.
+    assert early_stopping._value_range("val_mean_absolute_error", "min",
+                                       [np.array([-0.5, -0.3])]) == (-np.inf, 0.0)
+    assert early_stopping._value_range("val_accuracy", "max",
+                                       [np.array([0.5, 0.7]), np.array([0.9, 1.2])]) == (
+        -np.inf, np.inf)
+
+
+def test_curve_rule_keeps_an_accuracy_s_extrapolation_inside_0_1():
+    """Domhan et al.'s sanity prior: a curve rising by 0.1 an epoch, judged
+    against 0.99, is stopped only when the rule knows that an accuracy ends
+    below 1 (families such as log-log linear extrapolate it to 1.5)."""
+    x = np.arange(1, 21, dtype=float)
+    steep = np.array([0.55, 0.65, 0.75, 0.85])
+    rule = CurveExtrapolationRule()
+    assert rule.probability_to_beat(x[:4], steep, 20, 0.99) > 0.9
+    assert rule.probability_to_beat(x[:4], steep, 20, 0.99, value_range=(0.0, 1.0)) < 0.01
+    completed = [(x, np.asarray(_noisy(0.99 - 0.5 * np.exp(-0.3 * x), seed))) for seed in range(3)]
+    assert rule.should_stop(x[:4], steep, completed, 20, key=0, value_range=(0.0, 1.0))
+    assert not rule.should_stop(x[:4], steep, completed, 20, key=0)
+    # Through an oracle: judge reads the range from the objective's name.
+    assert early_stopping.metric_range(OBJECTIVE.name) == (0.0, 1.0)
+
+
+def test_curve_rule_learns_the_noise_from_the_completed_curves():
+    """The noise prior: the completed curves' residual variance (of their
+    best fits) with the degrees of freedom of one such fit. The same five
+    epochs are hopeless after smooth completed curves and not after noisy
+    ones, where the noise alone could carry the final value over the best."""
+    x = np.arange(1, 21, dtype=float)
+
+    def completed(noise):
+        rng = np.random.default_rng(1)
+        return [(x, 0.9 - 0.4 * x ** -0.8 + rng.normal(0, noise, 20)) for _ in range(3)]
+
+    rule = CurveExtrapolationRule()
+    for noise in (0.002, 0.02, 0.05):
+        variance, dof = rule.noise_prior(completed(noise), 20)
+        assert noise ** 2 / 3 < variance < 3 * noise ** 2 and 14 <= dof <= 18
+    assert rule.noise_prior([(x[:2], np.array([0.2, 0.3]))], 20) is None  # nothing fits
+    best = max(float(np.max(v)) for _, v in completed(0.01))
+    curve = 0.82 - 0.4 * x[:5] ** -0.8 + np.random.default_rng(10).normal(0, 0.005, 5)
+    smooth, noisy = completed(0.002), completed(0.05)
+    assert rule.probability_to_beat(
+        x[:5], curve, 20, best, noise_prior=rule.noise_prior(smooth, 20)) < 0.01
+    assert rule.probability_to_beat(
+        x[:5], curve, 20, best, noise_prior=rule.noise_prior(noisy, 20)) > 0.1
+    # A candidate stuck at chance (the same value at every epoch) says nothing
+    # of the noise: left out, it does not make the rule certain.
+    stuck = [(x, np.full(20, 0.1))] * 3
+    assert rule.noise_prior(stuck, 20) is None
+    assert rule.noise_prior(stuck + completed(0.02)[:2], 20) == rule.noise_prior(
+        completed(0.02)[:2], 20)
+
+
+def test_curve_rule_without_priors_is_stop_25_s():
+    """Without a noise prior or a range, the probability is the rule's of
+    stop 25 (commit 47e713c), draw for draw."""
+    x = np.arange(1, 6, dtype=float)
+    curve = np.asarray(_noisy(0.9 - 0.4 * x ** -0.7, 3))
+    probability = CurveExtrapolationRule(seed=1).probability_to_beat(x, curve, 20, 0.86, key=5)
+    assert probability == pytest.approx(0.08393669352890189, abs=1e-6)
+
+
+def test_curve_rule_on_a_min_objective_extrapolates_inside_its_range(tmp_path):
+    """Through the oracle, the curve rule on a "min" objective whose range is
+    known (a mean absolute error: oriented, (-inf, 0]; the orientation is
+    checked in test_metric_range_reads_the_metric_s_name): a curve that
+    levels off at 0.6 while the others reach 0.03 is stopped."""
+    objective = kt.Objective("val_mean_absolute_error", "min")
+    oracle = oracles.get("random", objective, 50, seed=0)
+    LookupTuner(oracle, spaces.ChainSpace((4, 4, 1), 2, max_layers=3), lambda values: 0.0,
+                signal_name=objective.name, directory=tmp_path, project_name="p")
+    early_stopping.attach(oracle, CurveExtrapolationRule())
+    x = np.arange(1, EPOCHS_PLANNED + 1)
+
+    def train(curve):
+        trial = oracle.create_trial("tuner0")
+        for epoch, value in enumerate(curve):
+            answer = oracle.update_trial(trial.trial_id, early_stopping.epoch_report(
+                {objective.name: value}, EPOCHS_PLANNED), step=epoch)
+            if answer.status == trials.STOPPED:
+                break
+        oracle.update_trial(trial.trial_id, {objective.name: min(curve[:epoch + 1])}, step=0)
+        trial.status = trials.COMPLETED
+        oracle.end_trial(trial)
+        return epoch + 1
+
+    for seed in range(3):
+        assert train(_noisy(0.03 + 0.5 * np.exp(-0.5 * x), seed)) == EPOCHS_PLANNED
+    assert train(_noisy(0.6 + 0.3 * np.exp(-0.9 * x), 7)) < EPOCHS_PLANNED
+
+
+def test_a_rule_written_before_value_range_still_judges(tmp_path):
+    class EveryThirdEpoch(early_stopping.StoppingRule):
+        def should_stop(self, epochs, values, completed, final_epoch, key):
+            return len(values) >= 3
+
+    oracle = _oracle(tmp_path, EveryThirdEpoch())
+    stopped, trained = _train(oracle, RISING)
+    assert trained == 3 and trials.stopped_at(stopped) == 3
 
 
 def test_rules_on_a_min_objective_stop_the_curve_that_stays_high(tmp_path):

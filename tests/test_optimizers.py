@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfnas import optimizers
 from tfnas.optimizers import FusedAdam
 
 
@@ -165,3 +166,89 @@ def test_a_supernet_trains_its_spaces_adam_fused():
     assert type(supernet.optimizer) is FusedAdam
     assert supernet.optimizer.get_config() == {
         **keras.optimizers.Adam(0.02).get_config(), "name": supernet.optimizer.name}
+
+
+def train_step_ops(model, batch):
+    """The op types of `model`'s training step traced on `batch`."""
+    graph = tf.function(model.train_step).get_concrete_function(batch).graph
+    return [op.type for op in graph.get_operations()]
+
+
+def test_fused_updates_trains_a_keras_adam_as_keras_does_and_gives_it_back(batches):
+    expected_model, expected_slots = trained(keras.optimizers.Adam(0.01), batches)
+    model = small_convnet()
+    optimizer = keras.optimizers.Adam(0.01)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with optimizers.fused_updates(model) as fused:
+        assert fused and type(model.optimizer) is FusedAdam
+        model.fit(as_dataset(batches), epochs=1, verbose=0)
+        fused_ops = train_step_ops(model, batches[0])
+    keras_ops = train_step_ops(model, batches[0])
+    assert fused_ops.count("ResourceApplyAdam") == len(model.trainable_variables)
+    assert "ResourceApplyAdam" not in keras_ops and len(fused_ops) < len(keras_ops)
+    assert_same_variables([v.numpy() for v in model.variables], expected_model)
+    assert_same_variables([v.numpy() for v in optimizer.variables], expected_slots)
+    # Outside the block, Keras's Adam again: saved and exported as Keras's own,
+    # and the step traced with the fused update dropped (a later fit traces
+    # Keras's).
+    assert model.optimizer is optimizer and type(optimizer) is keras.optimizers.Adam
+    assert keras.optimizers.serialize(optimizer)["registered_name"] is None
+    assert model.train_function is None
+    # A step traced before the block would not take the fused update.
+    model.fit(as_dataset(batches[:1]), epochs=1, verbose=0)
+    with optimizers.fused_updates(model) as fused:
+        assert not fused and type(optimizer) is keras.optimizers.Adam
+    assert model.train_function is not None
+
+
+def test_fused_updates_reach_a_loss_scaled_adam_and_leave_other_optimizers_alone():
+    for optimizer, fusable in ((keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()),
+                                True),
+                               (keras.optimizers.AdamW(), False),  # a subclass: its own update
+                               (keras.optimizers.SGD(), False), (FusedAdam(), False)):
+        model = small_convnet()
+        model.compile(optimizer=optimizer, loss="mse")
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        before = type(inner)
+        with optimizers.fused_updates(model) as fused:
+            assert fused is fusable
+            assert type(inner) is (FusedAdam if fusable else before)
+        assert type(inner) is before
+    uncompiled = small_convnet()
+    with optimizers.fused_updates(uncompiled) as fused:
+        assert not fused
+
+
+def test_fused_updates_give_keras_s_adam_back_when_fit_fails():
+    model = small_convnet()
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(RuntimeError, match="stopped"):
+        with optimizers.fused_updates(model):
+            raise RuntimeError("stopped")
+    assert type(model.optimizer) is keras.optimizers.Adam
+
+
+@pytest.mark.slow
+def test_nastuner_trains_candidates_with_fused_updates(tmp_path, digits):
+    from tfnas.spaces import ChainSpace
+    from tfnas.tuner import NASTuner
+
+    seen = []
+
+    class Recording(NASTuner):
+        def on_epoch_end(self, trial, model, epoch, logs=None):
+            seen.append((type(self).fused_optimizer_updates, type(model.optimizer).__name__))
+            super().on_epoch_end(trial, model, epoch, logs)
+
+    class KerasUpdates(Recording):
+        fused_optimizer_updates = False
+
+    for tuner_class in (Recording, KerasUpdates):
+        tuner = tuner_class(ChainSpace((8, 8, 1), 10, max_layers=1, filters=(8,)), max_trials=1,
+                            seed=0, directory=tmp_path, project_name=tuner_class.__name__)
+        tuner.search(digits.train.take(3), validation_data=digits.validation.take(1), epochs=1,
+                     verbose=0)
+        best = tuner.get_best_models(1)[0]
+        assert type(best.optimizer) is keras.optimizers.Adam
+    assert seen == [(True, "FusedAdam"), (False, "Adam")]

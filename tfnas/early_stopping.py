@@ -23,6 +23,8 @@ halving:
   epoch falls below a threshold.
 """
 
+import collections
+import inspect
 import math
 import warnings
 import zlib
@@ -85,6 +87,26 @@ def take_planned_epochs(metrics):
     return metrics, (None if planned is None else int(planned))
 
 
+#: Metrics whose values lie in [0, 1], by the end of their name (Keras's
+#: names, with or without "val_").
+UNIT_INTERVAL_METRICS = ("accuracy", "auc", "precision", "recall")
+#: Metrics that are never negative (Keras's errors, crossentropies, hinge
+#: losses and divergences; not a compiled `loss`, which a cosine-similarity
+#: or Gaussian log-likelihood loss makes negative).
+NONNEGATIVE_METRICS = ("error", "crossentropy", "hinge", "divergence")
+
+
+def metric_range(metric):
+    """`(low, high)`: the values `metric` can take, read from its name
+    (`(-inf, inf)` when the name says nothing, e.g. `loss`)."""
+    name = str(metric).lower()
+    if name.endswith(UNIT_INTERVAL_METRICS):
+        return 0.0, 1.0
+    if name.endswith(NONNEGATIVE_METRICS):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
 def learning_curve(trial, metric, up_to=None):
     """`(epochs, values)` of `trial`'s learning curve of `metric`.
 
@@ -121,7 +143,8 @@ class StoppingRule:
         self.min_epochs = min_epochs
         self.min_completed = min_completed
 
-    def should_stop(self, epochs, values, completed, final_epoch, key):
+    def should_stop(self, epochs, values, completed, final_epoch, key,
+                    value_range=(-math.inf, math.inf)):
         """Whether to stop a trial now.
 
         Args:
@@ -131,6 +154,8 @@ class StoppingRule:
             final_epoch: The epoch at which the trial's `fit` ends.
             key: A reproducible integer for this decision (seeds any
                 randomness together with the rule's seed).
+            value_range: `(low, high)`, the values the oriented curve can
+                take (see `metric_range`).
         """
         raise NotImplementedError
 
@@ -157,7 +182,8 @@ class MedianStoppingRule(StoppingRule):
 
     name = "median"
 
-    def should_stop(self, epochs, values, completed, final_epoch, key):
+    def should_stop(self, epochs, values, completed, final_epoch, key,
+                    value_range=(-math.inf, math.inf)):
         if len(values) < self.min_epochs:
             return False
         step = epochs[-1]
@@ -179,20 +205,28 @@ class CurveExtrapolationRule(StoppingRule):
     epoch (Domhan et al.'s monotonicity prior), weights them by their fit
     (BIC weights), samples each family's parameters from the Gaussian
     approximation of their posterior (the fit's covariance), keeps the
-    draws that rise too, and adds the fit's residual noise. It stops the
-    trial when the probability that its value at its final epoch beats the
-    best completed trial (one that trained as long) is below `threshold`
-    (Domhan et al.'s 0.05). Families with at least as many parameters as
-    points are not fitted; when none fits, the trial goes on. Deterministic
-    under `seed`.
+    draws that rise and end inside the metric's range (Domhan et al.'s
+    sanity prior: an accuracy ends in [0, 1]; see `metric_range`), and adds
+    the noise. It stops the trial when the probability that its value at
+    its final epoch beats the best completed trial (one that trained as
+    long) is below `threshold` (Domhan et al.'s 0.05). Families with at
+    least as many parameters as points are not fitted; when none fits, the
+    trial goes on. Deterministic under `seed`.
+
+    The noise's variance is drawn from its posterior, a scaled inverse
+    chi-squared whose prior comes from the completed trials' curves (the
+    residual variance of their best fits, worth as many degrees of freedom
+    as one such fit has): a few points alone say little about the noise
+    (with 4 points and a 3-parameter family, one degree of freedom: a
+    Cauchy predictive), while the curves of one search share it (the same
+    validation data, the same training recipe).
 
     Departures from Domhan et al., and why: their posterior is sampled by
     MCMC over a weighted sum of the families (emcee, 100 walkers, 2,500
     steps: seconds to minutes of CPU per decision, more than an epoch of a
     small candidate costs); here each family's least-squares fit and its
     Laplace approximation, mixed by BIC weights, cost milliseconds. Their
-    sanity prior (a final value in [0, 100]) assumes an accuracy-like
-    metric; this rule sees any objective (a loss negated), so it has none.
+    noise prior is flat; here it is learned from the completed trials.
 
     Args:
         min_epochs: Epochs before the rule may stop a trial, at least 3.
@@ -220,100 +254,170 @@ class CurveExtrapolationRule(StoppingRule):
         self.threshold = float(threshold)
         self.samples = samples
         self.seed = seed
+        self._noise_fits = {}  # (curve bytes, final epoch) -> (variance, dof) or None
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold,
                 "samples": self.samples, "seed": self.seed}
 
-    def should_stop(self, epochs, values, completed, final_epoch, key):
+    def should_stop(self, epochs, values, completed, final_epoch, key,
+                    value_range=(-math.inf, math.inf)):
         if len(values) < self.min_epochs or epochs[-1] >= final_epoch:
             return False
-        finals = [np.max(v) for e, v in completed if len(e) and e[-1] >= final_epoch]
-        if len(finals) < self.min_completed:
+        full = [(e, v) for e, v in completed if len(e) and e[-1] >= final_epoch]
+        if len(full) < self.min_completed:
             return False
-        best = float(np.max(finals))
+        best = float(max(np.max(v) for _, v in full))
         if np.max(values) >= best:
             return False
-        probability = self.probability_to_beat(epochs, values, final_epoch, best, key)
+        probability = self.probability_to_beat(
+            epochs, values, final_epoch, best, key, value_range=value_range,
+            noise_prior=self.noise_prior(full, final_epoch))
         return probability is not None and probability < self.threshold
 
-    def probability_to_beat(self, epochs, values, final_epoch, best, key=0):
-        """P(the curve's value at `final_epoch` > `best`), or None when no
-        family fits the curve."""
-        from scipy.optimize import OptimizeWarning, curve_fit
+    def noise_prior(self, completed, final_epoch):
+        """`(variance, degrees of freedom)` of the noise prior learned from
+        completed curves `[(epochs, values)]` up to `final_epoch`: the
+        median residual variance of each curve's best fit (lowest BIC among
+        its rising fits) and the median of those fits' residual degrees of
+        freedom; None when no curve tells. A curve that a fit matches
+        exactly (e.g. a candidate stuck at chance, the same value at every
+        epoch) says nothing of the noise and is left out: it would make the
+        rule certain of every extrapolation."""
+        variances, dofs = [], []
+        for epochs, values in completed:
+            epochs, values = np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
+            keep = epochs <= final_epoch
+            epochs, values = epochs[keep], values[keep]
+            cache_key = (epochs.tobytes(), values.tobytes(), float(final_epoch))
+            if cache_key not in self._noise_fits:
+                self._noise_fits[cache_key] = _noise_of(epochs, values, final_epoch)
+            if self._noise_fits[cache_key] is not None:
+                variance, dof = self._noise_fits[cache_key]
+                variances.append(variance)
+                dofs.append(dof)
+        if not variances:
+            return None
+        return float(np.median(variances)), float(np.median(dofs))
 
+    def probability_to_beat(self, epochs, values, final_epoch, best, key=0,
+                            value_range=(-math.inf, math.inf), noise_prior=None):
+        """P(the curve's value at `final_epoch` > `best`), or None when no
+        family fits the curve.
+
+        Args:
+            epochs, values: The curve so far.
+            final_epoch: The epoch whose value is predicted.
+            best: The value to beat.
+            key: Seeds the sampling, with the rule's seed.
+            value_range: `(low, high)`: draws that end outside are outside
+                the prior's support.
+            noise_prior: `(variance, degrees of freedom)` of the noise's
+                prior (see `noise_prior`), or None for none (a flat prior).
+        """
         rng = np.random.default_rng([self.seed, int(key) & 0xFFFFFFFF])
-        n = len(values)
-        fits = []
-        for name, (function, start, low, high) in sorted(
-                curve_families.families(values).items()):
-            k = len(start)
-            if n <= k:
-                continue
-            params = None
-            # Levenberg-Marquardt (MINPACK) first: fast. When its fit leaves
-            # the family's range (e.g. a flat or falling curve), a bounded fit
-            # (for the 2-3 parameter families only: cheap enough per epoch).
-            for bounded in (False, True) if k <= 3 else (False,):
-                try:
-                    with warnings.catch_warnings(), np.errstate(all="ignore"):
-                        warnings.simplefilter("ignore", OptimizeWarning)
-                        if bounded:
-                            start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
-                            params, covariance = curve_fit(
-                                function, epochs, values, p0=start, bounds=(low, high),
-                                maxfev=100 * (k + 1))
-                        else:
-                            params, covariance = curve_fit(
-                                function, epochs, values, p0=start, method="lm",
-                                maxfev=100 * (k + 1))
-                except (RuntimeError, ValueError):
-                    params = None
-                    continue
-                if np.all(params >= low) and np.all(params <= high):
-                    break
-                params = None
-            if params is None:
-                continue
-            with np.errstate(all="ignore"):
-                residual = float(np.sum((function(epochs, *params) - values) ** 2))
-            if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)
-                    and np.all(_rising(function, params[None, :], final_epoch))):
-                continue
-            noise = max(residual / (n - k), 1e-10)
-            bic = n * math.log(max(residual / n, 1e-12)) + k * math.log(n)
-            fits.append((bic, function, params, covariance, noise, low, high))
+        fits = _fit_families(epochs, values, final_epoch)
         if not fits:
             return None
-        bics = np.array([fit[0] for fit in fits])
+        prior_variance, prior_dof = noise_prior if noise_prior is not None else (0.0, 0.0)
+        low_value, high_value = value_range
+        bics = np.array([fit.bic for fit in fits])
         weights = np.exp(-0.5 * (bics - bics.min()))
         weights /= weights.sum()
-        mixed = []  # (BIC weight, P(beat)) of the families with rising draws
-        for weight, (_, function, params, covariance, noise, low, high) in zip(weights, fits):
-            # The noise's variance is not known either: drawn from its
-            # posterior (scaled inverse chi-squared with n - k degrees of
-            # freedom), which scales the parameters' covariance (estimated
-            # with the residual variance `noise`) and the added noise; the
-            # predictive is Student's t, not a normal fixed at the estimate
-            # (which few points make overconfident).
-            dof = n - len(params)
-            variance = dof * noise / rng.chisquare(dof, size=self.samples)
-            scale = np.sqrt(variance / noise)
-            draws = params + scale[:, None] * rng.multivariate_normal(
-                np.zeros(len(params)), covariance, size=self.samples,
+        mixed = []  # (BIC weight, P(beat)) of the families with draws in the prior's support
+        for weight, fit in zip(weights, fits):
+            # The noise's variance is drawn from its posterior (scaled inverse
+            # chi-squared), which scales the parameters' covariance (the fit's
+            # (J^T J)^-1) and the added noise: the predictive is Student's t,
+            # not a normal fixed at the estimate.
+            dof = prior_dof + fit.dof
+            scale2 = (prior_dof * prior_variance + fit.residual) / dof
+            variance = dof * max(scale2, 1e-10) / rng.chisquare(dof, size=self.samples)
+            draws = fit.params + np.sqrt(variance)[:, None] * rng.multivariate_normal(
+                np.zeros(len(fit.params)), fit.covariance, size=self.samples,
                 check_valid="ignore", method="eigh")
-            draws = np.clip(draws, low, high)
+            draws = np.clip(draws, fit.low, fit.high)
             with np.errstate(all="ignore"):
-                final = function(float(final_epoch), *draws.T)
-            final = final + rng.normal(0.0, 1.0, size=self.samples) * np.sqrt(variance)
+                mean = fit.function(float(final_epoch), *draws.T)
+            final = mean + rng.normal(0.0, 1.0, size=self.samples) * np.sqrt(variance)
             beats = np.nan_to_num(final, nan=-np.inf) > best
-            rising = _rising(function, draws, final_epoch)  # the prior's support
-            if rising.any():
-                mixed.append((weight, float(np.mean(beats[rising]))))
+            support = (_rising(fit.function, draws, final_epoch)
+                       & (mean >= low_value) & (mean <= high_value))
+            if support.any():
+                mixed.append((weight, float(np.mean(beats[support]))))
         if not mixed:
             return None
         total = sum(weight for weight, _ in mixed)
         return sum(weight * beat for weight, beat in mixed) / total
+
+
+class _Fit(collections.namedtuple(
+        "_Fit", "bic function params covariance residual noise dof low high")):
+    """One family's least-squares fit: its BIC, its parameters' covariance
+    per unit noise variance ((J^T J)^-1), the residual sum of squares, the
+    residual variance (`noise`) and its degrees of freedom (`dof`)."""
+
+
+def _noise_of(epochs, values, final_epoch):
+    """`(residual variance, degrees of freedom)` of the best fit (lowest
+    BIC) of a completed curve, or None when none fits or one fits it
+    exactly (see `CurveExtrapolationRule.noise_prior`)."""
+    fits = _fit_families(epochs, values, final_epoch)
+    if not fits:
+        return None
+    best = min(fits, key=lambda fit: fit.bic)
+    scale = max(float(np.max(np.abs(values))), 1e-12)
+    if best.residual / best.dof <= (1e-6 * scale) ** 2:  # exact up to rounding
+        return None
+    return best.noise, best.dof
+
+
+def _fit_families(epochs, values, final_epoch):
+    """The least-squares fits of the families that rise to `final_epoch`
+    (see `CurveExtrapolationRule`), as `_Fit`s."""
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    n = len(values)
+    fits = []
+    for _, (function, start, low, high) in sorted(curve_families.families(values).items()):
+        k = len(start)
+        if n <= k:
+            continue
+        params = None
+        # Levenberg-Marquardt (MINPACK) first: fast. When its fit leaves the
+        # family's range (e.g. a flat or falling curve), a bounded fit (for
+        # the 2-3 parameter families only: cheap enough per epoch).
+        for bounded in (False, True) if k <= 3 else (False,):
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore", OptimizeWarning)
+                    if bounded:
+                        start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
+                        params, covariance = curve_fit(
+                            function, epochs, values, p0=start, bounds=(low, high),
+                            maxfev=100 * (k + 1), absolute_sigma=True)
+                    else:
+                        params, covariance = curve_fit(
+                            function, epochs, values, p0=start, method="lm",
+                            maxfev=100 * (k + 1), absolute_sigma=True)
+            except (RuntimeError, ValueError):
+                params = None
+                continue
+            if np.all(params >= low) and np.all(params <= high):
+                break
+            params = None
+        if params is None:
+            continue
+        with np.errstate(all="ignore"):
+            residual = float(np.sum((function(epochs, *params) - values) ** 2))
+        if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)
+                and np.all(_rising(function, params[None, :], final_epoch))):
+            continue
+        noise = max(residual / (n - k), 1e-10)
+        bic = n * math.log(max(residual / n, 1e-12)) + k * math.log(n)
+        fits.append(_Fit(bic, function, params, covariance, residual, noise, n - k,
+                         np.asarray(low, dtype=float), np.asarray(high, dtype=float)))
+    return fits
 
 
 def _rising(function, params, final_epoch, points=50):
@@ -389,11 +493,32 @@ def judge(oracle, trial, step, planned_epochs):
             other_epochs, other_values = learning_curve(other, metric)
             completed.append((other_epochs, _oriented(other_values, direction)))
     key = zlib.crc32(f"{trial.trial_id}/{step}".encode())
-    if not rule.should_stop(epochs, _oriented(values, direction), completed,
-                            planned_epochs, key):
+    values = _oriented(values, direction)
+    extra = {}
+    if _takes_value_range(rule):  # a rule written before it existed does not
+        extra["value_range"] = _value_range(metric, direction, [values] + [
+            other_values for _, other_values in completed])
+    if not rule.should_stop(epochs, values, completed, planned_epochs, key, **extra):
         return trial
     trial.metrics.update(trials.STOPPED_AT, float(step + 1), step=step)
     return _stopped_copy(trial)
+
+
+def _value_range(metric, direction, curves):
+    """The oriented range of `metric` (see `metric_range`), or none when an
+    observed value lies outside it (the name misled)."""
+    low, high = metric_range(metric)
+    if direction != "max":
+        low, high = -high, -low
+    if any(len(curve) and (np.min(curve) < low or np.max(curve) > high) for curve in curves):
+        return -math.inf, math.inf
+    return low, high
+
+
+def _takes_value_range(rule):
+    parameters = inspect.signature(rule.should_stop).parameters
+    return "value_range" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _stopped_copy(trial):

@@ -29,6 +29,7 @@ from tfnas import inheritance
 from tfnas import integrity
 from tfnas import latency
 from tfnas import objectives
+from tfnas import optimizers
 from tfnas import pareto
 from tfnas import prebuild
 from tfnas import oracles as oracles_module
@@ -197,9 +198,14 @@ class NASTuner(kt.Tuner):
         lean_graph_optimization: Whether a candidate's `fit` runs under
             grappler's lean settings (`tfnas.graph_options`: one pass, the
             same values). Set it to False for TensorFlow's defaults.
+        fused_optimizer_updates: Whether a candidate's Keras `Adam` updates
+            its variables with one fused op per variable during `fit`
+            (`tfnas.optimizers.fused_updates`: the same update to float32
+            rounding, traced and run faster). Set it to False for Keras's.
     """
 
     lean_graph_optimization = True
+    fused_optimizer_updates = True
 
     def __init__(
         self,
@@ -569,7 +575,7 @@ class NASTuner(kt.Tuner):
         if plain_fit:
             prebuild.build_training_state(model, prebuild.fit_data_spec(args, kwargs))
         try:
-            with self._graph_optimization():
+            with self._graph_optimization(), self._fused_updates(model):
                 results = self.hypermodel.fit(hp, model, *args, **kwargs)
         except _OUT_OF_MEMORY as error:
             raise CandidateFailed(_out_of_memory("training", error)) from error
@@ -596,6 +602,13 @@ class NASTuner(kt.Tuner):
         `lean_graph_optimization` attribute)."""
         if self.lean_graph_optimization:
             return graph_options.candidate_graph_optimization()
+        return contextlib.nullcontext()
+
+    def _fused_updates(self, model):
+        """Adam's fused update during a candidate's `fit` (see the
+        `fused_optimizer_updates` attribute)."""
+        if self.fused_optimizer_updates:
+            return optimizers.fused_updates(model)
         return contextlib.nullcontext()
 
     def _callbacks(self, callbacks):
