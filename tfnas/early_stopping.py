@@ -352,10 +352,10 @@ class CurveExtrapolationRule(StoppingRule):
 
 
 class _Fit(collections.namedtuple(
-        "_Fit", "bic function params covariance residual noise dof low high")):
+        "_Fit", "bic function params covariance residual dof low high")):
     """One family's least-squares fit: its BIC, its parameters' covariance
-    per unit noise variance ((J^T J)^-1), the residual sum of squares, the
-    residual variance (`noise`) and its degrees of freedom (`dof`)."""
+    per unit noise variance ((J^T J)^-1), the residual sum of squares and
+    its degrees of freedom (`dof`)."""
 
 
 def _noise_of(epochs, values, final_epoch):
@@ -366,10 +366,11 @@ def _noise_of(epochs, values, final_epoch):
     if not fits:
         return None
     best = min(fits, key=lambda fit: fit.bic)
+    variance = best.residual / best.dof
     scale = max(float(np.max(np.abs(values))), 1e-12)
-    if best.residual / best.dof <= (1e-6 * scale) ** 2:  # exact up to rounding
+    if variance <= (1e-6 * scale) ** 2:  # exact up to rounding
         return None
-    return best.noise, best.dof
+    return variance, best.dof
 
 
 def _fit_families(epochs, values, final_epoch):
@@ -389,17 +390,14 @@ def _fit_families(epochs, values, final_epoch):
         # the 2-3 parameter families only: cheap enough per epoch).
         for bounded in (False, True) if k <= 3 else (False,):
             try:
+                if bounded:
+                    start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
+                options = {"bounds": (low, high)} if bounded else {"method": "lm"}
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore", OptimizeWarning)
-                    if bounded:
-                        start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
-                        params, covariance = curve_fit(
-                            function, epochs, values, p0=start, bounds=(low, high),
-                            maxfev=100 * (k + 1), absolute_sigma=True)
-                    else:
-                        params, covariance = curve_fit(
-                            function, epochs, values, p0=start, method="lm",
-                            maxfev=100 * (k + 1), absolute_sigma=True)
+                    params, covariance = curve_fit(
+                        function, epochs, values, p0=start, maxfev=100 * (k + 1),
+                        absolute_sigma=True, **options)
             except (RuntimeError, ValueError):
                 params = None
                 continue
@@ -413,9 +411,8 @@ def _fit_families(epochs, values, final_epoch):
         if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)
                 and np.all(_rising(function, params[None, :], final_epoch))):
             continue
-        noise = max(residual / (n - k), 1e-10)
         bic = n * math.log(max(residual / n, 1e-12)) + k * math.log(n)
-        fits.append(_Fit(bic, function, params, covariance, residual, noise, n - k,
+        fits.append(_Fit(bic, function, params, covariance, residual, n - k,
                          np.asarray(low, dtype=float), np.asarray(high, dtype=float)))
     return fits
 
