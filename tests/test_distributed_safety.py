@@ -9,6 +9,7 @@ instead of training) where a test needs to steer workers precisely;
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -209,7 +210,6 @@ def test_a_worker_retries_an_absent_chief_at_least_every_second():
     """gRPC's default reconnection backoff grows to minutes: a worker would
     find a restarted chief tens of seconds late. A port that accepts and
     drops every connection stands in for a chief that is not there yet."""
-    import socket
 
     import grpc
 
@@ -413,3 +413,74 @@ def test_a_worker_alive_between_trials_is_waited_for_and_a_dead_one_is_not(
     assert "alive" in chief.oracle.tuner_ids and "dead" not in chief.oracle.tuner_ids
     assert not any("silent" in note for note in chief.notes)  # no trial was taken
     chief.finish(alive, "alive")  # the chief ends without waiting for the dead one
+
+
+class CuttingProxy:
+    """A TCP relay between the workers and the chief that can cut the
+    connections open now when their next request arrives, as a chief killed
+    while a request is on its way does; later connections are relayed."""
+
+    def __init__(self, target):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.cut_on_next_request = threading.Event()
+        self.cuts = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        host, port = self.target.split(":")
+        while not self.stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            server = socket.create_connection((host, int(port)))
+            cut = self.cut_on_next_request.is_set()  # set before: relayed
+            for source, sink, watch in ((client, server, not cut), (server, client, False)):
+                threading.Thread(target=self._relay, args=(source, sink, watch),
+                                 daemon=True).start()
+
+    def _relay(self, source, sink, watch):
+        try:
+            while data := source.recv(65536):
+                if watch and self.cut_on_next_request.is_set():
+                    self.cut_on_next_request.clear()
+                    self.cuts += 1
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+    def close(self):
+        self.stop.set()
+        self.listener.close()
+
+
+def test_a_report_cut_by_a_chief_crash_is_retried_not_failed(tmp_path, monkeypatch):
+    """A per-epoch report whose connection breaks mid-request (the chief
+    killed and restarted) is sent again, rather than failing the trial in
+    the middle of its `fit`."""
+    options = DistributedOptions()
+    chief = Chief(tmp_path, monkeypatch, options, max_trials=2)
+    proxy = CuttingProxy(chief.address)
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", proxy.address.split(":")[1])
+    try:
+        client = distributed.WorkerOracleClient(chief.oracle, options=options)
+        trial = client.create_trial("w")
+        proxy.cut_on_next_request.set()
+        answer = client.update_trial(trial.trial_id, {"signal": 0.5}, step=0)
+        assert proxy.cuts == 1 and answer.status == "RUNNING"
+        assert chief.oracle.trials[trial.trial_id].metrics.get_last_value("signal") == 0.5
+        chief.complete(client, trial, 0.5)
+        chief.finish(client, "w")
+    finally:
+        proxy.close()

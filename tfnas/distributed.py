@@ -280,6 +280,8 @@ class WorkerOracleClient(oracle_client.OracleClient):
       keep-alive thread every few seconds, for long epochs and between
       trials), and learns from the chief when its trial was given to
       another worker;
+    - retries a report (`update_trial`) while the chief cannot be reached
+      (restarting after a crash), up to `connect_timeout` seconds;
     - waits with a growing pause while the oracle answers IDLE (KerasTuner's
       workers ask again at once, in a busy loop);
     - carries a failed trial's reason to the chief inside the trial's
@@ -434,6 +436,20 @@ class WorkerOracleClient(oracle_client.OracleClient):
             stop.set()
             thread.join(5.0)
             self._keepalive = None
+
+    def update_trial(self, trial_id, metrics, step=0):
+        """KerasTuner's, but a chief that cannot be reached (restarting after
+        a crash) is retried for up to `connect_timeout` seconds: a per-epoch
+        report must not fail the trial in the middle of its `fit`."""
+        deadline = time.monotonic() + self.options.connect_timeout
+        while True:
+            try:
+                return super().update_trial(trial_id, metrics, step=step)
+            except grpc.RpcError as error:
+                if (error.code() != grpc.StatusCode.UNAVAILABLE
+                        or time.monotonic() >= deadline):
+                    raise
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
     def end_trial(self, trial):
         self._trial_id = None
