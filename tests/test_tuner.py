@@ -1,3 +1,4 @@
+import random
 import subprocess
 import sys
 
@@ -186,6 +187,69 @@ def test_trials_train_under_mirrored_strategy_with_two_replicas(tmp_path, digits
     assert trial.score > 0.3  # well above chance (0.1) on 10 classes
     assert trial.metrics.get_last_value("flops") > 0
     assert tuner.get_best_models(1)[0].distribute_strategy.num_replicas_in_sync == 2
+
+
+@pytest.mark.slow
+def test_a_seeded_search_trains_the_same_candidates_whatever_ran_before(tmp_path):
+    # The same search twice in one process, other random numbers drawn
+    # before each (as KerasTuner's unseeded discovery of the space draws):
+    # every trial starts from the same weights, so it ends with the same ones.
+    weights = []
+    for draws in (0, 7):
+        keras.utils.set_random_seed(1)  # the data as the command line loads it
+        data = tfnas.data.load_digits_data(batch_size=64, seed=0)
+        for _ in range(draws):
+            random.random()
+            np.random.random()
+            keras.initializers.GlorotUniform()  # takes its seed from Python's generator
+        tuner = tfnas.NASTuner(small_space(), max_trials=2, seed=0, directory=tmp_path,
+                               project_name=f"draws{draws}", measure_latency=False,
+                               count_flops=False, log_dir=None)
+        tuner.search(data.train.take(4), validation_data=data.validation.take(2), epochs=1,
+                     verbose=0)
+        trials = sorted(completed(tuner), key=lambda t: t.trial_id)
+        assert len(trials) == 2
+        weights.append([(t.hyperparameters.values, [w.numpy() for w in tuner.load_model(t).weights])
+                        for t in trials])
+    for (values, trained), (values_again, trained_again) in zip(*weights):
+        assert values == values_again
+        assert len(trained) == len(trained_again)
+        for w, w_again in zip(trained, trained_again):
+            # Up to the float rounding of training (see test_optimizers.TRAINING_NOISE);
+            # other initial weights differ by 1e-1.
+            np.testing.assert_allclose(w, w_again, rtol=1e-2, atol=2e-3)
+
+
+def test_each_execution_of_a_trial_has_its_own_seed_and_the_search_s_seed_counts(tmp_path):
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+
+    def initial_kernels(seed, executions):
+        built = []
+
+        def build(hp):  # the kernels' shapes do not depend on the trial
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                                      keras.layers.Dense(2, activation="softmax")])
+            model.compile(keras.optimizers.Adam(hp.Float("learning_rate", 1e-3, 1e-2)),
+                          "sparse_categorical_crossentropy", metrics=["accuracy"])
+            built.append(model.layers[0].kernel.numpy())
+            return model
+
+        tuner = NASTuner(build, oracle="random", max_trials=2, seed=seed,
+                         executions_per_trial=executions, directory=tmp_path,
+                         project_name=f"seed{seed}-executions{executions}",
+                         measure_latency=False, count_flops=False, log_dir=None)
+        built.clear()  # KerasTuner's discovery of the space builds too
+        tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+        return built
+
+    twice = initial_kernels(seed=3, executions=2)
+    assert len(twice) == 4
+    assert not np.allclose(twice[0], twice[1])  # another execution, another start
+    assert all(np.array_equal(a, b) for a, b in zip(twice, initial_kernels(3, 2)))
+    once = initial_kernels(seed=3, executions=1)
+    assert np.array_equal(once[0], twice[0]) and np.array_equal(once[1], twice[2])
+    assert not np.allclose(initial_kernels(seed=4, executions=1)[0], once[0])
 
 
 def test_default_strategy_is_single_device_without_gpus():

@@ -315,6 +315,7 @@ class WorkerOracleClient(oracle_client.OracleClient):
         self.should_report = True
         # The chief's oracle is of the same class (the search's identity).
         self.takes_epoch_reports = getattr(oracle, "takes_epoch_reports", False)
+        self.seed = oracle.seed  # and the same seed: it seeds the candidates (NASTuner)
         self.min_wait = min_wait
         self.max_wait = max_wait
         self._wait = min_wait

@@ -5,12 +5,14 @@ architectures (oracles), declares them (spaces) or reads the results
 (reports, export).
 """
 
+import collections
 import contextlib
 import math
 import os
 import tempfile
 import time
 import warnings
+import zlib
 
 import keras
 import keras_tuner as kt
@@ -314,6 +316,7 @@ class NASTuner(kt.Tuner):
         else:
             early_stopping_module.attach(self.oracle, early_stopping)
         self._planned_epochs = None  # the epoch at which the current fit ends
+        self._builds = collections.Counter()  # candidate builds per trial, this process
         self.measure_latency = measure_latency
         self.latency_batch_size = latency_batch_size
         self.latency_repeats = latency_repeats
@@ -550,6 +553,7 @@ class NASTuner(kt.Tuner):
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         donor = inheritance.load_parent(self, trial)  # builds the parent: before the child
+        self._seed_candidate(trial)
         try:
             model = self._try_build(hp)
         except (kt.errors.FatalError, kt.errors.FailedTrialError):
@@ -596,6 +600,26 @@ class NASTuner(kt.Tuner):
             atomic.write_atomically(self._get_build_config_fname(trial.trial_id),
                                     model.get_build_config())
         return metrics
+
+    def _seed_candidate(self, trial):
+        """Seeds Python's, NumPy's, TensorFlow's and Keras's global random
+        generators (`keras.utils.set_random_seed`) for the candidate that
+        `trial` builds and trains next.
+
+        Its initial weights and its training's randomness (dropout, a shuffle
+        without a seed of its own) then depend only on the oracle's seed, the
+        trial and the execution (the count of this trial's builds in this
+        process: `executions_per_trial` differ, a retry differs from the
+        failed attempt), not on what ran before: KerasTuner's discovery of the
+        space builds models from unseeded values, the workers of a
+        distributed search train different trials, a resumed search trains an
+        interrupted trial afresh. Without this, the same search run twice
+        trained different weights from trial 0 on.
+        """
+        execution = self._builds[trial.trial_id]
+        self._builds[trial.trial_id] += 1
+        key = f"{getattr(self.oracle, 'seed', None)}/{trial.trial_id}/{execution}"
+        keras.utils.set_random_seed(zlib.crc32(key.encode()))
 
     def _graph_optimization(self):
         """The grappler settings a candidate's `fit` runs under (see the
