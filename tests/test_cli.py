@@ -20,11 +20,16 @@ def tfnas_command(*args):
     return [sys.executable, "-m", "tfnas", *args]
 
 
-def run(*args, timeout=300):
+def run(*args, timeout=300, environment=None):
     return subprocess.run(
         tfnas_command(*args), capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(os.environ if environment is None else environment), "PYTHONUNBUFFERED": "1"},
     )
+
+
+def users_environment():
+    """The environment without the tests' `TF_CPP_MIN_LOG_LEVEL` (conftest.py)."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
 def run_here(capsys, *args):
@@ -40,6 +45,14 @@ def run_here(capsys, *args):
 
 def trial_lines(output):
     return [m.groups() for m in map(TRIAL_LINE.match, output.splitlines()) if m]
+
+
+def test_the_command_line_loads_tensorflow_in_its_commands_only():
+    # `main` sets TensorFlow's log level, which TensorFlow reads when it loads.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, tfnas.cli; print('tensorflow' in sys.modules)"],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    assert loaded.strip() == "False"
 
 
 def test_help_documents_every_option(capsys):
@@ -72,8 +85,11 @@ def test_bad_arguments_exit_with_a_clear_error(tmp_path, capsys, args, message):
 
 def test_search_runs_to_completion_and_exports(tmp_path, capsys):
     result = run("search", "--max-trials", "2", "--epochs", "1",
-                 "--directory", str(tmp_path))
+                 "--directory", str(tmp_path), environment=users_environment())
     assert result.returncode == 0, result.stderr
+    # TensorFlow's C++ INFO lines (grappler's, once per trial) are hidden;
+    # those it prints as it loads, before its log level applies, are not.
+    assert "single_machine.cc" not in result.stderr
     lines = trial_lines(result.stdout)
     assert [trial_id for trial_id, _ in lines] == ["0", "1"]
     assert all(status.startswith("val_accuracy=") for _, status in lines)

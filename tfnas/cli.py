@@ -8,7 +8,7 @@ import tempfile
 import time
 import warnings
 
-from tfnas import allocator, errors, trials
+from tfnas import allocator, errors
 from tfnas.datasets import arguments as data_arguments
 
 DEFAULT_DIRECTORY = "tfnas_projects"
@@ -650,7 +650,7 @@ def run_search(args):
     import keras
 
     from tfnas import data as data_module
-    from tfnas import atomic, datasets, distributed, spaces
+    from tfnas import atomic, datasets, distributed, spaces, trials
     from tfnas.architecture import Architecture
     from tfnas.tuner import NASTuner
 
@@ -824,6 +824,9 @@ def run_export(args):
 
 
 def main(argv=None):
+    # TensorFlow reads its C++ log level when it loads (its INFO lines: one
+    # per trial from grappler), so this module imports it only within the
+    # commands.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Before TensorFlow starts its thread pools (its first op): see tfnas.allocator.
     allocator.limit_arenas()
