@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 
 import keras
 import keras_tuner as kt
@@ -130,6 +131,35 @@ def test_one_shot_search_derives_and_retrains_a_standalone_model(tmp_path, digit
     # A second search on the same project reuses the derived architecture.
     again = OneShotTuner(space, strategy="darts", directory=tmp_path, seed=0, progress=False)
     assert again.oracle.architecture == derived
+
+
+class InitialWeights(tfnas.supernet.strategies.OneShotStrategy):
+    """Keeps the supernet's weights as the tuner built it; derives the first
+    candidates without training."""
+
+    mode = "single_path"
+    weights = None
+
+    def search(self, tuner, model, train, validation, epochs):
+        self.weights = [w.numpy() for w in model.weights]
+        return {name: model.builder.values[name][0] for name in model.decisions}
+
+
+def test_a_seeded_one_shot_search_starts_from_the_same_supernet_whatever_ran_before(
+        tmp_path, digits):
+    kept = []
+    for draws in (0, 7):
+        for _ in range(draws):  # as KerasTuner's unseeded discovery of the space draws
+            random.random()
+            keras.initializers.GlorotUniform()
+        strategy = InitialWeights()
+        tuner = OneShotTuner(tiny_chain(), strategy=strategy, supernet_epochs=1, seed=0,
+                             directory=tmp_path, project_name=f"draws{draws}", progress=False)
+        tuner.search(digits.train.take(1), validation_data=digits.validation.take(1),
+                     epochs=1, verbose=0)
+        kept.append(strategy.weights)
+    assert len(kept[0]) == len(kept[1]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(*kept))
 
 
 # Every registered one-shot strategy ("darts" also has its own test below).

@@ -92,6 +92,13 @@ def default_distribution_strategy():
     return None
 
 
+def seed_globally(*parts):
+    """Seeds Python's, NumPy's, TensorFlow's and Keras's global random
+    generators (`keras.utils.set_random_seed`) from `parts`, e.g. a search's
+    seed and a trial id."""
+    keras.utils.set_random_seed(zlib.crc32("/".join(map(str, parts)).encode()))
+
+
 @contextlib.contextmanager
 def dtype_policy_scope(policy):
     """Keras's global dtype policy set to `policy` inside the block."""
@@ -618,8 +625,7 @@ class NASTuner(kt.Tuner):
         """
         execution = self._builds[trial.trial_id]
         self._builds[trial.trial_id] += 1
-        key = f"{getattr(self.oracle, 'seed', None)}/{trial.trial_id}/{execution}"
-        keras.utils.set_random_seed(zlib.crc32(key.encode()))
+        seed_globally(getattr(self.oracle, "seed", None), trial.trial_id, execution)
 
     def _graph_optimization(self):
         """The grappler settings a candidate's `fit` runs under (see the

@@ -24,7 +24,7 @@ from tfnas.oracles.base import RUNNING, STOPPED, NASOracle
 from tfnas.supernet import oneshot, strategies
 from tfnas.supernet.builder import build_supernet
 from tfnas.supernet.elastic import ElasticLayer
-from tfnas.tuner import NASTuner, dtype_policy_scope
+from tfnas.tuner import NASTuner, dtype_policy_scope, seed_globally
 
 # What a one-shot search learned, one kind of record per file: the alphas'
 # probabilities per epoch (gradient strategies), or the paths evaluated with
@@ -145,6 +145,9 @@ class OneShotTuner(NASTuner):
 
     def search_supernet(self, train, validation, epochs):
         """Trains the supernet and returns the derived architecture's values."""
+        # The supernet's initial weights, whatever ran before (KerasTuner's
+        # discovery of the space builds models from unseeded values).
+        seed_globally(self.oracle.seed, "supernet")
         with dtype_policy_scope(self.dtype_policy):  # mixed precision, if asked
             supernet, builder = build_supernet(self.hypermodel, self.strategy.mode,
                                                self.fixed_values, seed=self.seed)
