@@ -92,6 +92,7 @@ def test_search_runs_to_completion_and_exports(tmp_path, capsys):
     assert "single_machine.cc" not in result.stderr
     lines = trial_lines(result.stdout)
     assert [trial_id for trial_id, _ in lines] == ["0", "1"]
+    assert "'evolution' on 'digits': 2 trials of 1 epochs (0 already completed)" in result.stdout
     assert all(status.startswith("val_accuracy=") for _, status in lines)
     assert re.search(r"Test accuracy of the best architecture: 0\.\d{4}", result.stdout)
     project = tmp_path / "chain-evolution-digits"
@@ -193,6 +194,8 @@ def test_weight_sharing_search_from_the_command_line(tmp_path, capsys):
                  "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert [trial_id for trial_id, _ in trial_lines(result.stdout)] == ["0"]
+    assert ("'darts' on 'digits': a supernet for 1 epochs, then the derived architecture "
+            "for 1 epochs (0 already completed)") in result.stdout
     project = tmp_path / "chain-darts-digits"
     assert (project / "architecture_probabilities.json").exists()
     assert (project / "best" / "saved_model" / "saved_model.pb").exists()

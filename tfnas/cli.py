@@ -721,9 +721,15 @@ def run_search(args):
     atomic.write_atomically(config_path, identity)
     data.save(project_dir)  # data.json; preprocessing.keras, put in front of exports
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == trials.COMPLETED)
+    if one_shot:
+        sampled = (f" ({args.max_trials} paths sampled by its controller)"
+                   if args.strategy == "enas" else "")
+        plan = (f"a supernet for {args.epochs} epochs{sampled}, then the derived "
+                f"architecture for {args.epochs} epochs")
+    else:
+        plan = f"{args.max_trials} trials of {args.epochs} epochs"
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "
-          f"{args.max_trials} trials of {args.epochs} epochs "
-          f"({done} already completed) in {project_dir}", flush=True)
+          f"{plan} ({done} already completed) in {project_dir}", flush=True)
     if role == distributed.CHIEF:
         print(f"Chief listening on {address} ({options.describe()}); lease "
               f"{options.lease_seconds:g} s", flush=True)
