@@ -1,9 +1,10 @@
-"""Early stopping rules against full training, in regularized evolution.
+"""Early stopping rules against full training, in regularized evolution
+(or random search: `--strategy random`).
 
-On each dataset and seed, the same regularized-evolution search (same
-number of trials, same epochs, same seed) runs without early stopping, with
-the median stopping rule and with learning-curve extrapolation, in an order
-rotated with the seed (interleaved, side by side on the same machine). For
+On each dataset and seed, the same search (regularized evolution, or random
+search; same number of trials, same epochs, same seed) runs without early
+stopping, with the median stopping rule and with learning-curve
+extrapolation, in an order rotated with the seed (interleaved, side by side on the same machine). For
 each run: the total training time (the sum of the trials' `model.fit`
 times, per-epoch reports included), the epochs trained, the number of
 trials stopped early, and the test accuracy of the best trial's model. The
@@ -31,6 +32,7 @@ accuracy over its seeds (`test_acc_mean`), beside its own model's.
 
 Usage: python benchmarks/early_stopping.py [--datasets digits mnist1d]
        [--trials 30] [--epochs 20] [--seeds 3] [--table PATH]
+       [--strategy evolution|random]
 """
 
 import argparse
@@ -91,6 +93,18 @@ def evolution_sizes(trials, population, sample_size):
     return sizes
 
 
+def make_oracle(strategy, trials, seed, population, sample_size):
+    """The search's oracle: regularized evolution at `evolution_sizes`, or
+    random search."""
+    import keras_tuner as kt
+
+    from tfnas import oracles
+
+    sizes = evolution_sizes(trials, population, sample_size) if strategy == "evolution" else {}
+    return oracles.get(strategy, objective=kt.Objective("val_accuracy", "max"),
+                       max_trials=trials, seed=seed, **sizes)
+
+
 def read_ground_truth(path):
     """`(meta, {architecture JSON: mean test accuracy})` of a `tfnas table` CSV."""
     from tfnas.bench import tables
@@ -103,16 +117,9 @@ def read_ground_truth(path):
                   for row in rows}
 
 
-def run_search(data, space, rule, seed, trials, epochs, population, sample_size, directory):
-    """One evolution search; returns its training time, stops and best trial."""
-    import keras_tuner as kt
-
-    from tfnas import oracles
-
+def run_search(data, space, rule, seed, trials, epochs, oracle, directory):
+    """One search; returns its training time, stops and best trial."""
     keras.utils.set_random_seed(seed)
-    oracle = oracles.get("evolution", objective=kt.Objective("val_accuracy", "max"),
-                         max_trials=trials, seed=seed,
-                         **evolution_sizes(trials, population, sample_size))
     tuner = tfnas.NASTuner(space, oracle=oracle,
                            early_stopping=None if rule == "none" else rule,
                            directory=directory, project_name=f"{rule}-{seed}",
@@ -261,17 +268,10 @@ def keras_tuner_objective():
     return kt.Objective("val_accuracy", "max")
 
 
-def replay_search(store, space, rule, seed, trials, epochs, population, sample_size,
-                  directory):
-    """One evolution search whose trials replay recorded curves."""
-    import keras_tuner as kt
-
-    from tfnas import oracles
+def replay_search(store, space, rule, seed, trials, epochs, oracle, directory):
+    """One search whose trials replay recorded curves."""
     from tfnas.lookup import LookupTuner
 
-    oracle = oracles.get("evolution", objective=kt.Objective("val_accuracy", "max"),
-                         max_trials=trials, seed=seed,
-                         **evolution_sizes(trials, population, sample_size))
     if rule != "none":
         early_stopping.attach(oracle, early_stopping.get(rule))
     outcome = {}
@@ -314,12 +314,13 @@ def replay_search(store, space, rule, seed, trials, epochs, population, sample_s
             "best": Architecture.from_trial(best).to_json(), "curves": curves}
 
 
-def median_rule_diagnosis(dataset, runs, rule, epochs, population):
+def median_rule_diagnosis(dataset, runs, rule, epochs, random_trials):
     """Why the median rule stops few trials, from the searches without a rule:
     each trial's full curve against the median of the running averages of
     the trials that completed before it (the rule's test, at every epoch
-    where it may act), for the random first `population` trials and for
-    evolution's children apart."""
+    where it may act), for the first `random_trials` trials (drawn at random:
+    evolution's population, or all of a random search) and for evolution's
+    children apart."""
     fractions = {"random": [], "child": []}
     references, bests = [], []
     for run in runs:
@@ -336,21 +337,24 @@ def median_rule_diagnosis(dataset, runs, rule, epochs, population):
                     references.append(reference)
                     bests.append(float(np.max(curve[:step])))
                 stopped = stopped or float(np.max(curve[:step])) < reference
-            fractions["random" if index < population else "child"].append(stopped)
+            fractions["random" if index < random_trials else "child"].append(stopped)
     share = {kind: (sum(v) / len(v) if v else float("nan"), len(v))
              for kind, v in fractions.items()}
     at = rule.min_epochs
     return (f"Why the median rule stops few trials on {dataset} (the searches without a "
             f"rule, all seeds; each trial's full curve against the median, over the "
             f"trials completed before it, of their running averages, at epochs "
-            f"{at}-{epochs - 1}): {share['random'][0]:.0%} of the random first trials "
-            f"(of {share['random'][1]}) and {share['child'][0]:.0%} of evolution's children "
-            f"(of {share['child'][1]}) are ever below it. At epoch {at} the median of that "
+            f"{at}-{epochs - 1}): {share['random'][0]:.0%} of the random trials "
+            f"(of {share['random'][1]})"
+            + (f" and {share['child'][0]:.0%} of evolution's children (of {share['child'][1]})"
+               if share['child'][1] else "")
+            + f" are ever below it. At epoch {at} the median of that "
             f"reference is {np.median(references):.3f} (the running average includes the "
             f"low first epochs), while the median trial's best so far is "
             f"{np.median(bests):.3f}, and {np.mean(np.array(bests) < np.array(references)):.0%}"
-            f" of the trials are below their reference there: children of good parents "
-            f"start above the average of curves that are still rising.")
+            f" of the trials are below their reference there"
+            + (": children of good parents start above the average of curves that are "
+               "still rising." if share['child'][1] else "."))
 
 
 def main():
@@ -364,12 +368,23 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mode", choices=["replay", "train"], default="replay")
+    parser.add_argument("--strategy", choices=["evolution", "random"], default="evolution",
+                        help="the search: regularized evolution (default) or random search, "
+                             "where every trial is a fresh draw")
     parser.add_argument("--population", type=int, default=None,
                         help="evolution's population (default: the library's for --trials)")
     parser.add_argument("--sample-size", type=int, default=None,
                         help="evolution's tournament size (default: the library's)")
-    parser.add_argument("--output", default=os.path.join(report.RESULTS, "early_stopping.md"))
+    parser.add_argument("--output", default=None,
+                        help="the report (default: results/early_stopping.md, "
+                             "early_stopping_random.md with --strategy random)")
     args = parser.parse_args()
+    if args.strategy == "random" and (args.population or args.sample_size):
+        parser.error("--population and --sample-size are evolution's: random search "
+                     "takes neither")
+    if args.output is None:
+        args.output = os.path.join(report.RESULTS, "early_stopping.md" if args.strategy
+                                   == "evolution" else "early_stopping_random.md")
     cpu_start, wall_start = time.process_time(), time.perf_counter()
 
     truth, meta = None, None
@@ -394,14 +409,14 @@ def main():
             for seed in range(args.seeds):
                 order = RULES[seed % len(RULES):] + RULES[:seed % len(RULES)]
                 for rule in order:
+                    oracle = make_oracle(args.strategy, args.trials, seed, args.population,
+                                         args.sample_size)
                     if args.mode == "train":
                         run = run_search(data, space, rule, seed, args.trials, args.epochs,
-                                         args.population, args.sample_size,
-                                         os.path.join(root, dataset))
+                                         oracle, os.path.join(root, dataset))
                     else:
                         run = replay_search(store, space, rule, seed, args.trials,
-                                            args.epochs, args.population, args.sample_size,
-                                            os.path.join(root, dataset))
+                                            args.epochs, oracle, os.path.join(root, dataset))
                     results.setdefault((dataset, rule), []).append(run)
                     brief = {k: v for k, v in run.items() if k not in ("curves", "best")}
                     print(f"{dataset} seed {seed} {rule}: {brief}", flush=True)
@@ -460,9 +475,11 @@ def main():
             rows.append(f"| {dataset} | {seed} | " + " | ".join(cells) + " |")
     median_rule, curve_rule = early_stopping.get("median"), early_stopping.get("curve")
     sizes = evolution_sizes(args.trials, args.population, args.sample_size)
-    for dataset in args.datasets:
-        rows += ["", median_rule_diagnosis(dataset, results[(dataset, "none")], median_rule,
-                                           args.epochs, sizes["population_size"])]
+    evolution = args.strategy == "evolution"
+    for dataset in args.datasets:  # in random search, every trial is a random one
+        rows += ["", median_rule_diagnosis(
+            dataset, results[(dataset, "none")], median_rule, args.epochs,
+            sizes["population_size"] if evolution else args.trials)]
     load = os.getloadavg()
     ceiling = {rule.name: (args.trials - rule.min_completed) / args.trials
                * (1 - rule.min_epochs / args.epochs) for rule in (median_rule, curve_rule)}
@@ -470,11 +487,14 @@ def main():
                   f"arguments), judged by the table's `{meta.get('final', 'test_acc_mean')}`"
                   if truth else "the MLP space (1-3 layers of 8-128 units, relu/tanh/elu)")
     command = "`python benchmarks/early_stopping.py " + " ".join(sys.argv[1:]) + "`"
+    search_text = (
+        f"regularized evolution (population {sizes['population_size']}, tournament "
+        f"{sizes['sample_size']}"
+        f"{'' if args.population or args.sample_size else ': the library defaults'})"
+        if evolution else "random search")
     report.write_table(
-        args.output, "Early stopping rules in regularized evolution",
-        f"{command}: {space_text}, regularized evolution (population "
-        f"{sizes['population_size']}, tournament {sizes['sample_size']}"
-        f"{'' if args.population or args.sample_size else ': the library defaults'}), "
+        args.output, f"Early stopping rules in {search_text.split(' (')[0]}",
+        f"{command}: {space_text}, {search_text}, "
         f"{args.trials} trials of {args.epochs} epochs (batch "
         f"{args.batch_size}) per search, seeds 0-{args.seeds - 1}, the three runs of a seed "
         "interleaved in a rotated order. " + MODES[args.mode].format(trained=trained)

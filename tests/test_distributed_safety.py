@@ -86,6 +86,16 @@ def _wait_for(condition, what, timeout=30):
     return wait_for(condition, what, timeout, interval=0.02)
 
 
+def test_a_worker_seeds_its_candidates_with_the_chief_s_seed(tmp_path, monkeypatch):
+    options = DistributedOptions(lease_seconds=5.0, keepalive_seconds=0.5)
+    chief = Chief(tmp_path, monkeypatch, options, max_trials=1)
+    its_own = oracles.get("random", kt.Objective("signal", "max"), 1, seed=7,
+                          space=chief.table.space)
+    worker = distributed.WorkerOracleClient(its_own, options=options)
+    assert worker.seed == chief.oracle.seed == 0
+    chief.finish(worker, "worker")
+
+
 def test_a_silent_worker_loses_its_trial_and_its_late_report_is_discarded(
         tmp_path, monkeypatch):
     options = DistributedOptions(lease_seconds=0.6, keepalive_seconds=0.1)

@@ -8,6 +8,8 @@ import tensorflow as tf
 from tfnas import optimizers
 from tfnas.optimizers import FusedAdam
 
+from tests.tolerances import TRAINING_NOISE
+
 
 def small_convnet(seed=0):
     keras.utils.set_random_seed(seed)
@@ -45,17 +47,6 @@ def trained(optimizer, batches, model=None):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(as_dataset(batches), epochs=1, verbose=0)
     return [v.numpy() for v in model.variables], [v.numpy() for v in optimizer.variables]
-
-
-# Two `fit` runs of the same model on the same batches agree only to within
-# the noise of training itself: a gradient's float32 rounding can differ from
-# run to run (threaded reductions), and Adam divides near-zero gradients (the
-# 8x8 digits' blank border) by their own size. In suite runs on other
-# machines a few weights moved 2e-4 to 5e-4 apart between Keras's Adam and
-# the fused one. An update of the wrong size is larger: each step moves a
-# weight by up to the learning rate, 1e-2. The update rule itself is checked
-# exactly, without training, by `test_fused_adam_updates_as_keras_adam`.
-TRAINING_NOISE = {"rtol": 1e-2, "atol": 2e-3}
 
 
 def assert_same_variables(actual, expected, rtol=TRAINING_NOISE["rtol"],

@@ -148,18 +148,20 @@ class InitialWeights(tfnas.supernet.strategies.OneShotStrategy):
 def test_a_seeded_one_shot_search_starts_from_the_same_supernet_whatever_ran_before(
         tmp_path, digits):
     kept = []
-    for draws in (0, 7):
+    for seed, draws in ((0, 0), (0, 7), (1, 0)):
         for _ in range(draws):  # as KerasTuner's unseeded discovery of the space draws
             random.random()
             keras.initializers.GlorotUniform()
         strategy = InitialWeights()
-        tuner = OneShotTuner(tiny_chain(), strategy=strategy, supernet_epochs=1, seed=0,
-                             directory=tmp_path, project_name=f"draws{draws}", progress=False)
+        tuner = OneShotTuner(tiny_chain(), strategy=strategy, supernet_epochs=1, seed=seed,
+                             directory=tmp_path, project_name=f"seed{seed}-draws{draws}",
+                             progress=False)
         tuner.search(digits.train.take(1), validation_data=digits.validation.take(1),
                      epochs=1, verbose=0)
         kept.append(strategy.weights)
     assert len(kept[0]) == len(kept[1]) > 0
-    assert all(np.array_equal(a, b) for a, b in zip(*kept))
+    assert all(np.array_equal(a, b) for a, b in zip(kept[0], kept[1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(kept[0], kept[2]))  # another seed
 
 
 # Every registered one-shot strategy ("darts" also has its own test below).

@@ -315,7 +315,7 @@ class WorkerOracleClient(oracle_client.OracleClient):
         self.should_report = True
         # The chief's oracle is of the same class (the search's identity).
         self.takes_epoch_reports = getattr(oracle, "takes_epoch_reports", False)
-        self.seed = oracle.seed  # and the same seed: it seeds the candidates (NASTuner)
+        self.seed = getattr(oracle, "seed", None)  # the chief's, once it answers
         self.min_wait = min_wait
         self.max_wait = max_wait
         self._wait = min_wait
@@ -361,6 +361,7 @@ class WorkerOracleClient(oracle_client.OracleClient):
                 f"worker: {'; '.join(answer['differences'])}. Start the worker with the "
                 "chief's arguments.")
         self.lease_seconds = answer.get("lease_seconds")
+        self.seed = answer.get("seed", self.seed)
         if self.lease_seconds:
             self._start_keepalive()
 

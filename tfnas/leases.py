@@ -199,7 +199,9 @@ class LeasingServicer(oracle_chief.OracleServicer):
                 self.log(f"refused worker {tuner_id} from {context.peer()}: its search "
                          f"arguments differ from the chief's ({'; '.join(found)})")
             return {"lease_seconds": self.lease_seconds, "differences": found,
-                    "identity": self.identity}
+                    "identity": self.identity,
+                    # Candidates are seeded by it (NASTuner): the chief's, not the worker's.
+                    "seed": getattr(self.oracle, "seed", None)}
 
     def KeepAlive(self, request, context):
         """A worker between trials (or in a long epoch) is alive."""

@@ -94,8 +94,12 @@ def default_distribution_strategy():
 
 def seed_globally(*parts):
     """Seeds Python's, NumPy's, TensorFlow's and Keras's global random
-    generators (`keras.utils.set_random_seed`) from `parts`, e.g. a search's
-    seed and a trial id."""
+    generators (`keras.utils.set_random_seed`).
+
+    Args:
+        *parts: What the seed is a function of (e.g. a search's seed and a
+            trial's number): their text's CRC-32 is the seed.
+    """
     keras.utils.set_random_seed(zlib.crc32("/".join(map(str, parts)).encode()))
 
 
@@ -560,7 +564,7 @@ class NASTuner(kt.Tuner):
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         donor = inheritance.load_parent(self, trial)  # builds the parent: before the child
-        self._seed_candidate(trial)
+        self.seed_candidate(trial)
         try:
             model = self._try_build(hp)
         except (kt.errors.FatalError, kt.errors.FailedTrialError):
@@ -608,24 +612,33 @@ class NASTuner(kt.Tuner):
                                     model.get_build_config())
         return metrics
 
-    def _seed_candidate(self, trial):
+    def seed_candidate(self, trial):
         """Seeds Python's, NumPy's, TensorFlow's and Keras's global random
-        generators (`keras.utils.set_random_seed`) for the candidate that
-        `trial` builds and trains next.
+        generators (`keras.utils.set_random_seed`) for the model that `trial`
+        builds and trains next. `run_trial` calls it before each build; a
+        subclass that builds its own models in `run_trial` can call it too.
 
-        Its initial weights and its training's randomness (dropout, a shuffle
-        without a seed of its own) then depend only on the oracle's seed, the
-        trial and the execution (the count of this trial's builds in this
-        process: `executions_per_trial` differ, a retry differs from the
-        failed attempt), not on what ran before: KerasTuner's discovery of the
-        space builds models from unseeded values, the workers of a
-        distributed search train different trials, a resumed search trains an
-        interrupted trial afresh. Without this, the same search run twice
-        trained different weights from trial 0 on.
+        The model's initial weights and the randomness of its training
+        (dropout, a shuffle without a seed of its own) then depend only on
+        the oracle's seed, the trial's number and the execution, not on what
+        ran before in the process (KerasTuner's discovery of the space builds
+        models from unseeded values). The execution counts this trial's
+        builds in this process: each of `executions_per_trial`, and a retry in
+        the same process, start from other weights; a retry after a resume or
+        on another worker starts from the first attempt's. An oracle without
+        a seed leaves the generators alone.
+
+        Args:
+            trial: The `keras_tuner.engine.trial.Trial` about to be trained.
         """
+        seed = getattr(self.oracle, "seed", None)
         execution = self._builds[trial.trial_id]
         self._builds[trial.trial_id] += 1
-        seed_globally(getattr(self.oracle, "seed", None), trial.trial_id, execution)
+        if seed is None:
+            return
+        # The number, not the id: "07" and "007" (more trials) are one trial.
+        number = int(trial.trial_id) if trial.trial_id.isdigit() else trial.trial_id
+        seed_globally(seed, number, execution)
 
     def _graph_optimization(self):
         """The grappler settings a candidate's `fit` runs under (see the

@@ -147,7 +147,8 @@ class OneShotTuner(NASTuner):
         """Trains the supernet and returns the derived architecture's values."""
         # The supernet's initial weights, whatever ran before (KerasTuner's
         # discovery of the space builds models from unseeded values).
-        seed_globally(self.oracle.seed, "supernet")
+        if self.seed is not None:
+            seed_globally(self.seed, "supernet")
         with dtype_policy_scope(self.dtype_policy):  # mixed precision, if asked
             supernet, builder = build_supernet(self.hypermodel, self.strategy.mode,
                                                self.fixed_values, seed=self.seed)
