@@ -438,7 +438,8 @@ class CuttingProxy:
         self.cut_on_next_request = threading.Event()
         self.cuts = 0
         self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
 
     def _accept(self):
         host, port = self.target.split(":")
@@ -472,6 +473,7 @@ class CuttingProxy:
 
     def close(self):
         self.stop.set()
+        self.accepting.join(5)  # within one accept timeout: then the listener may go
         self.listener.close()
 
 
