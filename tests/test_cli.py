@@ -205,3 +205,14 @@ def test_weight_sharing_search_from_the_command_line(tmp_path, capsys):
                          "--space-arg", "strides=[1,2]", "--directory", str(tmp_path / "other"))
     assert code == 2
     assert "`layer_0/stride`" in err and "strides=[1]" in err
+
+
+def test_an_enas_search_says_what_it_trains(tmp_path):
+    # ENAS trains each sampled path for a few batches, not the supernet for --epochs.
+    result = run("search", "--strategy", "enas", "--max-trials", "2", "--epochs", "1",
+                 "--space-arg", "max_layers=2", "--space-arg", "filters=[4]",
+                 "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("'enas' on 'digits': 2 paths sampled by its controller, each trained for 10 "
+            "batches on the shared weights, then the derived architecture for 1 epochs"
+            ) in result.stdout
