@@ -722,13 +722,8 @@ def run_search(args):
     data.save(project_dir)  # data.json; preprocessing.keras, put in front of exports
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == trials.COMPLETED)
     if one_shot:
-        from tfnas.supernet.strategies.enas import ENAS
-
-        supernet = (f"{tuner.enas_trials} paths sampled by its controller, each trained for "
-                    f"{tuner.enas_steps} batches on the shared weights"
-                    if isinstance(tuner.strategy, ENAS)
-                    else f"a supernet for {args.epochs} epochs")
-        plan = f"{supernet}, then the derived architecture for {args.epochs} epochs"
+        plan = (f"{tuner.strategy.training_plan(tuner, args.epochs)}, then the derived "
+                f"architecture for {args.epochs} epochs")
     else:
         plan = f"{args.max_trials} trials of {args.epochs} epochs"
     print(f"Searching space '{args.space}' with '{args.strategy}' on '{data.name}': "

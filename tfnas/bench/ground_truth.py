@@ -165,14 +165,9 @@ def _table_tuner(space, jobs, on_finished, directory):
             return response
 
     class TableTuner(NASTuner):
-        def on_trial_begin(self, trial):
-            self._seed = self.oracle.jobs[trial.trial_id]["seed"]
-            super().on_trial_begin(trial)
-
-        def _build_hypermodel(self, hp):
-            if getattr(self, "_seed", None) is not None:
-                keras.utils.set_random_seed(self._seed)  # after clear_session
-            return super()._build_hypermodel(hp)
+        def seed_candidate(self, trial):
+            # The run's own seed: a table's column s trains under seed s.
+            keras.utils.set_random_seed(self.oracle.jobs[trial.trial_id]["seed"])
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)

@@ -32,6 +32,10 @@ class OneShotStrategy:
         """Keras callbacks of the supernet's training for `epochs` epochs."""
         return []
 
+    def training_plan(self, tuner, epochs):
+        """What `search` trains, in words (the command line's first line)."""
+        return f"a supernet for {epochs} epochs"
+
     def search(self, tuner, model, train, validation, epochs):
         """Trains the compiled `model` on `train` (batches), learning the
         architecture on `validation`, and returns the derived decision values.

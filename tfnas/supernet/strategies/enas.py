@@ -15,6 +15,10 @@ class ENAS(OneShotStrategy):
 
     mode = "single_path"
 
+    def training_plan(self, tuner, epochs):
+        return (f"{tuner.enas_trials} paths sampled by its controller, each trained for "
+                f"{tuner.enas_steps} batches on the shared weights")
+
     def search(self, tuner, model, train, validation, epochs):
         paired = paths.paired(train.repeat(), validation)
         calibration = paths.calibration_batch(train)
