@@ -16,7 +16,8 @@ import pytest
 import tensorflow as tf
 
 import tfnas
-from tfnas import cli, curve_families, early_stopping, oracles, project, report, spaces, trials
+from tfnas import (cli, curve_families, curve_fits, early_stopping, oracles, project, report,
+                   spaces, trials)
 from tfnas.bench import LookupTuner
 from tfnas.early_stopping import CurveExtrapolationRule, MedianStoppingRule
 from tfnas.oracles.halving import EPOCHS, INITIAL_EPOCH, PARENT, RUNG, SuccessiveHalving
@@ -124,8 +125,8 @@ def test_curve_rule_fits_domhan_s_eleven_rising_families():
         assert len(start) == len(low) == len(high)
         assert np.all(np.isfinite(function(x, *start))), name
     # Domhan et al.'s monotonicity prior: only curves that do not fall count.
-    rising = early_stopping._rising(curve_families.pow3, np.array([[0.9, 0.4, 0.7],
-                                                                   [0.9, -0.4, 0.7]]), 20)
+    rising = curve_fits.rising(curve_families.pow3, np.array([[0.9, 0.4, 0.7],
+                                                              [0.9, -0.4, 0.7]]), 20)
     assert list(rising) == [True, False]
 
 

@@ -7,7 +7,8 @@ Janoschek, Weibull and ilog2 (the list of Domhan et al.'s termination
 criterion). `families(values)` gives each with starting parameters read from
 the curve and bounds that keep it defined (the increasing ones are chosen by
 the caller: Domhan et al.'s prior is a monotonicity constraint, not
-bounds).
+bounds). `SEPARABLE` names the families that are linear in some of their
+parameters, and the columns those parameters multiply.
 """
 
 import numpy as np
@@ -95,3 +96,36 @@ def families(values):
                     [-INF, -INF, 0, 0], [INF, INF, 10, 5]),
         "ilog2": (ilog2, [last + rise, rise], [-INF, 0], [INF, INF]),
     }
+
+
+def pow3_columns(x, alpha):
+    """pow3 = c * 1 + a * (-x^-alpha)."""
+    return np.ones_like(x), -x ** (-alpha)
+
+
+def hill3_columns(x, eta, kappa):
+    """hill3 = theta * x^eta / (kappa^eta + x^eta)."""
+    power = x ** eta
+    return (power / (kappa ** eta + power),)
+
+
+def log_power_columns(x, b, c):
+    """log_power = a * 1 / (1 + (x / e^b)^c)."""
+    return (1.0 / (1.0 + (x / np.exp(b)) ** c),)
+
+
+def ilog2_columns(x):
+    """ilog2 = c * 1 + a * (-1 / log(x + 1))."""
+    return np.ones_like(x), -1.0 / np.log(x + 1.0)
+
+
+#: The families that are linear in some of their parameters: name ->
+#: (positions of the linear parameters, a function of x and the other
+#: parameters, in order, giving the columns the linear ones multiply). At
+#: most one linear parameter of each is bounded (see `families`).
+SEPARABLE = {
+    "pow3": ((0, 1), pow3_columns),
+    "hill3": ((0,), hill3_columns),
+    "log_power": ((0,), log_power_columns),
+    "ilog2": ((0, 1), ilog2_columns),
+}

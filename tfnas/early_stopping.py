@@ -23,15 +23,13 @@ halving:
   epoch falls below a threshold.
 """
 
-import collections
 import inspect
 import math
-import warnings
 import zlib
 
 import numpy as np
 
-from tfnas import curve_families
+from tfnas import curve_fits
 from tfnas import trials
 from tfnas.validation import check_int
 
@@ -199,8 +197,9 @@ class CurveExtrapolationRule(StoppingRule):
 
     Fits each of Domhan et al.'s eleven parametric families
     (`tfnas.curve_families`) to the trial's curve by least squares
-    (`scipy.optimize.curve_fit`: Levenberg-Marquardt; when that leaves the
-    family's bounds, a bounded fit for the families of 2-3 parameters),
+    (`tfnas.curve_fits`: Levenberg-Marquardt; when that leaves the
+    family's bounds, a bounded fit for the families of 2-3 parameters, by
+    variable projection where the family is linear in some parameters),
     keeps the fits that rise (or stay level) from epoch 2 to the final
     epoch (Domhan et al.'s monotonicity prior), weights them by their fit
     (BIC weights), samples each family's parameters from the Gaussian
@@ -238,11 +237,17 @@ class CurveExtrapolationRule(StoppingRule):
             Defaults to 0.05 (Domhan et al.).
         samples: Posterior samples per family. Defaults to 500.
         seed: Seed of the sampling.
+        separable: Whether the bounded fits of the families linear in some
+            parameters are made by variable projection (see
+            `tfnas.curve_fits`). Defaults to True; False makes them over all
+            the parameters at once, as stop 27's rule did (slower, and the
+            flat curves' fits often fail), for comparison.
     """
 
     name = "curve"
 
-    def __init__(self, min_epochs=4, min_completed=3, threshold=0.05, samples=500, seed=0):
+    def __init__(self, min_epochs=4, min_completed=3, threshold=0.05, samples=500, seed=0,
+                 separable=True):
         super().__init__(min_epochs, min_completed)
         check_int(min_epochs, "min_epochs", 3)
         if (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
@@ -251,14 +256,18 @@ class CurveExtrapolationRule(StoppingRule):
                              f"probability in (0, 1). Received: threshold={threshold!r}")
         check_int(samples, "samples", 10)
         check_int(seed, "seed", 0)
+        if not isinstance(separable, bool):
+            raise ValueError("Received an invalid value for `separable`, expected True or "
+                             f"False. Received: separable={separable!r}")
         self.threshold = float(threshold)
+        self.separable = separable
         self.samples = samples
         self.seed = seed
         self._noise_fits = {}  # (curve bytes, final epoch) -> (variance, dof) or None
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold,
-                "samples": self.samples, "seed": self.seed}
+                "samples": self.samples, "seed": self.seed, "separable": self.separable}
 
     def should_stop(self, epochs, values, completed, final_epoch, key,
                     value_range=(-math.inf, math.inf)):
@@ -291,7 +300,8 @@ class CurveExtrapolationRule(StoppingRule):
             epochs, values = epochs[keep], values[keep]
             cache_key = (epochs.tobytes(), values.tobytes(), float(final_epoch))
             if cache_key not in self._noise_fits:
-                self._noise_fits[cache_key] = _noise_of(epochs, values, final_epoch)
+                self._noise_fits[cache_key] = _noise_of(epochs, values, final_epoch,
+                                                        self.separable)
             if self._noise_fits[cache_key] is not None:
                 variance, dof = self._noise_fits[cache_key]
                 variances.append(variance)
@@ -316,7 +326,7 @@ class CurveExtrapolationRule(StoppingRule):
                 prior (see `noise_prior`), or None for none (a flat prior).
         """
         rng = np.random.default_rng([self.seed, int(key) & 0xFFFFFFFF])
-        fits = _fit_families(epochs, values, final_epoch)
+        fits = curve_fits.fit_families(epochs, values, final_epoch, self.separable)
         if not fits:
             return None
         prior_variance, prior_dof = noise_prior if noise_prior is not None else (0.0, 0.0)
@@ -341,7 +351,7 @@ class CurveExtrapolationRule(StoppingRule):
                 mean = fit.function(float(final_epoch), *draws.T)
             final = mean + rng.normal(0.0, 1.0, size=self.samples) * np.sqrt(variance)
             beats = np.nan_to_num(final, nan=-np.inf) > best
-            support = (_rising(fit.function, draws, final_epoch)
+            support = (curve_fits.rising(fit.function, draws, final_epoch)
                        & (mean >= low_value) & (mean <= high_value))
             if support.any():
                 mixed.append((weight, float(np.mean(beats[support]))))
@@ -351,18 +361,11 @@ class CurveExtrapolationRule(StoppingRule):
         return sum(weight * beat for weight, beat in mixed) / total
 
 
-class _Fit(collections.namedtuple(
-        "_Fit", "bic function params covariance residual dof low high")):
-    """One family's least-squares fit: its BIC, its parameters' covariance
-    per unit noise variance ((J^T J)^-1), the residual sum of squares and
-    its degrees of freedom (`dof`)."""
-
-
-def _noise_of(epochs, values, final_epoch):
+def _noise_of(epochs, values, final_epoch, separable=True):
     """`(residual variance, degrees of freedom)` of the best fit (lowest
     BIC) of a completed curve, or None when none fits or one fits it
     exactly (see `CurveExtrapolationRule.noise_prior`)."""
-    fits = _fit_families(epochs, values, final_epoch)
+    fits = curve_fits.fit_families(epochs, values, final_epoch, separable)
     if not fits:
         return None
     best = min(fits, key=lambda fit: fit.bic)
@@ -371,61 +374,6 @@ def _noise_of(epochs, values, final_epoch):
     if variance <= (1e-6 * scale) ** 2:  # exact up to rounding
         return None
     return variance, best.dof
-
-
-def _fit_families(epochs, values, final_epoch):
-    """The least-squares fits of the families that rise to `final_epoch`
-    (see `CurveExtrapolationRule`), as `_Fit`s."""
-    from scipy.optimize import OptimizeWarning, curve_fit
-
-    n = len(values)
-    fits = []
-    for _, (function, start, low, high) in sorted(curve_families.families(values).items()):
-        k = len(start)
-        if n <= k:
-            continue
-        params = None
-        # Levenberg-Marquardt (MINPACK) first: fast. When its fit leaves the
-        # family's range (e.g. a flat or falling curve), a bounded fit (for
-        # the 2-3 parameter families only: cheap enough per epoch).
-        for bounded in (False, True) if k <= 3 else (False,):
-            try:
-                if bounded:
-                    start = np.clip(start, np.array(low) + 1e-9, np.array(high) - 1e-9)
-                options = {"bounds": (low, high)} if bounded else {"method": "lm"}
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore", OptimizeWarning)
-                    params, covariance = curve_fit(
-                        function, epochs, values, p0=start, maxfev=100 * (k + 1),
-                        absolute_sigma=True, **options)
-            except (RuntimeError, ValueError):
-                params = None
-                continue
-            if np.all(params >= low) and np.all(params <= high):
-                break
-            params = None
-        if params is None:
-            continue
-        with np.errstate(all="ignore"):
-            residual = float(np.sum((function(epochs, *params) - values) ** 2))
-        if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)
-                and np.all(_rising(function, params[None, :], final_epoch))):
-            continue
-        bic = n * math.log(max(residual / n, 1e-12)) + k * math.log(n)
-        fits.append(_Fit(bic, function, params, covariance, residual, n - k,
-                         np.asarray(low, dtype=float), np.asarray(high, dtype=float)))
-    return fits
-
-
-def _rising(function, params, final_epoch, points=50):
-    """Per row of `params`: whether `function` is finite and does not fall
-    from epoch 2 to `final_epoch` (checked at `points` epochs; Domhan et
-    al.'s monotonicity prior)."""
-    x = np.linspace(min(2.0, float(final_epoch)), float(final_epoch), points)
-    with np.errstate(all="ignore"):
-        y = function(x[None, :], *(params[:, [i]] for i in range(params.shape[1])))
-        y = np.broadcast_to(y, (len(params), points))
-        return np.all(np.isfinite(y), axis=1) & np.all(np.diff(y, axis=1) >= -1e-9, axis=1)
 
 
 RULES = {rule.name: rule for rule in (MedianStoppingRule, CurveExtrapolationRule)}

@@ -1,0 +1,227 @@
+"""Least-squares fits of the learning-curve families, for the curve rule.
+
+`fit_families(epochs, values, final_epoch)` fits each family of
+`tfnas.curve_families` that has fewer parameters than the curve has points,
+and keeps those whose fit rises (or stays level) from epoch 2 to
+`final_epoch` (Domhan et al.'s monotonicity prior, `rising`).
+
+A family is fitted by Levenberg-Marquardt first (MINPACK, through
+`scipy.optimize.curve_fit`): a fraction of a millisecond. When that fit
+fails or leaves the family's range (a flat or falling curve, which no
+rising member of the family matches), a family of 2-3 parameters is
+refitted inside its bounds. Its best fit then lies on a bound, often where
+another parameter stops mattering (pow3 without a rise leaves its exponent
+free). A bounded trust-region fit of all the parameters at once crawls
+along that ridge until its evaluation budget runs out: about 50 ms a fit,
+most of them ending with no fit at all
+(`benchmarks/results/curve_fit_cost.md`). So the families that are linear
+in some of their parameters (`curve_families.SEPARABLE`: pow3, Hill3, log
+power, ilog2) are refitted by variable projection (Golub and Pereyra,
+1973): for given nonlinear parameters, the linear ones have a closed-form
+least-squares solution inside their bounds, and the trust region searches
+the 0-2 nonlinear ones alone, where such a ridge is flat and ends the
+search. A fit that ends on such a ridge is left out, as the trust region's
+budget left most of them out: its parameters are not determined by the
+curve (`_covariance`). The others (log-log linear) keep the trust-region
+fit.
+"""
+
+import collections
+import math
+import warnings
+
+import numpy as np
+
+from tfnas import curve_families
+
+#: Families with more parameters than this get no bounded refit (too slow
+#: per epoch for a trust region over all of them).
+MAX_BOUNDED_PARAMETERS = 3
+
+
+#: The evaluation budget of a variable projection's search, per nonlinear
+#: parameter plus one. Searches that end with a fit take a few dozen
+#: evaluations (at most 61 on the recorded curves of
+#: `benchmarks/early_stopping.py`); one that crawls toward an asymptote at
+#: infinity takes hundreds, and would be left out anyway.
+PROJECTED_EVALUATIONS = 30
+
+
+class Fit(collections.namedtuple(
+        "Fit", "bic function params covariance residual dof low high")):
+    """One family's least-squares fit: its BIC, its parameters' covariance
+    per unit noise variance ((J^T J)^-1), the residual sum of squares, its
+    degrees of freedom (`dof`, points minus parameters) and the family's
+    bounds."""
+
+
+def fit_families(epochs, values, final_epoch, separable=True):
+    """The least-squares fits of the families that rise to `final_epoch`.
+
+    Args:
+        epochs, values: The curve (1-based epochs).
+        final_epoch: The epoch the fits must rise (or stay level) up to.
+        separable: Refit the separable families by variable projection (the
+            default); False refits them like the others, by a trust region
+            over all their parameters (slower; kept for comparison).
+
+    Returns:
+        A list of `Fit`s, in the families' name order.
+    """
+    epochs, values = np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
+    n = len(values)
+    fits = []
+    for name, (function, start, low, high) in sorted(curve_families.families(values).items()):
+        k = len(start)
+        if n <= k:
+            continue
+        low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+        fitted = _levenberg_marquardt(function, epochs, values, start, low, high)
+        if fitted is None and k <= MAX_BOUNDED_PARAMETERS:
+            start = np.clip(start, low + 1e-9, high - 1e-9)
+            if separable and name in curve_families.SEPARABLE:
+                fitted = _variable_projection(curve_families.SEPARABLE[name], function,
+                                              epochs, values, start, low, high)
+            else:
+                fitted = _trust_region(function, epochs, values, start, low, high)
+        if fitted is None:
+            continue
+        params, covariance = fitted
+        with np.errstate(all="ignore"):
+            residual = float(np.sum((function(epochs, *params) - values) ** 2))
+        if not (np.all(np.isfinite(covariance)) and math.isfinite(residual)
+                and np.all(rising(function, params[None, :], final_epoch))):
+            continue
+        bic = n * math.log(max(residual / n, 1e-12)) + k * math.log(n)
+        fits.append(Fit(bic, function, params, covariance, residual, n - k, low, high))
+    return fits
+
+
+def rising(function, params, final_epoch, points=50):
+    """Per row of `params`: whether `function` is finite and does not fall
+    from epoch 2 to `final_epoch` (checked at `points` epochs; Domhan et
+    al.'s monotonicity prior)."""
+    x = np.linspace(min(2.0, float(final_epoch)), float(final_epoch), points)
+    with np.errstate(all="ignore"):
+        y = function(x[None, :], *(params[:, [i]] for i in range(params.shape[1])))
+        y = np.broadcast_to(y, (len(params), points))
+        return np.all(np.isfinite(y), axis=1) & np.all(np.diff(y, axis=1) >= -1e-9, axis=1)
+
+
+def _inside(params, low, high):
+    return np.all(params >= low) and np.all(params <= high)
+
+
+def _curve_fit(function, epochs, values, start, **options):
+    """`(params, covariance)` of `scipy.optimize.curve_fit`, or None when it
+    finds none."""
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", OptimizeWarning)
+            return curve_fit(function, epochs, values, p0=start, maxfev=100 * (len(start) + 1),
+                             absolute_sigma=True, **options)
+    except (RuntimeError, ValueError):
+        return None
+
+
+def _levenberg_marquardt(function, epochs, values, start, low, high):
+    """The unbounded fit, or None when it fails or leaves the bounds."""
+    fitted = _curve_fit(function, epochs, values, start, method="lm")
+    return fitted if fitted is not None and _inside(fitted[0], low, high) else None
+
+
+def _trust_region(function, epochs, values, start, low, high):
+    """The bounded fit over all the parameters, or None."""
+    fitted = _curve_fit(function, epochs, values, start, bounds=(low, high))
+    return fitted if fitted is not None and _inside(fitted[0], low, high) else None
+
+
+def _variable_projection(separable, function, epochs, values, start, low, high):
+    """The bounded fit of a separable family: the trust region over its
+    nonlinear parameters, the linear ones solved for at each step; None when
+    it fails."""
+    from scipy.optimize import least_squares
+
+    linear, columns = separable
+    nonlinear = [i for i in range(len(start)) if i not in linear]
+    linear = list(linear)
+
+    def solve(theta):
+        """All the parameters for nonlinear ones `theta`, or None."""
+        with np.errstate(all="ignore"):
+            basis = np.column_stack(np.broadcast_arrays(*columns(epochs, *theta)))
+        if not np.all(np.isfinite(basis)):
+            return None
+        params = np.empty(len(start))
+        params[nonlinear] = theta
+        params[linear] = bounded_linear_least_squares(basis, values, low[linear], high[linear])
+        return params
+
+    def residuals(theta):
+        params = solve(theta)
+        if params is None:
+            return np.full(len(values), np.nan)  # a step there is refused
+        with np.errstate(all="ignore"):
+            return function(epochs, *params) - values
+
+    theta = np.zeros(0)
+    if nonlinear:
+        try:
+            with np.errstate(all="ignore"):
+                result = least_squares(residuals, start[nonlinear],
+                                       bounds=(low[nonlinear], high[nonlinear]),
+                                       max_nfev=PROJECTED_EVALUATIONS * (len(nonlinear) + 1))
+        except ValueError:  # not finite at the start
+            return None
+        if not result.success:
+            return None
+        theta = result.x
+    params = solve(theta)
+    if params is None or not _inside(params, low, high):
+        return None
+    covariance = _covariance(function, epochs, params)
+    return None if covariance is None else (params, covariance)
+
+
+def bounded_linear_least_squares(basis, values, low, high):
+    """argmin ||basis @ c - values|| with low <= c <= high, by an active set:
+    the unbounded solution, then each coefficient outside its bounds fixed
+    at the bound it crossed and the others solved again. Exact when at most
+    one coefficient has a bound (as in `curve_families.SEPARABLE`): the
+    objective is convex, so a single violated bound is active at the
+    optimum."""
+    coefficients = np.zeros(basis.shape[1])
+    free = np.ones(basis.shape[1], dtype=bool)
+    while free.any():
+        target = values - basis[:, ~free] @ coefficients[~free]
+        coefficients[free] = np.linalg.lstsq(basis[:, free], target, rcond=None)[0]
+        outside = free & ((coefficients < low) | (coefficients > high))
+        if not outside.any():
+            break
+        coefficients[outside] = np.clip(coefficients[outside], low[outside], high[outside])
+        free &= ~outside
+    return coefficients
+
+
+def _covariance(function, epochs, params):
+    """(J^T J)^-1 at `params` (J by forward differences), or None when the
+    curve does not determine the parameters there: J's condition number is
+    beyond 1/sqrt(machine epsilon), past which (J^T J)^-1 has no correct
+    digit in float64. That is where a bounded fit ends at the family's
+    edge, outside the family: a rise of zero that frees the exponent, an
+    asymptote run off to infinity (pow3's c and a growing together as its
+    exponent goes to 0, a half-saturation epoch far beyond the curve)."""
+    steps = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(params))
+    with np.errstate(all="ignore"):
+        base = function(epochs, *params)
+        jacobian = np.column_stack([
+            (function(epochs, *(params + step * np.eye(len(params))[i])) - base) / step
+            for i, step in enumerate(steps)])
+    if not np.all(np.isfinite(jacobian)):
+        return None
+    _, singular, vt = np.linalg.svd(jacobian, full_matrices=False)
+    if not singular[-1] > singular[0] * np.sqrt(np.finfo(float).eps):
+        return None
+    return (vt.T / singular ** 2) @ vt
