@@ -11,14 +11,19 @@ value did beat the best, per band of probability. A rule whose "below 5 %"
 band beats the best more often than 5 % of the time stops winners; a rule
 whose higher bands rarely beat it lets hopeless trials run.
 
-Four variants of the rule, on the same decisions: with no prior on the
-noise and no range (the rule of stop 25), with the metric's range only
-(Domhan et al.'s sanity prior: an accuracy ends in [0, 1]), with the noise
-prior only (learned from `--prior-curves` curves drawn at random and left
-out of the judged ones), and with both (the rule's default in a search).
+Variants of the rule, on the same decisions (`--variants`, default all):
+with no prior on the noise and no range (the rule of stop 25), with the
+metric's range only (Domhan et al.'s sanity prior: an accuracy ends in
+[0, 1]), with the noise prior only (learned from `--prior-curves` curves
+drawn at random and left out of the judged ones), with both (the rule's
+default in a search), and with both but stop 27's bounded refits
+(`separable=False`: over all the parameters at once, not by variable
+projection; `tfnas.curve_fits`). The variants of a decision run in turn,
+so their CPU times per decision are side by side.
 
 Usage: python benchmarks/curve_calibration.py
        [--curves results/early_stopping_curves_mnist1d_table.json ...]
+       [--variants "both (default)" "both, stop 27's fits"]
 """
 
 import argparse
@@ -33,11 +38,12 @@ from tfnas import early_stopping
 import report
 
 BANDS = ((0.0, 0.01), (0.01, 0.05), (0.05, 0.2), (0.2, 0.5), (0.5, 1.0))
-VARIANTS = {  # name -> (uses the metric's range, uses the noise prior)
-    "no priors (stop 25)": (False, False),
-    "range only": (True, False),
-    "noise prior only": (False, True),
-    "both (default)": (True, True),
+VARIANTS = {  # name -> (uses the metric's range, uses the noise prior, separable refits)
+    "no priors (stop 25)": (False, False, True),
+    "range only": (True, False, True),
+    "noise prior only": (False, True, True),
+    "both (default)": (True, True, True),
+    "both, stop 27's fits": (True, True, False),
 }
 
 
@@ -58,19 +64,23 @@ def calibrate(name, curves, args):
     prior_curves, asked = decisions(curves, args.prior_curves, args.epochs,
                                     args.decision_epochs, args.seed)
     x = np.arange(1, args.epochs + 1, dtype=float)
-    rule = early_stopping.CurveExtrapolationRule()
-    prior = rule.noise_prior([(x, curve) for curve in prior_curves], args.epochs)
-    probabilities = {variant: [] for variant in VARIANTS}
-    seconds = dict.fromkeys(VARIANTS, 0.0)
+    variants = {variant: VARIANTS[variant] for variant in args.variants}
+    rules, priors = {}, {}
+    for separable in {separable for _, _, separable in variants.values()}:
+        rules[separable] = early_stopping.CurveExtrapolationRule(separable=separable)
+        priors[separable] = rules[separable].noise_prior(
+            [(x, curve) for curve in prior_curves], args.epochs)
+    probabilities = {variant: [] for variant in variants}
+    seconds = dict.fromkeys(variants, 0.0)
     outcomes = []  # (final beats, a later epoch beats) of the decisions every variant took
     for index, (curve, epoch, best) in enumerate(asked):
         answers = {}
-        for variant, (ranged, noisy) in VARIANTS.items():
+        for variant, (ranged, noisy, separable) in variants.items():
             start = time.process_time()
-            answers[variant] = rule.probability_to_beat(
+            answers[variant] = rules[separable].probability_to_beat(
                 x[:epoch], curve[:epoch], args.epochs, best, key=index,
                 value_range=(0.0, 1.0) if ranged else (-np.inf, np.inf),
-                noise_prior=prior if noisy else None)
+                noise_prior=priors[separable] if noisy else None)
             seconds[variant] += time.process_time() - start
         if all(answer is not None for answer in answers.values()):
             for variant, answer in answers.items():
@@ -79,19 +89,19 @@ def calibrate(name, curves, args):
     final_beats, later_beats = np.array(outcomes, dtype=float).T
     winners = later_beats == 1
     rows = []
-    for variant in VARIANTS:
+    for variant in variants:
         probability = np.array(probabilities[variant])
         cells = []
         for low, high in BANDS:
             band = (probability >= low) & ((probability < high) if high < 1 else True)
             cells.append(f"{band.sum()}: {final_beats[band].mean():.3f}" if band.any() else "0")
-        stopped = probability < rule.threshold
+        stopped = probability < early_stopping.CurveExtrapolationRule().threshold
         rows.append(
             f"| {name} | {variant} | {len(probability)} | " + " | ".join(cells)
             + f" | {stopped.mean():.0%} | {(stopped & winners).sum()} of {winners.sum()} | "
             f"{1000 * seconds[variant] / max(len(asked), 1):.0f} |")
         print(rows[-1], flush=True)
-    return rows, prior
+    return rows, priors.get(True, next(iter(priors.values())))
 
 
 def main():
@@ -103,6 +113,7 @@ def main():
     parser.add_argument("--decision-epochs", type=int, nargs="+", default=[4, 6, 10])
     parser.add_argument("--prior-curves", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--output", default=os.path.join(report.RESULTS, "curve_calibration.md"))
     args = parser.parse_args()
     cpu_start, wall_start = time.process_time(), time.perf_counter()

@@ -7,14 +7,16 @@ and keeps those whose fit rises (or stays level) from epoch 2 to
 
 A family is fitted by Levenberg-Marquardt first (MINPACK, through
 `scipy.optimize.curve_fit`): a fraction of a millisecond. When that fit
-fails or leaves the family's range (a flat or falling curve, which no
-rising member of the family matches), a family of 2-3 parameters is
-refitted inside its bounds. Its best fit then lies on a bound, often where
-another parameter stops mattering (pow3 without a rise leaves its exponent
-free). A bounded trust-region fit of all the parameters at once crawls
+fails or leaves the family's range (a flat or falling curve, or one still
+speeding up, which no member of the family matches), a family of 2-3
+parameters is refitted inside its bounds. Its best fit then lies on a
+bound, often where another parameter stops mattering (pow3 without a rise
+leaves its exponent free; as its exponent goes to 0, its asymptote and
+rise grow together toward infinity). A bounded trust-region fit of all the parameters at once crawls
 along that ridge until its evaluation budget runs out: about 50 ms a fit,
-most of them ending with no fit at all
-(`benchmarks/results/curve_fit_cost.md`). So the families that are linear
+7 in 10 of them ending with no fit at all, and three quarters of a
+decision's time (`benchmarks/results/curve_calibration_fits.md`: 43-68 ms
+of CPU per decision, against 9-19 ms now). So the families that are linear
 in some of their parameters (`curve_families.SEPARABLE`: pow3, Hill3, log
 power, ilog2) are refitted by variable projection (Golub and Pereyra,
 1973): for given nonlinear parameters, the linear ones have a closed-form
