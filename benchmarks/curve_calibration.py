@@ -17,8 +17,8 @@ metric's range only (Domhan et al.'s sanity prior: an accuracy ends in
 [0, 1]), with the noise prior only (learned from `--prior-curves` curves
 drawn at random and left out of the judged ones), with both (the rule's
 default in a search), and with both but stop 27's bounded refits
-(`separable=False`: over all the parameters at once, not by variable
-projection; `tfnas.curve_fits`). The variants of a decision run in turn,
+(`variable_projection=False`: over all the parameters at once, not by
+variable projection; `tfnas.curve_fits`). The variants of a decision run in turn,
 so their CPU times per decision are side by side.
 
 Usage: python benchmarks/curve_calibration.py
@@ -29,6 +29,7 @@ Usage: python benchmarks/curve_calibration.py
 import argparse
 import json
 import os
+import shlex
 import time
 
 import numpy as np
@@ -38,7 +39,8 @@ from tfnas import early_stopping
 import report
 
 BANDS = ((0.0, 0.01), (0.01, 0.05), (0.05, 0.2), (0.2, 0.5), (0.5, 1.0))
-VARIANTS = {  # name -> (uses the metric's range, uses the noise prior, separable refits)
+# name -> (uses the metric's range, uses the noise prior, variable projection)
+VARIANTS = {
     "no priors (stop 25)": (False, False, True),
     "range only": (True, False, True),
     "noise prior only": (False, True, True),
@@ -66,22 +68,25 @@ def calibrate(name, curves, args):
     x = np.arange(1, args.epochs + 1, dtype=float)
     variants = {variant: VARIANTS[variant] for variant in args.variants}
     rules, priors = {}, {}
-    for separable in {separable for _, _, separable in variants.values()}:
-        rules[separable] = early_stopping.CurveExtrapolationRule(separable=separable)
-        priors[separable] = rules[separable].noise_prior(
+    for projected in {projected for _, _, projected in variants.values()}:
+        rules[projected] = early_stopping.CurveExtrapolationRule(variable_projection=projected)
+        priors[projected] = rules[projected].noise_prior(
             [(x, curve) for curve in prior_curves], args.epochs)
     probabilities = {variant: [] for variant in variants}
     seconds = dict.fromkeys(variants, 0.0)
+    unanswered = dict.fromkeys(variants, 0)  # no family fitted: the trial goes on
     outcomes = []  # (final beats, a later epoch beats) of the decisions every variant took
     for index, (curve, epoch, best) in enumerate(asked):
         answers = {}
-        for variant, (ranged, noisy, separable) in variants.items():
+        for variant, (ranged, noisy, projected) in variants.items():
             start = time.process_time()
-            answers[variant] = rules[separable].probability_to_beat(
+            answers[variant] = rules[projected].probability_to_beat(
                 x[:epoch], curve[:epoch], args.epochs, best, key=index,
                 value_range=(0.0, 1.0) if ranged else (-np.inf, np.inf),
-                noise_prior=priors[separable] if noisy else None)
+                noise_prior=priors[projected] if noisy else None)
             seconds[variant] += time.process_time() - start
+        for variant, answer in answers.items():
+            unanswered[variant] += answer is None
         if all(answer is not None for answer in answers.values()):
             for variant, answer in answers.items():
                 probabilities[variant].append(answer)
@@ -95,9 +100,10 @@ def calibrate(name, curves, args):
         for low, high in BANDS:
             band = (probability >= low) & ((probability < high) if high < 1 else True)
             cells.append(f"{band.sum()}: {final_beats[band].mean():.3f}" if band.any() else "0")
-        stopped = probability < early_stopping.CurveExtrapolationRule().threshold
+        stopped = probability < rules[variants[variant][2]].threshold
         rows.append(
-            f"| {name} | {variant} | {len(probability)} | " + " | ".join(cells)
+            f"| {name} | {variant} | {len(probability)} | {unanswered[variant]} of "
+            f"{len(asked)} | " + " | ".join(cells)
             + f" | {stopped.mean():.0%} | {(stopped & winners).sum()} of {winners.sum()} | "
             f"{1000 * seconds[variant] / max(len(asked), 1):.0f} |")
         print(rows[-1], flush=True)
@@ -117,10 +123,10 @@ def main():
     parser.add_argument("--output", default=os.path.join(report.RESULTS, "curve_calibration.md"))
     args = parser.parse_args()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
-    rows = ["| curves | rule | decisions | " + " | ".join(
+    rows = ["| curves | rule | decisions | no answer (no family fitted) | " + " | ".join(
         f"P in [{low}, {high}): n: final beats" for low, high in BANDS)
         + " | stopped (P < 0.05) | winners stopped | ms CPU per decision |",
-        "|---|---|---:|" + "---:|" * len(BANDS) + "---:|---:|---:|"]
+        "|---|---|---:|---:|" + "---:|" * len(BANDS) + "---:|---:|---:|"]
     priors = []
     for path in args.curves:
         with open(path) as file:
@@ -135,7 +141,7 @@ def main():
     load = os.getloadavg()
     report.write_table(
         args.output, "Calibration of the curve rule on recorded learning curves",
-        "`python benchmarks/curve_calibration.py " + " ".join(
+        "`python benchmarks/curve_calibration.py " + shlex.join(
             os.path.relpath(a) if os.path.exists(a) else a for a in os.sys.argv[1:])
         + "`: the validation-accuracy curves recorded by `early_stopping.py` "
         f"({args.epochs} epochs each), the rule asked at epochs {args.decision_epochs} "
@@ -144,7 +150,8 @@ def main():
         f"drawn at random (seed {args.seed}) and not judged. Per band of the rule's "
         "probability: the decisions in it and the fraction whose final value did beat the "
         "best (a calibrated rule: inside the band); only the decisions every variant could take "
-        "(a family fitted). Stopped: the decisions with P below the "
+        "(a family fitted; no answer: the decisions asked where this variant fitted none, so "
+        "the trial would go on). Stopped: the decisions with P below the "
         "threshold; winners stopped: of the decisions whose later epochs beat the best, "
         "those stopped. Priors: " + "; ".join(priors) + ". "
         f"This benchmark took {time.process_time() - cpu_start:.0f} CPU s and "

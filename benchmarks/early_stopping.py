@@ -4,8 +4,8 @@
 On each dataset and seed, the same search (regularized evolution, or random
 search; same number of trials, same epochs, same seed) runs without early
 stopping, with the median stopping rule and with learning-curve
-extrapolation, in an order rotated with the seed (interleaved, side by side on the same machine). For
-each run: the total training time (the sum of the trials' `model.fit`
+extrapolation, in an order rotated with the seed (interleaved, side by
+side on the same machine). For each run: the total training time (the sum of the trials' `model.fit`
 times, per-epoch reports included), the epochs trained, the number of
 trials stopped early, and the test accuracy of the best trial's model. The
 table reports medians over seeds; the saving is the median of the per-seed
@@ -138,7 +138,8 @@ def run_search(data, space, rule, seed, trials, epochs, oracle, directory):
     test = model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
     curves = {t.trial_id: [round(float(v), 4) for v in early_stopping.learning_curve(
         t, "val_accuracy")[1]] for t in ended}
-    return {"train_time": train_time, "cpu": float("nan"), "wall": wall, "epochs": epochs_trained,
+    return {"train_time": train_time, "cpu": float("nan"), "wall": wall, "reports": float("nan"),
+            "epochs": epochs_trained,
             "stopped": len(stopped), "stopped_at": sorted(stopped_at), "test": test,
             "best_stopped": trials_module.is_stopped_early(best),
             "best": Architecture.from_trial(best).to_json(), "curves": curves}
@@ -293,7 +294,7 @@ def replay_search(store, space, rule, seed, trials, epochs, oracle, directory):
                 curve["setup"] + sum(curve["seconds"][:trained]) + curve["teardown"]
                 + reports[0],
                 curve["setup_cpu"] + sum(curve["cpu"][:trained]) + curve["teardown_cpu"]
-                + reports[1])
+                + reports[1], reports[0])
             return {"val_accuracy": curve["val"][best_epoch], "epochs": float(trained)}
 
     tuner = ReplayTuner(oracle, space, None, directory=directory,
@@ -306,6 +307,7 @@ def replay_search(store, space, rule, seed, trials, epochs, oracle, directory):
         t, "val_accuracy")[1]] for t in ended}
     return {"train_time": sum(outcome[t.trial_id][2] for t in ended),
             "cpu": sum(outcome[t.trial_id][3] for t in ended), "wall": 0.0,
+            "reports": sum(outcome[t.trial_id][4] for t in ended),
             "epochs": sum(outcome[t.trial_id][1] for t in ended),
             "stopped": len(stopped),
             "stopped_at": sorted(outcome[t.trial_id][1] for t in stopped),
@@ -439,9 +441,10 @@ def main():
             "CPU saving | epochs trained | epoch saving | trials stopped | stopped at epoch: "
             "trials | best test accuracy"
             + (" (model) | best by the table's mean test accuracy" if truth else "")
-            + " | spread of none (max-min) |",
+            + " | spread of none (max-min) | of the training time: reports and the rule's "
+            "decisions (s, share) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
-            + ("---:|" if truth else "") + "---:|"]
+            + ("---:|" if truth else "") + "---:|---:|"]
     for dataset in args.datasets:
         baseline = results[(dataset, "none")]
         finals = [r[judged] for r in baseline]
@@ -463,7 +466,9 @@ def main():
                 f"{', '.join(f'{e}: {n}' for e, n in sorted(stopped_at.items())) or '-'} | "
                 f"{statistics.median(r['test'] for r in runs):.4f} | "
                 + (f"{statistics.median(r['table'] for r in runs):.4f} | " if truth else "")
-                + f"{f'{spread:.4f}' if rule == 'none' else ''} |")
+                + f"{f'{spread:.4f}' if rule == 'none' else ''} | "
+                f"{statistics.median(r['reports'] for r in runs):.1f} "
+                f"({statistics.median(r['reports'] / r['train_time'] for r in runs):.0%}) |")
     rows += ["", "Per seed (training time s / epochs / trials stopped / best test accuracy"
              + (" by the table" if truth else "") + "):", "",
              "| dataset | seed | none | median | curve |", "|---|---|---|---|---|"]

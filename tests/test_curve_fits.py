@@ -14,13 +14,13 @@ X = np.arange(1, 21, dtype=float)
 def test_a_separable_family_is_its_columns_times_its_linear_parameters(name):
     rng = np.random.default_rng(0)
     function, start, low, high = curve_families.families(np.linspace(0.2, 0.8, 6))[name]
-    linear, columns = curve_families.SEPARABLE[name]
+    linear = list(curve_families.SEPARABLE[name][0])
     nonlinear = [i for i in range(len(start)) if i not in linear]
     for _ in range(5):
         params = np.asarray(start, dtype=float) + rng.uniform(-0.3, 0.3, len(start))
         params = np.clip(params, low, high)
-        basis = np.column_stack(np.broadcast_arrays(*columns(X, *params[nonlinear])))
-        np.testing.assert_allclose(basis @ params[list(linear)], function(X, *params),
+        basis = curve_families.separable_basis(name, X, params[nonlinear])
+        np.testing.assert_allclose(basis @ params[linear], function(X, *params),
                                    rtol=1e-12, atol=1e-12)
     # The active set of bounded_linear_least_squares is exact for one bound.
     bounded = [i for i in linear if np.isfinite(low[i]) or np.isfinite(high[i])]
@@ -44,10 +44,9 @@ def test_bounded_linear_least_squares_is_exact_with_one_bounded_coefficient():
 def _profiled_residual(name, values, theta):
     """The residual of the best linear parameters (within their bounds) for
     nonlinear parameters `theta`: the quantity variable projection minimizes."""
-    function, start, low, high = curve_families.families(values)[name]
-    linear, columns = curve_families.SEPARABLE[name]
-    epochs = X[:len(values)]
-    basis = np.column_stack(np.broadcast_arrays(*columns(epochs, *theta)))
+    _, _, low, high = curve_families.families(values)[name]
+    linear = curve_families.SEPARABLE[name][0]
+    basis = curve_families.separable_basis(name, X[:len(values)], theta)
     coefficients = curve_fits.bounded_linear_least_squares(
         basis, values, np.asarray(low)[list(linear)], np.asarray(high)[list(linear)])
     return float(np.sum((basis @ coefficients - values) ** 2))
@@ -64,9 +63,8 @@ def test_variable_projection_finds_the_bounded_optimum():
     function, start, low, high = curve_families.families(values)["hill3"]
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     assert curve_fits._levenberg_marquardt(function, epochs, values, start, low, high) is None
-    start = np.clip(start, low + 1e-9, high - 1e-9)
-    params, covariance = curve_fits._variable_projection(
-        curve_families.SEPARABLE["hill3"], function, epochs, values, start, low, high)
+    params, covariance = curve_fits._variable_projection("hill3", epochs, values, start,
+                                                         low, high)
     residual = float(np.sum((function(epochs, *params) - values) ** 2))
     assert params[1] == pytest.approx(10.0)
     grid = min(_profiled_residual("hill3", values, (eta, kappa))
@@ -90,9 +88,7 @@ def test_a_fit_whose_asymptote_runs_off_to_infinity_is_left_out():
     for name in ("pow3", "hill3", "log_power"):
         function, start, low, high = curve_families.families(values)[name]
         low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-        assert curve_fits._variable_projection(
-            curve_families.SEPARABLE[name], function, X[:4], values,
-            np.clip(start, low + 1e-9, high - 1e-9), low, high) is None, name
+        assert curve_fits._variable_projection(name, X[:4], values, start, low, high) is None, name
 
 
 @pytest.mark.parametrize("curve", [[0.1] * 4, [0.1] * 6, [0.12, 0.11, 0.1, 0.11, 0.1],
@@ -106,27 +102,60 @@ def test_flat_and_falling_curves_below_the_best_are_stopped(curve):
     assert curve_fits.fit_families(X[:len(curve)], curve, 20)  # some family fits
 
 
-def test_separable_false_is_stop_27_s_rule():
-    """`separable=False` refits over all the parameters, as stop 27's rule
-    did (commit c6f8d3d; on 480 decisions of the recorded MNIST-1D curves,
-    the two gave identical probabilities). Not pinned here: that fit ends
-    where the trust region's budget runs out, which float rounding moves.
-    The default leaves out its pow3 fit with the runaway asymptote. Where
-    the trust region converges, both find the same decision, variable
-    projection a fit at least as close."""
-    x, values = X[:4], np.array([0.103, 0.222, 0.283, 0.458])
-    old = CurveExtrapolationRule(separable=False).probability_to_beat(
-        x, values, 20, 0.6, key=2, value_range=(0.0, 1.0))
-    new = CurveExtrapolationRule().probability_to_beat(
-        x, values, 20, 0.6, key=2, value_range=(0.0, 1.0))
-    assert new != pytest.approx(old, abs=1e-3)
-    values = np.array([0.103, 0.222, 0.283, 0.458, 0.369])
-    fits = {separable: {fit.function.__name__: fit for fit in curve_fits.fit_families(
-        X[:5], values, 20, separable)} for separable in (True, False)}
-    assert fits[True]["pow3"].residual <= fits[False]["pow3"].residual
-    probabilities = [CurveExtrapolationRule(separable=separable).probability_to_beat(
-        X[:5], values, 20, 0.9, value_range=(0.0, 1.0)) for separable in (True, False)]
-    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-3)
-    with pytest.raises(ValueError, match="`separable`.*Received: separable='yes'"):
-        CurveExtrapolationRule(separable="yes")
-    assert CurveExtrapolationRule(separable=False).get_config()["separable"] is False
+def test_without_variable_projection_the_refit_is_the_trust_region_s():
+    """`variable_projection=False` refits over all the parameters at once,
+    as stop 27's rule did (commit c6f8d3d; on 480 decisions of the recorded
+    MNIST-1D curves the two gave identical probabilities), and the default
+    by variable projection."""
+    values = np.array([0.103, 0.175, 0.656, 0.611])  # Hill3 leaves its range
+    function, start, low, high = curve_families.families(values)["hill3"]
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    expected = {
+        False: curve_fits._trust_region(function, X[:4], values, start, low, high),
+        True: curve_fits._variable_projection("hill3", X[:4], values, start, low, high)}
+    for projected, (params, covariance) in expected.items():
+        fit = {fit.function.__name__: fit for fit in curve_fits.fit_families(
+            X[:4], values, 20, variable_projection=projected)}["hill3"]
+        np.testing.assert_array_equal(fit.params, params)
+        np.testing.assert_array_equal(fit.covariance, covariance)
+    with pytest.raises(ValueError, match="`variable_projection`.*Received: "
+                                         "variable_projection='yes'"):
+        CurveExtrapolationRule(variable_projection="yes")
+    assert CurveExtrapolationRule(variable_projection=False).get_config()[
+        "variable_projection"] is False
+
+
+def test_the_covariance_is_curve_fit_s_at_an_interior_fit():
+    x = X[:8]
+    values = 0.9 - 0.5 * x ** -0.8 + np.random.default_rng(3).normal(0, 0.01, 8)
+    function = curve_families.pow3
+    params, expected = curve_fits._levenberg_marquardt(
+        function, x, values, [0.9, 0.5, 0.5], np.array([-np.inf, 0, 0]), np.array([np.inf] * 3))
+    ours = curve_fits._covariance(function, x, params, np.ones(3))
+    np.testing.assert_allclose(ours, expected, rtol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_variable_projection_does_not_depend_on_the_metric_s_units(scale):
+    """The same curves in other units (an accuracy in per mille, a loss in
+    thousands) get refits of the same families, with the same fitted values,
+    scaled. (Not the same parameters: along a ridge, where a search stops
+    moves with rounding.)"""
+    for values in (np.array([0.103, 0.175, 0.656, 0.611]),
+                   np.array([0.103, 0.222, 0.283, 0.458, 0.369]),
+                   np.array([0.3, 0.28, 0.27, 0.26, 0.25])):
+        x = X[:len(values)]
+        families = curve_families.families(values)
+        for name in sorted(curve_families.SEPARABLE):
+            function, start, low, high = families[name]
+            if len(start) >= len(values):
+                continue
+            low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+            reference = curve_fits._variable_projection(name, x, values, start, low, high)
+            scaled_start = curve_families.families(scale * values)[name][1]
+            scaled = curve_fits._variable_projection(name, x, scale * values, scaled_start,
+                                                     low, high)
+            assert (reference is None) == (scaled is None), (name, values)
+            if reference is not None:
+                np.testing.assert_allclose(function(x, *scaled[0]) / scale,
+                                           function(x, *reference[0]), rtol=1e-5, atol=1e-9)

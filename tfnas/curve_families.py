@@ -129,3 +129,19 @@ SEPARABLE = {
     "log_power": ((0,), log_power_columns),
     "ilog2": ((0, 1), ilog2_columns),
 }
+
+
+def separable_basis(name, x, nonlinear):
+    """The matrix whose columns family `name`'s linear parameters multiply.
+
+    Args:
+        name: A family of `SEPARABLE`.
+        x: The epochs, shape (n,).
+        nonlinear: The family's other parameters, in their order.
+
+    Returns:
+        An (n, number of linear parameters) array: the family's values at
+        `x` are this matrix times its linear parameters.
+    """
+    _, columns = SEPARABLE[name]
+    return np.column_stack(np.broadcast_arrays(*columns(np.asarray(x, dtype=float), *nonlinear)))

@@ -237,17 +237,17 @@ class CurveExtrapolationRule(StoppingRule):
             Defaults to 0.05 (Domhan et al.).
         samples: Posterior samples per family. Defaults to 500.
         seed: Seed of the sampling.
-        separable: Whether the bounded fits of the families linear in some
-            parameters are made by variable projection (see
+        variable_projection: Whether the bounded refits of the families
+            linear in some parameters are made by variable projection (see
             `tfnas.curve_fits`). Defaults to True; False makes them over all
-            the parameters at once, as stop 27's rule did (slower, and the
-            flat curves' fits often fail), for comparison.
+            the parameters at once, as stop 27's rule did (three to five
+            times slower per decision), for comparison.
     """
 
     name = "curve"
 
     def __init__(self, min_epochs=4, min_completed=3, threshold=0.05, samples=500, seed=0,
-                 separable=True):
+                 variable_projection=True):
         super().__init__(min_epochs, min_completed)
         check_int(min_epochs, "min_epochs", 3)
         if (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
@@ -256,18 +256,21 @@ class CurveExtrapolationRule(StoppingRule):
                              f"probability in (0, 1). Received: threshold={threshold!r}")
         check_int(samples, "samples", 10)
         check_int(seed, "seed", 0)
-        if not isinstance(separable, bool):
-            raise ValueError("Received an invalid value for `separable`, expected True or "
-                             f"False. Received: separable={separable!r}")
+        if not isinstance(variable_projection, bool):
+            raise ValueError(
+                "Received an invalid value for `variable_projection`, expected True or "
+                f"False. Received: variable_projection={variable_projection!r}")
         self.threshold = float(threshold)
-        self.separable = separable
+        self.variable_projection = variable_projection
         self.samples = samples
         self.seed = seed
-        self._noise_fits = {}  # (curve bytes, final epoch) -> (variance, dof) or None
+        # (curve bytes, final epoch, variable projection) -> (variance, dof) or None
+        self._noise_fits = {}
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold,
-                "samples": self.samples, "seed": self.seed, "separable": self.separable}
+                "samples": self.samples, "seed": self.seed,
+                "variable_projection": self.variable_projection}
 
     def should_stop(self, epochs, values, completed, final_epoch, key,
                     value_range=(-math.inf, math.inf)):
@@ -298,10 +301,11 @@ class CurveExtrapolationRule(StoppingRule):
             epochs, values = np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
             keep = epochs <= final_epoch
             epochs, values = epochs[keep], values[keep]
-            cache_key = (epochs.tobytes(), values.tobytes(), float(final_epoch))
+            cache_key = (epochs.tobytes(), values.tobytes(), float(final_epoch),
+                         self.variable_projection)
             if cache_key not in self._noise_fits:
                 self._noise_fits[cache_key] = _noise_of(epochs, values, final_epoch,
-                                                        self.separable)
+                                                        self.variable_projection)
             if self._noise_fits[cache_key] is not None:
                 variance, dof = self._noise_fits[cache_key]
                 variances.append(variance)
@@ -326,7 +330,8 @@ class CurveExtrapolationRule(StoppingRule):
                 prior (see `noise_prior`), or None for none (a flat prior).
         """
         rng = np.random.default_rng([self.seed, int(key) & 0xFFFFFFFF])
-        fits = curve_fits.fit_families(epochs, values, final_epoch, self.separable)
+        fits = curve_fits.fit_families(epochs, values, final_epoch,
+                                       self.variable_projection)
         if not fits:
             return None
         prior_variance, prior_dof = noise_prior if noise_prior is not None else (0.0, 0.0)
@@ -361,11 +366,11 @@ class CurveExtrapolationRule(StoppingRule):
         return sum(weight * beat for weight, beat in mixed) / total
 
 
-def _noise_of(epochs, values, final_epoch, separable=True):
+def _noise_of(epochs, values, final_epoch, variable_projection):
     """`(residual variance, degrees of freedom)` of the best fit (lowest
     BIC) of a completed curve, or None when none fits or one fits it
     exactly (see `CurveExtrapolationRule.noise_prior`)."""
-    fits = curve_fits.fit_families(epochs, values, final_epoch, separable)
+    fits = curve_fits.fit_families(epochs, values, final_epoch, variable_projection)
     if not fits:
         return None
     best = min(fits, key=lambda fit: fit.bic)
