@@ -15,8 +15,8 @@ exponent free; as its exponent goes to 0, its asymptote and rise grow
 together toward infinity). A bounded trust-region fit of all the
 parameters at once crawls along that ridge until its evaluation budget
 runs out, mostly with no fit at the end, and those refits were most of a
-decision's time (`benchmarks/results/curve_calibration_fits.md`: 43-68 ms
-of CPU per decision, against 9-19 ms with what follows).
+decision's time (`benchmarks/results/curve_calibration_fits.md`: 43-71 ms
+of CPU per decision, against 10-20 ms with what follows).
 
 So the families that are linear in some of their parameters
 (`curve_families.SEPARABLE`: pow3, Hill3, log power, ilog2) are refitted

@@ -240,7 +240,7 @@ class CurveExtrapolationRule(StoppingRule):
         variable_projection: Whether the bounded refits of the families
             linear in some parameters are made by variable projection (see
             `tfnas.curve_fits`). Defaults to True; False makes them over all
-            the parameters at once, as stop 27's rule did (three to five
+            the parameters at once, as stop 27's rule did (three to four
             times slower per decision), for comparison.
     """
 
