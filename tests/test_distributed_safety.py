@@ -496,3 +496,33 @@ def test_a_report_cut_by_a_chief_crash_is_retried_not_failed(tmp_path, monkeypat
         chief.finish(client, "w")
     finally:
         proxy.close()
+
+
+def test_requests_cut_by_a_chief_crash_are_sent_again(tmp_path, monkeypatch):
+    """Asking for a trial, asking for it again after its `fit` (KerasTuner's
+    tuner does, and an error there failed a trained trial: seen in
+    test_distributed's killed-chief test) and ending it: each request whose
+    connection breaks is sent again, and the trial is given and ended once."""
+    options = DistributedOptions()
+    chief = Chief(tmp_path, monkeypatch, options, max_trials=2)
+    proxy = CuttingProxy(chief.address)
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", proxy.address.split(":")[1])
+    try:
+        client = distributed.WorkerOracleClient(chief.oracle, options=options)
+        proxy.cut_on_next_request.set()
+        trial = client.create_trial("w")
+        assert proxy.cuts == 1 and trial.status == "RUNNING"
+        client.update_trial(trial.trial_id, {"signal": 0.5})
+        proxy.cut_on_next_request.set()
+        assert client.get_trial(trial.trial_id).trial_id == trial.trial_id
+        assert proxy.cuts == 2
+        trial.status = "COMPLETED"
+        proxy.cut_on_next_request.set()
+        client.end_trial(trial)
+        assert proxy.cuts == 3
+        assert chief.oracle.end_order == [trial.trial_id]
+        assert chief.oracle.trials[trial.trial_id].status == "COMPLETED"
+        assert list(chief.oracle.trials) == [trial.trial_id]  # given once
+        chief.finish(client, "w")
+    finally:
+        proxy.close()

@@ -6,7 +6,7 @@ and keeps those whose fit rises (or stays level) from epoch 2 to
 `final_epoch` (Domhan et al.'s monotonicity prior, `rising`).
 
 A family is fitted by Levenberg-Marquardt first (MINPACK, through
-`scipy.optimize.curve_fit`): a fraction of a millisecond. When that fit
+`scipy.optimize.curve_fit`): about a millisecond or less. When that fit
 fails or leaves the family's range (a flat or falling curve, or one still
 speeding up, which no member of the family matches), a family of 2-3
 parameters is refitted inside its bounds. Its best fit then often lies
@@ -42,14 +42,13 @@ from tfnas import curve_families
 #: per epoch for a trust region over all of them).
 MAX_BOUNDED_PARAMETERS = 3
 
-
 #: The evaluation budget of a variable projection's search, per nonlinear
 #: parameter plus one (residual evaluations; scipy does not count those of
 #: its finite-difference Jacobian). On the recorded curves of
 #: `benchmarks/early_stopping.py`, the searches that ended with a fit took
-#: at most 11 evaluations for pow3 and 61 for Hill3 and log power; one that
-#: crawls toward an asymptote at infinity takes hundreds, and would be left
-#: out anyway.
+#: at most 11 evaluations for pow3, 25 for log power and 61 for Hill3; one
+#: that crawls toward an asymptote at infinity takes hundreds, and would be
+#: left out anyway.
 PROJECTED_EVALUATIONS = 30
 
 

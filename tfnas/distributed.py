@@ -280,8 +280,10 @@ class WorkerOracleClient(oracle_client.OracleClient):
       keep-alive thread every few seconds, for long epochs and between
       trials), and learns from the chief when its trial was given to
       another worker;
-    - retries a report (`update_trial`) while the chief cannot be reached
-      (restarting after a crash), up to `connect_timeout` seconds;
+    - sends a report, a trial's end or a request for a trial
+      (`update_trial`, `end_trial`, `get_trial`, `create_trial`) again
+      while the chief cannot be reached (restarting after a crash), up to
+      `connect_timeout` seconds;
     - waits with a growing pause while the oracle answers IDLE (KerasTuner's
       workers ask again at once, in a busy loop);
     - carries a failed trial's reason to the chief inside the trial's
@@ -368,7 +370,9 @@ class WorkerOracleClient(oracle_client.OracleClient):
     def create_trial(self, tuner_id):
         self.tuner_id = tuner_id  # the name its later reports are sent under
         self._trial_id = None
-        trial = super().create_trial(tuner_id)
+        # Asked again while the chief restarts; a chief that gave a trial to
+        # this worker before it crashed gives the same one again.
+        trial = self._patiently(super().create_trial, tuner_id)
         if trial.status == IDLE:
             time.sleep(self._wait)
             self._wait = min(2 * self._wait, self.max_wait)
@@ -439,27 +443,40 @@ class WorkerOracleClient(oracle_client.OracleClient):
             thread.join(5.0)
             self._keepalive = None
 
-    def update_trial(self, trial_id, metrics, step=0):
-        """KerasTuner's, but a chief that cannot be reached (restarting after
-        a crash) is retried for up to `connect_timeout` seconds: a per-epoch
-        report must not fail the trial in the middle of its `fit`."""
+    def _patiently(self, call, *args, **kwargs):
+        """`call(*args, **kwargs)`, sent again while the chief cannot be
+        reached (restarting after a crash), for up to `connect_timeout`
+        seconds."""
         deadline = time.monotonic() + self.options.connect_timeout
         while True:
             try:
-                return super().update_trial(trial_id, metrics, step=step)
+                return call(*args, **kwargs)
             except grpc.RpcError as error:
                 if (error.code() != grpc.StatusCode.UNAVAILABLE
                         or time.monotonic() >= deadline):
                     raise
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
+    def update_trial(self, trial_id, metrics, step=0):
+        """KerasTuner's, sent again while the chief restarts: a per-epoch
+        report must not fail the trial in the middle of its `fit`."""
+        return self._patiently(super().update_trial, trial_id, metrics, step=step)
+
+    def get_trial(self, trial_id):
+        """KerasTuner's, asked again while the chief restarts: KerasTuner's
+        tuner asks for the trial right after its `fit`, and an error there
+        fails a trial that trained to the end."""
+        return self._patiently(super().get_trial, trial_id)
+
     def end_trial(self, trial):
+        """KerasTuner's, sent again while the chief restarts (a chief ends a
+        trial once: a second report of its end is ignored)."""
         self._trial_id = None
         values = trial.hyperparameters.values
         if trial.message:
             values[FAILURE_MESSAGE] = str(trial.message)[-MAX_MESSAGE_CHARACTERS:]
         try:
-            super().end_trial(trial)
+            self._patiently(super().end_trial, trial)
         finally:
             values.pop(FAILURE_MESSAGE, None)
 
