@@ -63,7 +63,7 @@ def test_variable_projection_finds_the_bounded_optimum():
     function, start, low, high = curve_families.families(values)["hill3"]
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     assert curve_fits._levenberg_marquardt(function, epochs, values, start, low, high) is None
-    params, covariance = curve_fits._variable_projection("hill3", epochs, values, start,
+    params, covariance = curve_fits._variable_projection("hill3", function, epochs, values, start,
                                                          low, high)
     residual = float(np.sum((function(epochs, *params) - values) ** 2))
     assert params[1] == pytest.approx(10.0)
@@ -88,7 +88,8 @@ def test_a_fit_whose_asymptote_runs_off_to_infinity_is_left_out():
     for name in ("pow3", "hill3", "log_power"):
         function, start, low, high = curve_families.families(values)[name]
         low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-        assert curve_fits._variable_projection(name, X[:4], values, start, low, high) is None, name
+        assert curve_fits._variable_projection(name, function, X[:4], values, start, low,
+                                               high) is None, name
 
 
 @pytest.mark.parametrize("curve", [[0.1] * 4, [0.1] * 6, [0.12, 0.11, 0.1, 0.11, 0.1],
@@ -112,7 +113,8 @@ def test_without_variable_projection_the_refit_is_the_trust_region_s():
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     expected = {
         False: curve_fits._trust_region(function, X[:4], values, start, low, high),
-        True: curve_fits._variable_projection("hill3", X[:4], values, start, low, high)}
+        True: curve_fits._variable_projection("hill3", function, X[:4], values, start,
+                                              low, high)}
     for projected, (params, covariance) in expected.items():
         fit = {fit.function.__name__: fit for fit in curve_fits.fit_families(
             X[:4], values, 20, variable_projection=projected)}["hill3"]
@@ -151,10 +153,11 @@ def test_variable_projection_does_not_depend_on_the_metric_s_units(scale):
             if len(start) >= len(values):
                 continue
             low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-            reference = curve_fits._variable_projection(name, x, values, start, low, high)
+            reference = curve_fits._variable_projection(name, function, x, values, start, low,
+                                                        high)
             scaled_start = curve_families.families(scale * values)[name][1]
-            scaled = curve_fits._variable_projection(name, x, scale * values, scaled_start,
-                                                     low, high)
+            scaled = curve_fits._variable_projection(name, function, x, scale * values,
+                                                     scaled_start, low, high)
             assert (reference is None) == (scaled is None), (name, values)
             if reference is not None:
                 np.testing.assert_allclose(function(x, *scaled[0]) / scale,

@@ -85,7 +85,8 @@ def fit_families(epochs, values, final_epoch, variable_projection=True):
         fitted = _levenberg_marquardt(function, epochs, values, start, low, high)
         if fitted is None and k <= MAX_BOUNDED_PARAMETERS:
             if variable_projection and name in curve_families.SEPARABLE:
-                fitted = _variable_projection(name, epochs, values, start, low, high)
+                fitted = _variable_projection(name, function, epochs, values, start, low,
+                                              high)
             else:
                 fitted = _trust_region(function, epochs, values, start, low, high)
         if fitted is None:
@@ -157,9 +158,10 @@ def _trust_region(function, epochs, values, start, low, high):
     return fitted if fitted is not None and _inside(fitted[0], low, high) else None
 
 
-def _variable_projection(name, epochs, values, start, low, high):
-    """The bounded fit of separable family `name`, or None: the trust region
-    over its nonlinear parameters, the linear ones solved for at each step.
+def _variable_projection(name, function, epochs, values, start, low, high):
+    """The bounded fit of separable family `name` (its `function`), or
+    None: the trust region over its nonlinear parameters, the linear ones
+    solved for at each step.
 
     The search runs on the curve divided by its largest magnitude, so its
     tolerances and the test of `_covariance` do not depend on the metric's
@@ -167,7 +169,6 @@ def _variable_projection(name, epochs, values, start, low, high):
     """
     from scipy.optimize import least_squares
 
-    function = curve_families.families(values)[name][0]
     linear = list(curve_families.SEPARABLE[name][0])
     nonlinear = [i for i in range(len(start)) if i not in linear]
     scale = float(np.max(np.abs(values))) or 1.0
