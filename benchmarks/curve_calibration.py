@@ -16,14 +16,16 @@ with no prior on the noise and no range (the rule of stop 25), with the
 metric's range only (Domhan et al.'s sanity prior: an accuracy ends in
 [0, 1]), with the noise prior only (learned from `--prior-curves` curves
 drawn at random and left out of the judged ones), with both (the rule's
-default in a search), and with both but stop 27's bounded refits
-(`variable_projection=False`: over all the parameters at once, not by
-variable projection; `tfnas.curve_fits`). The variants of a decision run in turn,
-so their CPU times per decision are side by side.
+default in a search), with both but the final epoch's noise as large as
+every epoch's (`final_noise="constant"`, stop 28's rule), and with that and
+stop 27's bounded refits (`variable_projection=False`: over all the
+parameters at once, not by variable projection; `tfnas.curve_fits`). The
+variants of a decision run in turn, so their CPU times per decision are
+side by side.
 
 Usage: python benchmarks/curve_calibration.py
        [--curves results/early_stopping_curves_mnist1d_table.json ...]
-       [--variants "both (default)" "both, stop 27's fits"]
+       [--variants "both (default)" "both, constant final noise (stop 28)"]
 """
 
 import argparse
@@ -39,13 +41,15 @@ from tfnas import early_stopping
 import report
 
 BANDS = ((0.0, 0.01), (0.01, 0.05), (0.05, 0.2), (0.2, 0.5), (0.5, 1.0))
-# name -> (uses the metric's range, uses the noise prior, variable projection)
+# name -> (uses the metric's range, uses the noise prior, the rule's settings)
 VARIANTS = {
-    "no priors (stop 25)": (False, False, True),
-    "range only": (True, False, True),
-    "noise prior only": (False, True, True),
-    "both (default)": (True, True, True),
-    "both, stop 27's fits": (True, True, False),
+    "no priors (stop 25)": (False, False, {}),
+    "range only": (True, False, {}),
+    "noise prior only": (False, True, {}),
+    "both (default)": (True, True, {}),
+    "both, constant final noise (stop 28)": (True, True, {"final_noise": "constant"}),
+    "both, stop 27's fits": (True, True, {"final_noise": "constant",
+                                          "variable_projection": False}),
 }
 
 
@@ -67,23 +71,22 @@ def calibrate(name, curves, args):
                                     args.decision_epochs, args.seed)
     x = np.arange(1, args.epochs + 1, dtype=float)
     variants = {variant: VARIANTS[variant] for variant in args.variants}
-    rules, priors = {}, {}
-    for projected in {projected for _, _, projected in variants.values()}:
-        rules[projected] = early_stopping.CurveExtrapolationRule(variable_projection=projected)
-        priors[projected] = rules[projected].noise_prior(
-            [(x, curve) for curve in prior_curves], args.epochs)
+    rules = {variant: early_stopping.CurveExtrapolationRule(**settings)
+             for variant, (_, _, settings) in variants.items()}
+    priors = {variant: rule.noise_prior([(x, curve) for curve in prior_curves], args.epochs)
+              for variant, rule in rules.items()}
     probabilities = {variant: [] for variant in variants}
     seconds = dict.fromkeys(variants, 0.0)
     unanswered = dict.fromkeys(variants, 0)  # no family fitted: the trial goes on
     outcomes = []  # (final beats, a later epoch beats) of the decisions every variant took
     for index, (curve, epoch, best) in enumerate(asked):
         answers = {}
-        for variant, (ranged, noisy, projected) in variants.items():
+        for variant, (ranged, noisy, _) in variants.items():
             start = time.process_time()
-            answers[variant] = rules[projected].probability_to_beat(
+            answers[variant] = rules[variant].probability_to_beat(
                 x[:epoch], curve[:epoch], args.epochs, best, key=index,
                 value_range=(0.0, 1.0) if ranged else (-np.inf, np.inf),
-                noise_prior=priors[projected] if noisy else None)
+                noise_prior=priors[variant] if noisy else None)
             seconds[variant] += time.process_time() - start
         for variant, answer in answers.items():
             unanswered[variant] += answer is None
@@ -100,14 +103,14 @@ def calibrate(name, curves, args):
         for low, high in BANDS:
             band = (probability >= low) & ((probability < high) if high < 1 else True)
             cells.append(f"{band.sum()}: {final_beats[band].mean():.3f}" if band.any() else "0")
-        stopped = probability < rules[variants[variant][2]].threshold
+        stopped = probability < rules[variant].threshold
         rows.append(
             f"| {name} | {variant} | {len(probability)} | {unanswered[variant]} of "
             f"{len(asked)} | " + " | ".join(cells)
             + f" | {stopped.mean():.0%} | {(stopped & winners).sum()} of {winners.sum()} | "
             f"{1000 * seconds[variant] / max(len(asked), 1):.0f} |")
         print(rows[-1], flush=True)
-    return rows, priors.get(True, next(iter(priors.values())))
+    return rows, priors[next(iter(variants))]
 
 
 def main():
@@ -136,8 +139,8 @@ def main():
         name = os.path.splitext(os.path.basename(path))[0].replace("early_stopping_curves_", "")
         table, prior = calibrate(f"{name} ({len(curves)})", curves, args)
         rows += table
-        priors.append(f"{name}: variance {prior[0]:.2e} (sd {prior[0] ** 0.5:.3f}), "
-                      f"{prior[1]:.0f} degrees of freedom")
+        priors.append(f"{name}: variance {prior.variance:.2e} (sd {prior.variance ** 0.5:.3f}), "
+                      f"{prior.dof:.0f} degrees of freedom, final share {prior.final_share:.2f}")
     load = os.getloadavg()
     report.write_table(
         args.output, "Calibration of the curve rule on recorded learning curves",

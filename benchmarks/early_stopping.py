@@ -33,6 +33,7 @@ accuracy over its seeds (`test_acc_mean`), beside its own model's.
 Usage: python benchmarks/early_stopping.py [--datasets digits mnist1d]
        [--trials 30] [--epochs 20] [--seeds 3] [--table PATH]
        [--strategy evolution|random]
+       [--rules none median curve "curve, constant final noise (stop 28)"]
 """
 
 import argparse
@@ -40,6 +41,7 @@ import collections
 import csv
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -59,6 +61,11 @@ from tfnas.architecture import Architecture  # noqa: E402
 import report  # noqa: E402
 
 RULES = ("none", "median", "curve")
+# Rules beside the library's, for comparison (`--rules`): name -> the rule.
+VARIANTS = {
+    "curve, constant final noise (stop 28)": lambda: early_stopping.CurveExtrapolationRule(
+        final_noise="constant"),
+}
 MODES = {
     "train": "Every trial trained by `NASTuner` (mode train).",
     "replay": ("Mode replay: every architecture trained once for all its epochs (weights "
@@ -117,11 +124,17 @@ def read_ground_truth(path):
                   for row in rows}
 
 
+def make_rule(name):
+    """The rule of a name in `RULES` or `VARIANTS`, None for "none"."""
+    return VARIANTS[name]() if name in VARIANTS else early_stopping.get(
+        None if name == "none" else name)
+
+
 def run_search(data, space, rule, seed, trials, epochs, oracle, directory):
     """One search; returns its training time, stops and best trial."""
     keras.utils.set_random_seed(seed)
     tuner = tfnas.NASTuner(space, oracle=oracle,
-                           early_stopping=None if rule == "none" else rule,
+                           early_stopping=make_rule(rule),
                            directory=directory, project_name=f"{rule}-{seed}",
                            measure_latency=False, count_flops=False, log_dir=None,
                            progress=False)
@@ -274,7 +287,7 @@ def replay_search(store, space, rule, seed, trials, epochs, oracle, directory):
     from tfnas.lookup import LookupTuner
 
     if rule != "none":
-        early_stopping.attach(oracle, early_stopping.get(rule))
+        early_stopping.attach(oracle, make_rule(rule))
     outcome = {}
 
     class ReplayTuner(LookupTuner):
@@ -377,6 +390,10 @@ def main():
                         help="evolution's population (default: the library's for --trials)")
     parser.add_argument("--sample-size", type=int, default=None,
                         help="evolution's tournament size (default: the library's)")
+    parser.add_argument("--rules", nargs="+", default=list(RULES),
+                        choices=list(RULES) + list(VARIANTS),
+                        help="the rules compared (default: none, median and curve; "
+                             "\"none\" is always run, as the baseline)")
     parser.add_argument("--output", default=None,
                         help="the report (default: results/early_stopping.md, "
                              "early_stopping_random.md with --strategy random)")
@@ -388,6 +405,7 @@ def main():
         args.output = os.path.join(report.RESULTS, "early_stopping.md" if args.strategy
                                    == "evolution" else "early_stopping_random.md")
     cpu_start, wall_start = time.process_time(), time.perf_counter()
+    rules = ("none",) + tuple(rule for rule in dict.fromkeys(args.rules) if rule != "none")
 
     truth, meta = None, None
     if args.table is not None:
@@ -409,7 +427,7 @@ def main():
             store = CurveStore(cache, data, space, args.epochs, args.batch_size,
                                data_seed=meta["data_seed"] if meta else 0)
             for seed in range(args.seeds):
-                order = RULES[seed % len(RULES):] + RULES[:seed % len(RULES)]
+                order = rules[seed % len(rules):] + rules[:seed % len(rules)]
                 for rule in order:
                     oracle = make_oracle(args.strategy, args.trials, seed, args.population,
                                          args.sample_size)
@@ -437,27 +455,33 @@ def main():
                    for (d, r), runs in results.items()}, file)
 
     judged = "table" if truth is not None else "test"
-    rows = ["| dataset | rule | training time (s) | saving vs none | training CPU (s) | "
+    rows = ["| dataset | rule | training time (s) | saving vs none | saving with the reports "
+            "and decisions left out (recorded `fit` times only) | training CPU (s) | "
             "CPU saving | epochs trained | epoch saving | trials stopped | stopped at epoch: "
             "trials | best test accuracy"
             + (" (model) | best by the table's mean test accuracy" if truth else "")
             + " | spread of none (max-min) | of the training time: reports and the rule's "
             "decisions (s, share) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
             + ("---:|" if truth else "") + "---:|---:|"]
     for dataset in args.datasets:
         baseline = results[(dataset, "none")]
         finals = [r[judged] for r in baseline]
         spread = max(finals) - min(finals)
-        for rule in RULES:
+        for rule in rules:
             runs = results[(dataset, rule)]
             savings = [1 - r["train_time"] / b["train_time"] for r, b in zip(runs, baseline)]
             cpu_savings = [1 - r["cpu"] / b["cpu"] for r, b in zip(runs, baseline)]
+            # Machine-independent in replay mode: the recorded times alone.
+            fit_savings = [1 - (r["train_time"] - r["reports"]) / (b["train_time"] - b["reports"])
+                           for r, b in zip(runs, baseline)]
+            fit_saving = f"{statistics.median(fit_savings):.0%}"
             epoch_savings = [1 - r["epochs"] / b["epochs"] for r, b in zip(runs, baseline)]
             stopped_at = collections.Counter(e for r in runs for e in r["stopped_at"])
             rows.append(
                 f"| {dataset} | {rule} | {statistics.median(r['train_time'] for r in runs):.1f} | "
                 f"{'' if rule == 'none' else f'{statistics.median(savings):.0%}'} | "
+                f"{'' if rule == 'none' or args.mode == 'train' else fit_saving} | "
                 f"{statistics.median(r['cpu'] for r in runs):.1f} | "
                 f"{'' if rule == 'none' else f'{statistics.median(cpu_savings):.0%}'} | "
                 f"{statistics.median(r['epochs'] for r in runs):.0f} | "
@@ -471,12 +495,12 @@ def main():
                 f"({statistics.median(r['reports'] / r['train_time'] for r in runs):.0%}) |")
     rows += ["", "Per seed (training time s / epochs / trials stopped / best test accuracy"
              + (" by the table" if truth else "") + "):", "",
-             "| dataset | seed | none | median | curve |", "|---|---|---|---|---|"]
+             "| dataset | seed | " + " | ".join(rules) + " |", "|---|---|" + "---|" * len(rules)]
     for dataset in args.datasets:
         for seed in range(args.seeds):
             cells = [f"{r['train_time']:.1f} / {r['epochs']:.0f} / {r['stopped']} / "
                      f"{r[judged]:.4f}" for r in (results[(dataset, rule)][seed]
-                                                  for rule in RULES)]
+                                                  for rule in rules)]
             rows.append(f"| {dataset} | {seed} | " + " | ".join(cells) + " |")
     median_rule, curve_rule = early_stopping.get("median"), early_stopping.get("curve")
     sizes = evolution_sizes(args.trials, args.population, args.sample_size)
@@ -491,7 +515,7 @@ def main():
     space_text = (f"the space of `{args.table}` ({meta['space']} with its table's space "
                   f"arguments), judged by the table's `{meta.get('final', 'test_acc_mean')}`"
                   if truth else "the MLP space (1-3 layers of 8-128 units, relu/tanh/elu)")
-    command = "`python benchmarks/early_stopping.py " + " ".join(sys.argv[1:]) + "`"
+    command = "`python benchmarks/early_stopping.py " + shlex.join(sys.argv[1:]) + "`"
     search_text = (
         f"regularized evolution (population {sizes['population_size']}, tournament "
         f"{sizes['sample_size']}"
@@ -501,9 +525,11 @@ def main():
         args.output, f"Early stopping rules in {search_text.split(' (')[0]}",
         f"{command}: {space_text}, {search_text}, "
         f"{args.trials} trials of {args.epochs} epochs (batch "
-        f"{args.batch_size}) per search, seeds 0-{args.seeds - 1}, the three runs of a seed "
-        "interleaved in a rotated order. " + MODES[args.mode].format(trained=trained)
-        + f" Rules at their defaults: {median_rule!r}, {curve_rule!r}. "
+        f"{args.batch_size}) per search, seeds 0-{args.seeds - 1}, the {len(rules)} runs of "
+        "a seed interleaved in a rotated order. " + MODES[args.mode].format(trained=trained)
+        + f" Rules at their defaults: {median_rule!r}, {curve_rule!r}"
+        + "".join(f"; {name}: {VARIANTS[name]()!r}" for name in rules if name in VARIANTS)
+        + ". "
         "Training time (wall) and training CPU (this process's CPU time, all threads): "
         "the sums over the trials' `model.fit`; medians "
         "over seeds; saving: median of the per-seed savings against no rule; best test "

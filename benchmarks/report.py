@@ -11,9 +11,23 @@ def machine():
     import keras
     import tensorflow as tf
 
-    return (f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+    return (f"Machine: {platform.machine()}{processor_model()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, TensorFlow {tf.__version__}, "
             f"Keras {keras.__version__}.")
+
+
+def processor_model():
+    """The processor's model name from /proc/cpuinfo after a comma, or an
+    empty string where there is none: timings differ several times between
+    processors of one architecture."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return ", " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def write_table(path, title, description, rows):

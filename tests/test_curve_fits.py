@@ -137,6 +137,18 @@ def test_the_covariance_is_curve_fit_s_at_an_interior_fit():
     np.testing.assert_allclose(ours, expected, rtol=1e-3)
 
 
+def test_leverages_sum_to_the_number_of_parameters():
+    """The leverages are the hat matrix's diagonal: each in [0, 1], summing
+    to its trace, the number of parameters; the ends of a curve pull the
+    fit harder than its middle."""
+    values = 0.9 - 0.5 * X ** -0.8 + np.random.default_rng(3).normal(0, 0.01, len(X))
+    fit = {f.function: f for f in curve_fits.fit_families(X, values, 20)}[curve_families.pow3]
+    leverages = curve_fits.leverages(fit, X)
+    assert np.all((leverages > 0) & (leverages < 1))
+    assert leverages.sum() == pytest.approx(3, rel=1e-3)
+    assert leverages[0] > leverages[10] and leverages[-1] > leverages[10]
+
+
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
 def test_variable_projection_does_not_depend_on_the_metric_s_units(scale):
     """The same curves in other units (an accuracy in per mille, a loss in

@@ -260,12 +260,7 @@ def _covariance(function, epochs, params, column_scale):
     is kept (condition number 5e6) and at 0.003 left out (2e8), with
     residuals 1e-6 apart.
     """
-    steps = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(params))
-    with np.errstate(all="ignore"):
-        base = function(epochs, *params)
-        jacobian = np.column_stack([
-            (function(epochs, *(params + step * np.eye(len(params))[i])) - base) / step
-            for i, step in enumerate(steps)])
+    jacobian = _jacobian(function, epochs, params)
     if not np.all(np.isfinite(jacobian)):
         return None
     scaled = np.linalg.svd(jacobian * column_scale, compute_uv=False)
@@ -273,3 +268,23 @@ def _covariance(function, epochs, params, column_scale):
         return None
     _, singular, vt = np.linalg.svd(jacobian, full_matrices=False)
     return (vt.T / singular ** 2) @ vt
+
+
+def _jacobian(function, epochs, params):
+    """The curve's Jacobian in its parameters at `params`, by forward
+    differences."""
+    steps = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(params))
+    with np.errstate(all="ignore"):
+        base = function(epochs, *params)
+        return np.column_stack([
+            (function(epochs, *(params + step * np.eye(len(params))[i])) - base) / step
+            for i, step in enumerate(steps)])
+
+
+def leverages(fit, epochs):
+    """Each point's leverage in `fit` (the diagonal of J (J^T J)^-1 J^T): a
+    residual's variance is the noise's times one minus its point's leverage,
+    so the residuals where the fit bends to the points (a curve's ends)
+    understate the noise there."""
+    jacobian = _jacobian(fit.function, np.asarray(epochs, dtype=float), fit.params)
+    return np.einsum("ij,jk,ik->i", jacobian, fit.covariance, jacobian)
