@@ -110,7 +110,8 @@ def calibrate(name, curves, args):
             + f" | {stopped.mean():.0%} | {(stopped & winners).sum()} of {winners.sum()} | "
             f"{1000 * seconds[variant] / max(len(asked), 1):.0f} |")
         print(rows[-1], flush=True)
-    return rows, priors[next(iter(variants))]
+    # The prior of the rule a search uses, where it is among the variants.
+    return rows, priors.get("both (default)", priors[next(iter(variants))])
 
 
 def main():

@@ -472,7 +472,8 @@ def main():
             runs = results[(dataset, rule)]
             savings = [1 - r["train_time"] / b["train_time"] for r, b in zip(runs, baseline)]
             cpu_savings = [1 - r["cpu"] / b["cpu"] for r, b in zip(runs, baseline)]
-            # Machine-independent in replay mode: the recorded times alone.
+            # In replay mode, the recorded times alone: this machine's speed does
+            # not enter, but for architectures this run had to train and record.
             fit_savings = [1 - (r["train_time"] - r["reports"]) / (b["train_time"] - b["reports"])
                            for r, b in zip(runs, baseline)]
             fit_saving = f"{statistics.median(fit_savings):.0%}"
@@ -502,7 +503,8 @@ def main():
                      f"{r[judged]:.4f}" for r in (results[(dataset, rule)][seed]
                                                   for rule in rules)]
             rows.append(f"| {dataset} | {seed} | " + " | ".join(cells) + " |")
-    median_rule, curve_rule = early_stopping.get("median"), early_stopping.get("curve")
+    median_rule = early_stopping.get("median")  # its diagnosis reads the runs without a rule
+    compared = {name: make_rule(name) for name in rules if name != "none"}
     sizes = evolution_sizes(args.trials, args.population, args.sample_size)
     evolution = args.strategy == "evolution"
     for dataset in args.datasets:  # in random search, every trial is a random one
@@ -510,8 +512,8 @@ def main():
             dataset, results[(dataset, "none")], median_rule, args.epochs,
             sizes["population_size"] if evolution else args.trials)]
     load = os.getloadavg()
-    ceiling = {rule.name: (args.trials - rule.min_completed) / args.trials
-               * (1 - rule.min_epochs / args.epochs) for rule in (median_rule, curve_rule)}
+    ceiling = {name: (args.trials - rule.min_completed) / args.trials
+               * (1 - rule.min_epochs / args.epochs) for name, rule in compared.items()}
     space_text = (f"the space of `{args.table}` ({meta['space']} with its table's space "
                   f"arguments), judged by the table's `{meta.get('final', 'test_acc_mean')}`"
                   if truth else "the MLP space (1-3 layers of 8-128 units, relu/tanh/elu)")
@@ -527,16 +529,15 @@ def main():
         f"{args.trials} trials of {args.epochs} epochs (batch "
         f"{args.batch_size}) per search, seeds 0-{args.seeds - 1}, the {len(rules)} runs of "
         "a seed interleaved in a rotated order. " + MODES[args.mode].format(trained=trained)
-        + f" Rules at their defaults: {median_rule!r}, {curve_rule!r}"
-        + "".join(f"; {name}: {VARIANTS[name]()!r}" for name in rules if name in VARIANTS)
+        + " Rules: " + "; ".join(f"{name}: {rule!r}" for name, rule in compared.items())
         + ". "
         "Training time (wall) and training CPU (this process's CPU time, all threads): "
         "the sums over the trials' `model.fit`; medians "
         "over seeds; saving: median of the per-seed savings against no rule; best test "
         "accuracy: the best trial's model (by validation accuracy) on the test split. "
         "Ceiling of the saving in epochs (every trial after the first `min_completed` "
-        f"stopped at `min_epochs`): median {ceiling['median']:.0%}, curve "
-        f"{ceiling['curve']:.0%}. "
+        "stopped at `min_epochs`): "
+        + ", ".join(f"{name} {share:.0%}" for name, share in ceiling.items()) + ". "
         + "".join(f"The first epoch (graph tracing included) and the end of `fit` take "
                   f"{share:.0%} of a trial's `fit` time on {dataset} (median over the "
                   "recorded architectures). "

@@ -149,6 +149,29 @@ def test_leverages_sum_to_the_number_of_parameters():
     assert leverages[0] > leverages[10] and leverages[-1] > leverages[10]
 
 
+def test_residuals_over_one_minus_their_leverage_estimate_the_noise():
+    """The correction `_noise_of` makes: over 300 noisy pow3 curves (noise
+    variance 1e-4), the last quarter's squared residuals summed over their
+    points' one-minus-leverage give the noise's variance (0.989e-4); their
+    plain mean understates it (0.879e-4: the fit bends to a curve's end)."""
+    rng = np.random.default_rng(0)
+    truth = curve_families.pow3(X, 0.9, 0.5, 0.8)
+    late = X > 15
+    squares, freedom, count = 0.0, 0.0, 0
+    for _ in range(300):
+        values = truth + rng.normal(0, 0.01, len(X))
+        params, covariance = curve_fits._levenberg_marquardt(
+            curve_families.pow3, X, values, [0.9, 0.5, 0.5], np.array([-np.inf, 0, 0]),
+            np.array([np.inf] * 3))
+        fit = curve_fits.Fit(0.0, curve_families.pow3, params, covariance, 0.0, 17, None, None)
+        residuals = values - curve_families.pow3(X, *params)
+        squares += np.sum(residuals[late] ** 2)
+        freedom += np.sum(1 - curve_fits.leverages(fit, X)[late])
+        count += late.sum()
+    assert squares / freedom == pytest.approx(1e-4, rel=0.06)
+    assert squares / count < 0.93e-4
+
+
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
 def test_variable_projection_does_not_depend_on_the_metric_s_units(scale):
     """The same curves in other units (an accuracy in per mille, a loss in

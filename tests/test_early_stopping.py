@@ -217,7 +217,7 @@ def test_curve_rule_learns_the_noise_from_the_completed_curves():
 
 def test_curve_rule_learns_that_the_final_epoch_s_noise_is_smaller():
     """The final share: completed curves whose noise falls from 0.04 to 0.01
-    over training (variance 16 times smaller; 0.26 of the whole curve's
+    over training (variance 16 times smaller; 0.245 of the whole curve's
     over the last quarter) give a share far below 1 (0.28-0.48 over seeds
     0-5), and curves with one noise throughout give about 1 (0.68-1.40: a
     mean over 8 curves of ratios with a few degrees of freedom each). A curve halfway between
@@ -234,7 +234,7 @@ def test_curve_rule_learns_that_the_final_epoch_s_noise_is_smaller():
     learned, constant = CurveExtrapolationRule(), CurveExtrapolationRule(final_noise="constant")
     decaying = completed(0.04 * (0.25 ** ((x - 1) / 19)))
     even = completed(np.full(20, 0.02))
-    assert learned.noise_prior(decaying, 20).final_share < 0.6  # 0.26 by the noise
+    assert learned.noise_prior(decaying, 20).final_share < 0.6  # 0.245 by the noise
     assert 0.6 < learned.noise_prior(even, 20).final_share < 1.6
     assert constant.noise_prior(decaying, 20).final_share == 1.0
     assert constant.get_config()["final_noise"] == "constant"
@@ -246,7 +246,7 @@ def test_curve_rule_learns_that_the_final_epoch_s_noise_is_smaller():
                                              noise_prior=prior)
     without = constant.probability_to_beat(x[:10], curve, 20, best, value_range=(0.0, 1.0),
                                            noise_prior=prior[:2])
-    assert with_decay < 0.05 < without  # 0.040 and 0.058: stopped only by the learned rule
+    assert with_decay < 0.75 * without  # 0.040 and 0.058 (Domhan et al.'s threshold: 0.05)
     assert constant.probability_to_beat(
         x[:10], curve, 20, best, value_range=(0.0, 1.0),
         noise_prior=early_stopping.NoisePrior(*prior[:2], 1.0)) == without

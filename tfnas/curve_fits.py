@@ -282,9 +282,19 @@ def _jacobian(function, epochs, params):
 
 
 def leverages(fit, epochs):
-    """Each point's leverage in `fit` (the diagonal of J (J^T J)^-1 J^T): a
-    residual's variance is the noise's times one minus its point's leverage,
-    so the residuals where the fit bends to the points (a curve's ends)
-    understate the noise there."""
+    """Each point's leverage in a fit: how much its own value pulls the fit.
+
+    A residual's variance is the noise's times one minus its point's
+    leverage, so the residuals where the fit bends to the points (a curve's
+    ends) understate the noise there.
+
+    Args:
+        fit: A `Fit` (its function, parameters and (J^T J)^-1).
+        epochs: The epochs the fit was made on.
+
+    Returns:
+        The diagonal of J (J^T J)^-1 J^T at the fit's parameters, one value
+        per epoch, each in [0, 1], summing to the number of parameters.
+    """
     jacobian = _jacobian(fit.function, np.asarray(epochs, dtype=float), fit.params)
     return np.einsum("ij,jk,ik->i", jacobian, fit.covariance, jacobian)
