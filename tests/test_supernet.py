@@ -11,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import tfnas
-from tfnas import spaces
+from tfnas import prebuild, spaces
 from tfnas.spaces import ops
 from tfnas.supernet.builder import build_supernet
 from tfnas.supernet.oneshot import OneShotModel, derive, paired
@@ -45,6 +45,9 @@ def test_supernet_of_each_space_trains(name, digits):
     if name == "mobile":
         assert {key.split("/")[-1] for key in builder.mixed} == MOBILE_DECISIONS
     x, y = next(iter(digits.train))
+    # The optimizer's slots are made before the first trace of the step, as
+    # NASTuner does (made inside it, they cost this test tens of seconds).
+    assert prebuild.build_training_state(model, digits.train.element_spec)
     # Training-mode losses on one batch (inference would use batch-norm
     # statistics that a few steps barely move).
     losses = [model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(15)]

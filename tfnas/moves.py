@@ -40,6 +40,14 @@ def decisions(values, names=None):
             if names is None or k in names}
 
 
+def is_active(hp, values):
+    """Whether decision `hp` is active given the values chosen so far, as
+    `keras_tuner.HyperParameters.is_active` decides it, without registering
+    `hp` in a `HyperParameters` (which copies it: milliseconds a decision).
+    """
+    return all(condition.is_active(values) for condition in hp.conditions)
+
+
 def fill(space, values, rng, resample=()):
     """Active decisions only: keeps `values` where active and valid,
     samples decisions that are active but unset (or in `resample`).
@@ -50,10 +58,9 @@ def fill(space, values, rng, resample=()):
         rng: A `numpy.random.Generator`.
         resample: Names to sample again even when set.
     """
-    hps = kt.HyperParameters()
+    chosen = {}
     for hp in space:
-        hps.merge([hp])
-        if not hps.is_active(hp):
+        if not is_active(hp, chosen):
             continue
         current = values.get(hp.name)
         allowed = candidate_values(hp)
@@ -61,8 +68,8 @@ def fill(space, values, rng, resample=()):
             allowed is not None and current not in allowed
         ):
             current = hp.random_sample(int(rng.integers(2**31)))
-        hps.values[hp.name] = current
-    return Architecture(hps.values).values
+        chosen[hp.name] = current
+    return Architecture(chosen).values
 
 
 def random_architecture(space, rng):
@@ -92,16 +99,15 @@ def enumerate_architectures(space, limit=100_000, fixed=None):
     fixed = fixed or {}
     results = []
 
-    def extend(index, hps):
+    def extend(index, values):
         if len(results) > limit:
             return
         if index == len(space):
-            results.append(Architecture(hps.values).values)
+            results.append(Architecture(values).values)
             return
         hp = space[index]
-        hps.merge([hp])
-        if not hps.is_active(hp):
-            extend(index + 1, hps)
+        if not is_active(hp, values):
+            extend(index + 1, values)
             return
         allowed = candidate_values(hp)
         if hp.name in fixed and (allowed is None or fixed[hp.name] in allowed):
@@ -110,11 +116,9 @@ def enumerate_architectures(space, limit=100_000, fixed=None):
             results.extend([None] * (limit + 1))
             return
         for value in allowed:
-            branch = hps.copy()
-            branch.values[hp.name] = value
-            extend(index + 1, branch)
+            extend(index + 1, {**values, hp.name: value})
 
-    extend(0, kt.HyperParameters())
+    extend(0, {})
     return None if len(results) > limit else results
 
 
@@ -150,19 +154,18 @@ def crossover(space, first, second, rng):
         first, second: The parents' `{name: value}`.
         rng: A `numpy.random.Generator`.
     """
-    hps = kt.HyperParameters()
+    chosen = {}
     for hp in space:
-        hps.merge([hp])
-        if not hps.is_active(hp):
+        if not is_active(hp, chosen):
             continue
         allowed = candidate_values(hp)
         inherited = [parent[hp.name] for parent in (first, second)
                      if hp.name in parent and (allowed is None or parent[hp.name] in allowed)]
         if inherited:
-            hps.values[hp.name] = inherited[int(rng.integers(len(inherited)))]
+            chosen[hp.name] = inherited[int(rng.integers(len(inherited)))]
         else:
-            hps.values[hp.name] = hp.random_sample(int(rng.integers(2**31)))
-    return Architecture(hps.values).values
+            chosen[hp.name] = hp.random_sample(int(rng.integers(2**31)))
+    return Architecture(chosen).values
 
 
 def neighbours(space, values, rng):
