@@ -8,8 +8,31 @@ still run on the first device only.
 
 import gc
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _temporary_files_in_memory(folder="/dev/shm/tfnas-tests"):
+    """Puts the tests' temporary files (pytest's `tmp_path`, `tempfile`, and
+    the processes the tests start) in a memory-backed folder, unless TMPDIR
+    is set.
+
+    tfnas makes every state file durable (`fsync` before the rename), and a
+    search writes several per trial: on this project's CI disk the waits
+    took three quarters of a lookup-table search test's time (44.6 s against
+    11.6 s on tmpfs). The calls are the same on tmpfs; they return at once.
+    """
+    if os.environ.get("TMPDIR") or not os.path.isdir(os.path.dirname(folder)):
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return  # e.g. read-only: the default temporary folder then
+    os.environ["TMPDIR"] = tempfile.tempdir = folder
+
+
+_temporary_files_in_memory()
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

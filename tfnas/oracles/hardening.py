@@ -160,12 +160,16 @@ class HardenedOracle(kt.Oracle):
                 del self.ongoing_trials[tuner_id]
         self.save()
 
+    # The oracle's and the trials' state are rewritten at every trial's start,
+    # report and end, and the oracle's grows with the trials: one line of
+    # JSON each, which the C encoder writes (see `write_atomically`).
+
     def save(self):
-        write_atomically(self._get_oracle_fname(), self.get_state())
+        write_atomically(self._get_oracle_fname(), self.get_state(), indent=None)
 
     def _save_trial(self, trial):
         write_atomically(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-                         trial.get_state())
+                         trial.get_state(), indent=None)
 
     def reload(self):
         path = self._get_oracle_fname()
