@@ -185,3 +185,30 @@ def test_builder_is_looked_up_on_the_hyperparameters():
     model = keras.Model(inputs, out)
     assert len([layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]) == 2
     assert decisions.builder_for(kt.HyperParameters()) is not hp.tfnas_builder
+
+
+def test_activity_read_from_conditions_agrees_with_keras_tuner():
+    """`moves.is_active` decides as `HyperParameters.is_active` does, on the
+    nested conditions of `repeat` (depths) and op-conditional decisions, and
+    every architecture `enumerate_architectures` lists is one KerasTuner
+    accepts: its active decisions set, its inactive ones not."""
+    from tfnas import moves
+
+    hps = kt.HyperParameters()
+    ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16)).build(hps)
+    space = hps.space
+    assert any(hp.conditions for hp in space)
+    architectures = moves.enumerate_architectures(space)
+    assert architectures and len({tuple(sorted(a.items())) for a in architectures}) == len(
+        architectures)
+    depths = {a["num_layers"] for a in architectures if "num_layers" in a}
+    assert len(depths) > 1  # the depths' conditions were met and missed
+    for values in architectures:
+        reference = kt.HyperParameters()
+        for hp in space:
+            reference.merge([hp])
+            if hp.name in values:
+                reference.values[hp.name] = values[hp.name]
+        for hp in space:
+            assert moves.is_active(hp, values) == reference.is_active(hp), (hp.name, values)
+            assert (hp.name in values) == reference.is_active(hp), (hp.name, values)

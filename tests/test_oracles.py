@@ -331,3 +331,19 @@ def test_old_end_trial_signature_keeps_the_trials_values(tmp_path):
     assert ended.hyperparameters.values == values
     with pytest.raises(ValueError, match="trial_id"):
         oracle.end_trial("99", "COMPLETED")
+
+
+def test_oracle_and_trial_state_are_one_line_of_json_that_reloads(tmp_path):
+    """The state rewritten at every trial is written by the C encoder (one
+    line); a project resumes from it, and files indented by earlier versions
+    still read."""
+    first = _first_proposals("evolution", 5, tmp_path, count=4)
+    project_dir = tmp_path / "evolution-5"
+    state_files = [project_dir / "oracle.json", *project_dir.glob("trial_*/trial.json")]
+    assert len(state_files) == 5
+    for path in state_files:
+        text = path.read_text()
+        assert "\n" not in text.strip() and json.loads(text)
+    oracle_file = project_dir / "oracle.json"
+    oracle_file.write_text(json.dumps(json.loads(oracle_file.read_text()), indent=2))
+    assert _first_proposals("evolution", 5, tmp_path, count=4) == first  # resumed, done
