@@ -8,27 +8,41 @@ still run on the first device only.
 
 import gc
 import os
+import stat
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _temporary_files_in_memory(folder="/dev/shm/tfnas-tests"):
+def _temporary_files_in_memory(parent="/dev/shm", least_free=2 * 2**30):
     """Puts the tests' temporary files (pytest's `tmp_path`, `tempfile`, and
-    the processes the tests start) in a memory-backed folder, unless TMPDIR
-    is set.
+    the processes the tests start) in a memory-backed folder of this user's,
+    `/dev/shm/tfnas-tests-UID`, unless TMPDIR is set.
 
     tfnas makes every state file durable (`fsync` before the rename), and a
     search writes several per trial: on this project's CI disk the waits
     took three quarters of a lookup-table search test's time (44.6 s against
     11.6 s on tmpfs). The calls are the same on tmpfs; they return at once.
+    The default temporary folder stays when `parent` is missing or has less
+    than `least_free` bytes free (a container's 64 MB /dev/shm), or when the
+    folder is not a real folder of this user's that it can write to (a
+    symbolic link planted there would otherwise steer pytest's clean-up of
+    old runs).
     """
-    if os.environ.get("TMPDIR") or not os.path.isdir(os.path.dirname(folder)):
+    if os.environ.get("TMPDIR") or not os.path.isdir(parent):
         return
+    folder = os.path.join(parent, f"tfnas-tests-{os.getuid()}")
     try:
-        os.makedirs(folder, exist_ok=True)
+        disk = os.statvfs(parent)
+        if disk.f_bavail * disk.f_frsize < least_free:
+            return
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        own = os.lstat(folder)
     except OSError:
-        return  # e.g. read-only: the default temporary folder then
+        return  # e.g. read-only
+    if (not stat.S_ISDIR(own.st_mode) or own.st_uid != os.getuid()
+            or own.st_mode & 0o077 or not os.access(folder, os.W_OK | os.X_OK)):
+        return
     os.environ["TMPDIR"] = tempfile.tempdir = folder
 
 

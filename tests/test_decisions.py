@@ -195,14 +195,18 @@ def test_activity_read_from_conditions_agrees_with_keras_tuner():
     from tfnas import moves
 
     hps = kt.HyperParameters()
-    ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8, 16)).build(hps)
+    hps.values["num_layers"] = 3  # built at its deepest: every layer's decisions declared
+    ChainSpace((8, 8, 1), 10, max_layers=3, filters=(8,),
+               operations=("conv3x3", "maxpool3x3")).build(hps)
     space = hps.space
-    assert any(hp.conditions for hp in space)
+    assert {len(hp.conditions) for hp in space} == {0, 1, 2}
     architectures = moves.enumerate_architectures(space)
     assert architectures and len({tuple(sorted(a.items())) for a in architectures}) == len(
         architectures)
-    depths = {a["num_layers"] for a in architectures if "num_layers" in a}
-    assert len(depths) > 1  # the depths' conditions were met and missed
+    # Layer 2's decisions are active at depth 3 only: the depth conditions are
+    # both met and missed (an is_active that ignored them would list more).
+    assert {a["num_layers"] for a in architectures} == {1, 2, 3}
+    assert all(("layer_2/op" in a) == (a["num_layers"] == 3) for a in architectures)
     for values in architectures:
         reference = kt.HyperParameters()
         for hp in space:

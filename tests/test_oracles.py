@@ -346,4 +346,9 @@ def test_oracle_and_trial_state_are_one_line_of_json_that_reloads(tmp_path):
         assert "\n" not in text.strip() and json.loads(text)
     oracle_file = project_dir / "oracle.json"
     oracle_file.write_text(json.dumps(json.loads(oracle_file.read_text()), indent=2))
-    assert _first_proposals("evolution", 5, tmp_path, count=4) == first  # resumed, done
+    written = {path: path.stat().st_mtime_ns for path in state_files[1:]}
+    # Resumed, finished: the same trials, none run again (a search started
+    # over would propose the same seeded trials, but rewrite their files).
+    assert _first_proposals("evolution", 5, tmp_path, count=4) == first
+    assert {path: path.stat().st_mtime_ns
+            for path in project_dir.glob("trial_*/trial.json")} == written
