@@ -428,7 +428,10 @@ def test_a_worker_alive_between_trials_is_waited_for_and_a_dead_one_is_not(
 class CuttingProxy:
     """A TCP relay between the workers and the chief that can cut the
     connections open now when their next request arrives, as a chief killed
-    while a request is on its way does; later connections are relayed."""
+    while a request is on its way does; later connections are relayed. A
+    connection that arrives before the chief listens is closed, as the chief's
+    own port would refuse it (an uncaught refusal ended the relay's thread, and
+    every later connection then waited in the listener's backlog forever)."""
 
     def __init__(self, target):
         self.target = target
@@ -448,7 +451,11 @@ class CuttingProxy:
                 client, _ = self.listener.accept()
             except socket.timeout:
                 continue
-            server = socket.create_connection((host, int(port)))
+            try:
+                server = socket.create_connection((host, int(port)))
+            except OSError:  # the chief's thread is not listening yet: the client retries
+                client.close()
+                continue
             cut = self.cut_on_next_request.is_set()  # set before: relayed
             for source, sink, watch in ((client, server, not cut), (server, client, False)):
                 threading.Thread(target=self._relay, args=(source, sink, watch),
