@@ -277,6 +277,8 @@ SPACES = {"images": lambda d: ChainSpace(d.input_shape, d.num_classes, max_layer
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["images", "csv", "npz"])
+# The exported .keras file holds its optimizer's variables: loading skips none.
+@pytest.mark.filterwarnings("error:Skipping variable loading for optimizer:UserWarning")
 def test_search_export_and_serve_raw_inputs(files, source, tmp_path, capsys):
     options = {"images": {"image_size": (8, 8)},
                "csv": {"label_column": "label", "text_columns": ["review"]}, "npz": {}}[source]

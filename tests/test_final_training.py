@@ -152,7 +152,9 @@ def test_train_end_to_end_exports_loadable_artifacts(trained, digits):
     outputs = served.signatures["serving_default"](tf.constant(images))
     np.testing.assert_allclose(next(iter(outputs.values())).numpy(), expected, atol=1e-5)
 
-    interpreter = tf.lite.Interpreter(model_path=str(export_dir / "model.tflite"))
+    from ai_edge_litert.interpreter import Interpreter  # tf.lite.Interpreter is deprecated
+
+    interpreter = Interpreter(model_path=str(export_dir / "model.tflite"))
     signature = interpreter.get_signature_runner()
     lite = signature(**{signature.get_input_details().popitem()[0]: images[:1]})
     np.testing.assert_allclose(next(iter(lite.values())), expected[:1], atol=1e-4)

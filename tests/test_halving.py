@@ -1,4 +1,7 @@
+import warnings
+
 import keras_tuner as kt
+import numpy as np
 import pytest
 
 import tfnas
@@ -87,6 +90,17 @@ def test_nas_tuner_trains_promoted_trials_from_their_parents(tmp_path, digits):
     parent = tuner.oracle.trials[promoted.hyperparameters.values[PARENT]]
     assert parent.score == max(t.score for t in first)
     assert "tuner/epochs" not in tuner.get_best_architectures(1)[0].values
+
+    # The promoted trial starts from its parent's weights and optimizer state.
+    model = tuner.hypermodel.build(promoted.hyperparameters.copy())
+    parent_model = tuner.load_model(parent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing of the checkpoint is skipped
+        tuner._apply_budget(promoted, model, {})
+    steps = len(digits.train)  # the parent trained one epoch
+    assert int(model.optimizer.iterations.numpy()) == steps > 0
+    for loaded, saved in zip(model.weights, parent_model.weights):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
 
 
 def test_keras_tuner_hyperband_drives_nas_tuner(tmp_path, digits):

@@ -24,6 +24,20 @@ import numpy as np
 from tfnas import atomic, compat
 
 
+def build_optimizer(model):
+    """Creates the optimizer's variables of a compiled `model` that has not
+    trained yet (a no-op for an uncompiled model or a built optimizer).
+
+    Keras builds an optimizer at the first training step. Unbuilt, it has
+    no slots for a weights file's optimizer state to load into (Keras skips
+    them with a warning), and a `.keras` file saved from it holds none, so
+    that loading that file warns the same way.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+
+
 def save_weights_atomically(model, path):
     """Writes `model`'s weights to `path` (a `.weights.h5` file) atomically.
 

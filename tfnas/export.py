@@ -16,7 +16,7 @@ import warnings
 
 import tensorflow as tf
 
-from tfnas import atomic, errors, project, trials
+from tfnas import atomic, checkpoints, errors, project, trials
 from tfnas.architecture import Architecture
 from tfnas.datasets import preprocessing as data_preprocessing
 
@@ -91,6 +91,9 @@ def export_model(model, record, path, formats=DEFAULT_FORMATS, preprocessing=Non
         A dict from "architecture" and each format to the written path.
     """
     formats = _check_formats(formats)
+    # A model loaded from a checkpoint has an unbuilt optimizer; the .keras
+    # file (of it alone or inside the model on raw inputs) holds it built.
+    checkpoints.build_optimizer(model)
     model = data_preprocessing.with_preprocessing(preprocessing, model)
     if preprocessing is not None:
         record = dict(record, inputs=_describe_inputs(preprocessing))

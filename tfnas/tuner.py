@@ -677,7 +677,9 @@ class NASTuner(kt.Tuner):
 
         `tuner/epochs` and `tuner/initial_epoch` set the epochs to train;
         `tuner/trial_id` names the trial whose best weights warm-start this
-        one, as in KerasTuner's Hyperband.
+        one, as in KerasTuner's Hyperband; its optimizer's state (Adam's
+        moments, its step count) comes with them, so that the promoted trial
+        continues the parent's training instead of restarting the optimizer.
         """
         values = trial.hyperparameters.values
         if trials.EPOCHS not in values:
@@ -696,6 +698,7 @@ class NASTuner(kt.Tuner):
             fit_kwargs["initial_epoch"] = 0
             return
         with maybe_distribute(self.distribution_strategy):
+            checkpoints.build_optimizer(model)  # to receive the parent's state
             model.load_weights(checkpoint)
 
     def _results_to_metrics(self, results):

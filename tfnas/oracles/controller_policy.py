@@ -159,7 +159,9 @@ class PolicyNetwork(keras.layers.Layer):
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    # 1 / (1 + exp(-x)) overflows (a RuntimeWarning) for large negative x;
+    # this identity does not.
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 class NumpySampler:
