@@ -332,7 +332,10 @@ def test_train_best_under_mirrored_strategy(chain_copy, mirrored, digits):
 
     from tfnas import final_training
 
-    tuner = final_training.open_tuner(str(chain_copy), distribution_strategy=mirrored)
+    with pytest.warns(UserWarning, match=(
+            r"trained under default; this training runs under MirroredStrategy\. Each "
+            r"replica sees a share of every batch")):
+        tuner = final_training.open_tuner(str(chain_copy), distribution_strategy=mirrored)
     record = tuner.train_best(digits.train, validation_data=digits.validation,
                               test_data=digits.test, epochs=2, batch_size=32,
                               augment=["translate"], formats=["keras"], verbose=0)

@@ -399,8 +399,12 @@ def open_tuner(project_dir, distribution_strategy="auto"):
     searched_under = options.get("distribution")
     now = _strategy_description(tuner.distribution_strategy)["strategy"]
     if searched_under not in (None, now):
+        why = (" ('auto' is MirroredStrategy on two GPUs or more)"
+               if distribution_strategy == "auto" else "")
         errors.warn(f"the search of {project_dir} trained under {searched_under}; this "
-                    f"machine offers {now} (MirroredStrategy needs two GPUs or more).")
+                    f"training runs under {now}{why}. Each replica sees a share of every "
+                    "batch, so scores may differ from the search's; pass the search's "
+                    "strategy as `distribution_strategy` to train as it did.")
     return tuner
 
 
