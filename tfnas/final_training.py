@@ -265,7 +265,7 @@ def train_best(tuner, x, validation_data=None, test_data=None, *, trial_id=None,
         model = augmentation.with_augmentation(candidate, augment, seed=seed)
         compile_like(model, compile_config,
                      learning_rate_schedule(peak, steps, epochs, warmup))
-        model.optimizer.build(model.trainable_variables)
+        checkpoints.build_optimizer(model)  # to receive a resumed checkpoint's state
     search_test = _search_model_metrics(tuner, trial, test)
 
     space_record = project.space_record(space)

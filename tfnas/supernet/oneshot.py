@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas import compat
+from tfnas import checkpoints, compat
 from tfnas.graph_options import lean_graph_optimization
 from tfnas.optimizers import FusedAdam
 from tfnas.supernet import memory
@@ -141,8 +141,7 @@ class OneShotModel(keras.Model):
         for compiled in compiled_state:
             if compiled is not None and not compiled.built:
                 compiled.build(y_true, y_pred)
-        if self.optimizer is not None and not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+        checkpoints.build_optimizer(self)
         return True
 
     def probabilities(self):
