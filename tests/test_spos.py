@@ -7,6 +7,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfnas import spaces
 from tfnas.supernet.builder import build_supernet
@@ -97,7 +98,8 @@ def test_spos_scores_equal_the_supernets_evaluation_and_evolution_stays_for_big_
     model.fit(paired(digits.train, digits.validation), epochs=3, verbose=0)
     # One batch for both: Keras's batches of 64 would round near ties
     # differently from PathAccuracy's single batch.
-    validation = digits.validation.unbatch().batch(10_000)
+    validation = digits.validation.unbatch().batch(10_000).apply(
+        tf.data.experimental.assert_cardinality(1))
 
     class Objective:  # what path_scorer reads of a tuner
         class oracle:

@@ -12,7 +12,7 @@ import tfnas
 from tfnas import spaces
 from tfnas.spaces import ops
 from tfnas.supernet import elastic
-from tfnas.supernet.builder import build_supernet
+from tfnas.supernet.builder import OnInput, build_supernet
 from tfnas.supernet.oneshot import derive
 
 MODES = ("darts", "gdas", "proxyless", "single_path")
@@ -260,6 +260,31 @@ def test_a_stride_choice_is_refused_before_training_with_the_way_out():
     _, builder = build_supernet(spaces.ChainSpace((8, 8, 1), 10, max_layers=1,
                                                   strides=(1, 2)), fixed_values=fixed)
     assert "layer_0/stride" not in builder.mixed
+
+
+# Keras warns when `build` is called on a layer without one that holds
+# sublayers (OnInput, ElasticSequence did): marked built, weights made later.
+@pytest.mark.filterwarnings(r"error:`build\(\)` was called on layer:UserWarning")
+def test_composite_candidates_make_their_weights_in_build(digits):
+    """A strided dilated convolution over shared widths is a sequence of an
+    elastic layer and a plain one, and a pooling of one width beside elastic
+    convolutions is wrapped to read the elastic inputs: both build their
+    sublayers' weights in `build`, and the supernet runs."""
+    strided = spaces.ChainSpace((8, 8, 1), 10, max_layers=1, filters=(4, 8),
+                                operations=("conv3x3", "dilconv3x3"), strides=(2,))
+    one_width = spaces.ChainSpace((8, 8, 1), 10, max_layers=2, filters=(4,),
+                                  operations=("conv3x3", "maxpool3x3"))
+    x, _ = next(iter(digits.train))
+    for space, composite in ((strided, elastic.ElasticSequence), (one_width, OnInput)):
+        supernet, _ = build_supernet(space, "darts", seed=0)
+        layers = [layer for layer in supernet._flatten_layers()
+                  if isinstance(layer, composite)]
+        assert layers
+        for layer in layers:
+            inner = layer.sublayers if composite is elastic.ElasticSequence else [layer.layer]
+            assert all(sub.built for sub in inner) and layer.weights
+        output = supernet(x[:8], training=True).numpy()
+        assert output.shape == (8, 10) and np.isfinite(output).all()
 
 
 class PlainWidth(kt.HyperModel):

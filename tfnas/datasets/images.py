@@ -83,9 +83,13 @@ def load_images(directory, image_size=None, batch_size=32, seed=0, color_mode="r
         mask = np.zeros(len(paths), dtype=bool)
         mask[index] = True
         mask = tf.constant(mask)
+        # The filter leaves the size unknown to tf.data; restored, Keras knows
+        # each epoch's steps (a progress bar with its total, no "ran out of
+        # data" warning at the first epoch's end, schedules sized by steps).
         subset = (dataset.enumerate()
                   .filter(lambda i, example: tf.gather(mask, i))
-                  .map(lambda i, example: (rescale(example[0]), example[1])))
+                  .map(lambda i, example: (rescale(example[0]), example[1]))
+                  .apply(tf.data.experimental.assert_cardinality(len(index))))
         datasets[split] = common.batched(subset, batch_size, split, seed, cache=True)
     input_shape = tuple(int(d) for d in dataset.element_spec[0].shape)
     return dict(

@@ -107,6 +107,10 @@ class OnInput(keras.layers.Layer):
         super().__init__(**kwargs)
         self.layer = layer
 
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape["x"])
+
     def call(self, inputs, training=None):
         return self.layer(inputs["x"], training=training)
 

@@ -470,6 +470,17 @@ class ElasticSequence(ElasticLayer):
                           for v in layer.shared], **kwargs)
         self.sublayers = list(layers)
 
+    def build(self, input_shape):
+        # Each layer's input is the previous one's output: its shape from
+        # the symbolic output spec (no graph nodes, unlike calling it).
+        inputs = {name: keras.KerasTensor(shape) for name, shape in input_shape.items()}
+        x = inputs["x"]
+        for layer in self.sublayers:
+            elastic = isinstance(layer, ElasticLayer)
+            if not layer.built:
+                layer.build({**input_shape, "x": x.shape} if elastic else x.shape)
+            x = layer.compute_output_spec({**inputs, "x": x} if elastic else x)
+
     def call(self, inputs, training=None):
         x = inputs["x"]
         for layer in self.sublayers:
