@@ -587,6 +587,8 @@ def test_child_schedule_leaves_a_compiled_schedule_alone(digits):
         float(schedule(steps)))
 
 
+# Data of unknown size, on purpose: Keras learns its end at the first epoch's.
+@pytest.mark.filterwarnings("ignore:Your input ran out of data:UserWarning")
 def test_child_schedule_keeps_the_compiled_rate_for_data_of_unknown_size(digits):
     # Unknown steps per epoch: a schedule of a guessed length (the old
     # `steps or 1`) reached zero after `epochs` steps and stopped training.
