@@ -90,6 +90,7 @@ def test_search_runs_to_completion_and_exports(tmp_path, capsys):
     # TensorFlow's C++ INFO lines (grappler's, once per trial) are hidden;
     # those it prints as it loads, before its log level applies, are not.
     assert "single_machine.cc" not in result.stderr
+    assert "Warning:" not in result.stderr  # no Python warning reaches the user
     lines = trial_lines(result.stdout)
     assert [trial_id for trial_id, _ in lines] == ["0", "1"]
     assert "'evolution' on 'digits': 2 trials of 1 epochs (0 already completed)" in result.stdout
@@ -193,6 +194,8 @@ def test_weight_sharing_search_from_the_command_line(tmp_path, capsys):
                  "--space-arg", 'operations=["conv3x3","sepconv3x3"]',
                  "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
+    # Keras's "`shuffle=True` was passed" came from the supernet's fit.
+    assert "Warning:" not in result.stderr
     assert [trial_id for trial_id, _ in trial_lines(result.stdout)] == ["0"]
     assert ("'darts' on 'digits': a supernet for 1 epochs, then the derived architecture "
             "for 1 epochs (0 already completed)") in result.stdout

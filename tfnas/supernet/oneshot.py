@@ -82,7 +82,12 @@ class OneShotModel(keras.Model):
         return self.supernet(inputs, training=training)
 
     def fit(self, *args, **kwargs):
-        self._build_state(args[0] if args else kwargs.get("x"))
+        data = args[0] if args else kwargs.get("x")
+        if isinstance(data, tf.data.Dataset):
+            # It orders itself: Keras ignores fit's default shuffle=True for
+            # a dataset, with a warning.
+            kwargs.setdefault("shuffle", False)
+        self._build_state(data)
         if getattr(self, "_release", None) is None:  # once per model: one first step
             object.__setattr__(self, "_release", memory.ReleaseAfterFirstStep())
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self._release]
