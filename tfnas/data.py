@@ -111,6 +111,19 @@ def mnist1d_arrays(seed=0):
     return _stratified_split(x_rest, y_rest, x_test, y_test, seed)
 
 
+def leave_order_to_dataset(fit_args, fit_kwargs):
+    """`model.fit`'s keyword arguments with `shuffle=False` unless given,
+    when the training data (`fit_args[0]` or `x`) is a `tf.data.Dataset`.
+
+    A dataset orders itself (these shuffle their training split every
+    epoch); Keras ignores fit's default `shuffle=True` for one, and warns.
+    """
+    data = fit_args[0] if fit_args else fit_kwargs.get("x")
+    if isinstance(data, tf.data.Dataset):
+        return {"shuffle": False, **fit_kwargs}
+    return fit_kwargs
+
+
 def _batched(dataset, batch_size, shuffle_seed=None):
     if shuffle_seed is not None:
         dataset = dataset.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)

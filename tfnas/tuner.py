@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas import checkpoints
+from tfnas import data as data_module
 from tfnas import distributed
 from tfnas import early_stopping as early_stopping_module
 from tfnas import epoch_logs
@@ -389,6 +390,7 @@ class NASTuner(kt.Tuner):
         self._quiet = fit_kwargs.get("verbose", 1) == 0
         if self._trains_with_model_fit():
             self._check_data(fit_args, fit_kwargs)
+            fit_kwargs = data_module.leave_order_to_dataset(fit_args, fit_kwargs)
         screening.set_batch(self.oracle, fit_args, fit_kwargs)
         if self.role == distributed.CHIEF:
             return distributed.run_chief(self)

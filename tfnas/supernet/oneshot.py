@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas import checkpoints, compat
+from tfnas.data import leave_order_to_dataset
 from tfnas.graph_options import lean_graph_optimization
 from tfnas.optimizers import FusedAdam
 from tfnas.supernet import memory
@@ -82,12 +83,8 @@ class OneShotModel(keras.Model):
         return self.supernet(inputs, training=training)
 
     def fit(self, *args, **kwargs):
-        data = args[0] if args else kwargs.get("x")
-        if isinstance(data, tf.data.Dataset):
-            # It orders itself: Keras ignores fit's default shuffle=True for
-            # a dataset, with a warning.
-            kwargs.setdefault("shuffle", False)
-        self._build_state(data)
+        kwargs = leave_order_to_dataset(args, kwargs)
+        self._build_state(args[0] if args else kwargs.get("x"))
         if getattr(self, "_release", None) is None:  # once per model: one first step
             object.__setattr__(self, "_release", memory.ReleaseAfterFirstStep())
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self._release]
